@@ -1,0 +1,75 @@
+"""The reading: one accepted sample with its UTC timestamp and sequence number.
+
+Sensors produce :class:`Sample` (raw values, no time); the sampler stamps it into a
+:class:`Reading`. Derived values are computed, never stored, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Any
+
+from filamentctl.core import psychro
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What a sensor returns: raw values in °C, %RH and hPa (None when the sensor has none)."""
+
+    temperature_c: float
+    humidity: float
+    pressure_hpa: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """An accepted sample: sampled at ``time_ns`` (UTC, ns since the epoch), numbered ``seq``."""
+
+    time_ns: int
+    seq: int
+    temperature_c: float
+    humidity: float
+    pressure_hpa: float | None = None
+
+    @property
+    def temperature_f(self) -> float:
+        return psychro.c_to_f(self.temperature_c)
+
+    @property
+    def dew_point_c(self) -> float:
+        return psychro.dew_point_c(self.temperature_c, self.humidity)
+
+    @property
+    def absolute_humidity_g_m3(self) -> float:
+        return psychro.absolute_humidity_g_m3(self.temperature_c, self.humidity)
+
+    def fields(self) -> dict[str, float]:
+        """The measured and derived values, as written to databases (pressure only when present)."""
+        out = {
+            "temperature_c": round(self.temperature_c, 3),
+            "temperature_f": round(self.temperature_f, 3),
+            "humidity": round(self.humidity, 3),
+            "dew_point_c": round(self.dew_point_c, 3),
+            "absolute_humidity_g_m3": round(self.absolute_humidity_g_m3, 3),
+        }
+        if self.pressure_hpa is not None:
+            out["pressure_hpa"] = round(self.pressure_hpa, 3)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used by the socket and ``--json`` output."""
+        return {
+            "time": iso_utc(self.time_ns),
+            "time_ns": self.time_ns,
+            "seq": self.seq,
+            **self.fields(),
+            "pressure_hpa": None if self.pressure_hpa is None else round(self.pressure_hpa, 3),
+        }
+
+
+def iso_utc(time_ns: int) -> str:
+    """RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-23T18:40:37.123456Z``."""
+    secs, ns = divmod(time_ns, 1_000_000_000)
+    moment = _dt.datetime.fromtimestamp(secs, tz=_dt.UTC).replace(microsecond=ns // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
