@@ -1,0 +1,69 @@
+"""What every command shares: the typed context, JSON/text output, errors and the client call."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from filamentctl.errors import UsageError
+
+
+@dataclass(slots=True)
+class Ctx:
+    socket: Path | None = None
+    debug: bool = False
+
+
+def ctx_of(ctx: typer.Context) -> Ctx:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Ctx) else Ctx()
+
+
+def call(ctx: typer.Context, op: str, args: dict[str, Any] | None = None,
+         timeout: float | None = 10.0) -> Any:
+    """One request to the running service (raises ServiceNotRunning → exit 3)."""
+    from filamentctl.client import Client
+
+    with Client.connect(ctx_of(ctx).socket, timeout=timeout) as client:
+        return client.call(op, args)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fmt_num(value: Any, unit: str = "", digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def fmt_age(seconds: Any) -> str:
+    if seconds is None:
+        return "—"
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 172800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def parse_since(text: str) -> float:
+    """``24h``, ``90m``, ``7d`` → seconds (usage error otherwise)."""
+    from filamentctl.core.duration import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"invalid duration {text!r}: {exc}") from None

@@ -1,0 +1,115 @@
+"""``filamentctl run`` (the service) and ``filamentctl demo`` (a simulated box, watched live)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import typer
+
+from filamentctl.cli.common import ctx_of
+from filamentctl.errors import UsageError, UserError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(demo)
+
+
+def run(
+    ctx: typer.Context,
+    simulate: bool = typer.Option(False, "--simulate", help="Simulated sensor and relays: no "
+                                  "hardware needed."),
+    debug: bool = typer.Option(False, "--debug", help="Debug logging (batch previews; never secrets)."),
+    log_format: str | None = typer.Option(None, "--log-format", help="text or json (default: "
+                                          "the log.format setting)."),
+) -> None:
+    """Run the service in the foreground (systemd runs exactly this)."""
+    if log_format not in (None, "text", "json"):
+        raise UsageError(f"invalid --log-format {log_format!r}: use text or json")
+    from filamentctl.service.main import run as run_service
+
+    code = run_service(simulate=simulate, debug=debug or ctx_of(ctx).debug, log_format=log_format)
+    raise typer.Exit(code)
+
+
+# The demo box: a heater band above room temperature and a humidity band the fan can reach, so
+# both relays visibly work within a few minutes.
+DEMO_SETTINGS = {
+    "FILAMENTCTL_SENSOR__READ_INTERVAL": "1",
+    "FILAMENTCTL_STORAGE__COMMIT_INTERVAL": "1",
+    "FILAMENTCTL_HEATER__ENABLED": "true",
+    "FILAMENTCTL_HEATER__MIN_TEMP_C": "26",
+    "FILAMENTCTL_HEATER__MAX_TEMP_C": "28",
+    "FILAMENTCTL_HEATER__MIN_CYCLE_S": "5",
+    "FILAMENTCTL_FAN__ENABLED": "true",
+    "FILAMENTCTL_FAN__MIN_HUMIDITY": "30",
+    "FILAMENTCTL_FAN__MAX_HUMIDITY": "40",
+    "FILAMENTCTL_FAN__MIN_CYCLE_S": "5",
+}
+
+
+def demo(
+    ctx: typer.Context,
+    plain: bool = typer.Option(False, "--plain", help="Show the live status text instead of the "
+                               "dashboard."),
+) -> None:
+    """Start a simulated box in the background and watch it live; stops it when you quit."""
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from filamentctl.client import Client
+
+    home = Path(tempfile.mkdtemp(prefix="filamentctl-demo-"))
+    env = {**os.environ, **DEMO_SETTINGS, "FILAMENTCTL_HOME": str(home)}
+    env.pop("FILAMENTCTL_SOCKET", None)
+    log_path = home / "service.log"
+    socket_path = home / "run" / "filamentctl.sock"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "filamentctl", "run", "--simulate"],
+            env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with Client.connect(socket_path, timeout=2.0) as client:
+                    client.call("ping")
+                break
+            except UserError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                    raise UserError("the demo service did not start: " + " | ".join(tail)) from None
+                time.sleep(0.1)
+        os.environ["FILAMENTCTL_SOCKET"] = str(socket_path)
+        ctx_of(ctx).socket = socket_path
+        _watch(ctx, plain)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _watch(ctx: typer.Context, plain: bool) -> None:
+    if not plain:
+        try:
+            from filamentctl.tui.app import run_dashboard
+        except ImportError:
+            pass
+        else:
+            run_dashboard(ctx_of(ctx).socket)
+            return
+    from filamentctl.cli.data import status
+
+    sys.stderr.write("demo: a simulated box is running; try in another terminal:\n"
+                     f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl sim set --temperature 20\n")
+    status(ctx, json_=False, watch=True, interval=1.0)

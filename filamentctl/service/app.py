@@ -1,0 +1,453 @@
+"""The service: wires sensor, history, delivery, relays and the socket together.
+
+Threads: ``sampler`` (reads the sensor, stores readings, drives control on each reading),
+``control`` (re-evaluates control on a timer so a dead sensor still turns the heater OFF),
+``delivery`` (drains the backlog), ``socket`` (+ one thread per client). Every stop path drives
+both relays OFF first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from filamentctl import __version__, protocol
+from filamentctl.core.reading import Reading, Sample
+from filamentctl.paths import Paths
+from filamentctl.protocol import ProtocolError, Request
+from filamentctl.service.bus import EventBus
+from filamentctl.service.server import Connection, SocketServer
+
+log = logging.getLogger("filamentctl.service")
+
+CONTROL_TICK_S = 0.25
+
+
+class Service:
+    """One box. ``start()`` brings everything up; ``stop()`` is safe from any state, twice."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        paths: Paths,
+        *,
+        simulate: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+        sink: Any = None,
+        sensor: Any = None,
+        pin_factory: Any = None,
+        socket_group: str | None = None,
+    ) -> None:
+        self.settings = dict(settings)
+        if simulate:
+            self.settings["sensor.type"] = "simulated"
+        self.paths = paths
+        self.simulate = simulate
+        self.clock = clock
+        self.wall_ns = wall_ns
+        self.bus = EventBus()
+        self.started_at = clock()
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._lock = threading.RLock()
+        self._threads: list[threading.Thread] = []
+        self._sink_override = sink
+        self._sensor_override = sensor
+        self._pin_factory = pin_factory
+        self._socket_group = socket_group
+        self.readings_total = 0
+        self.latest: Reading | None = None
+        self.latest_at: float | None = None  # clock() when the latest reading was taken
+        self.last_control_tick = clock()
+        self.fatal: BaseException | None = None
+        self._forget_previous = False
+        # Built in start():
+        self.history: Any = None
+        self.delivery: Any = None
+        self.sensor: Any = None
+        self.box: Any = None
+        self.control: Any = None
+        self.server: SocketServer | None = None
+        self._state_lock: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        from filamentctl.service.lockfile import StateLock
+        from filamentctl.store.history import History
+
+        s = self.settings
+        self._state_lock = StateLock(self.paths.state_dir)
+        self._state_lock.acquire()
+        try:
+            self._build_control()
+            self.history = History(
+                self.paths.history_db,
+                max_backlog=int(s["storage.max_backlog"]),
+                retention_days=float(s["storage.retention_days"]),
+            )
+            self.history.open()
+            last = self.history.latest()
+            if last is not None:
+                log.info("history: %s readings kept, last #%d", "existing", last.seq)
+            self._build_sensor()
+            self._build_delivery()
+            self.server = SocketServer(self.paths.socket, self.dispatch, group=self._socket_group)
+            self.server.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._spawn("sampler", self._sampler_loop)
+        self._spawn("control", self._control_loop)
+        log.info(
+            "filamentctl %s running: sensor %s, database %s, socket %s",
+            __version__, self.sensor_kind, s["database.type"], self.paths.socket,
+        )
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except BaseException as exc:  # a dying thread must stop the service, relays OFF
+                log.critical("thread %s failed: %r — stopping with relays OFF", name, exc,
+                             exc_info=True)
+                self.fatal = exc
+                self.safe_off(f"internal error in {name}")
+                self._stopping.set()
+
+        t = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stopping.wait(timeout)
+
+    def stop(self, delivery_timeout: float = 10.0) -> None:
+        """Relays OFF, then stop threads, deliver what we can in ``delivery_timeout``, close."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.safe_off("service stopping")
+        self._stopping.set()
+        if self.server is not None:
+            self.server.stop()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        if self.history is not None:
+            try:
+                self.history.commit()
+            except Exception:
+                log.exception("could not commit the last readings")
+        if self.delivery is not None:
+            self.delivery.stop(delivery_timeout)
+        if self.control is not None:
+            self.control.close()
+        if self.sensor is not None:
+            try:
+                self.sensor.close()
+            except Exception:
+                log.debug("sensor close failed", exc_info=True)
+        if self.history is not None:
+            self.history.close()
+        self.bus.close()
+        if self._state_lock is not None:
+            self._state_lock.release()
+        log.info("stopped")
+
+    def safe_off(self, reason: str) -> None:
+        """Both relays OFF; never raises (used on every way out)."""
+        if self.control is not None:
+            self.control.all_off(reason)
+
+    # -- construction -----------------------------------------------------------------------
+    def _build_control(self) -> None:
+        from filamentctl.service.control import ControlLoop
+
+        self.control = ControlLoop(self.settings, clock=self.clock, publish=self.bus.publish,
+                                   simulate=self.simulate, pin_factory=self._pin_factory)
+
+    def _build_sensor(self) -> None:
+        from filamentctl.core.validation import ReadingFilter, SensorHealth
+
+        s = self.settings
+        if self._sensor_override is not None:
+            self.sensor = self._sensor_override
+        else:
+            from filamentctl.hw.factory import make_sensor
+
+            if s["sensor.type"] == "simulated":
+                from filamentctl.hw.simulated import SimulatedBox
+
+                self.box = SimulatedBox(
+                    clock=self.clock,
+                    heater_on=self.control.heater_is_on,
+                    fan_on=self.control.fan_is_on,
+                )
+            self.sensor = make_sensor(s, clock=self.clock, box=self.box)
+        self.sensor_kind = str(getattr(self.sensor, "kind", s["sensor.type"]))
+        self.filter = ReadingFilter.from_settings(s)
+        self.health = SensorHealth.from_settings(s)
+
+    def _build_delivery(self) -> None:
+        s = self.settings
+        if self._sink_override is None and s["database.type"] == "none":
+            self.delivery = None
+            return
+        from filamentctl.service.delivery import DeliveryWorker
+
+        if self._sink_override is not None:
+            sink = self._sink_override
+        else:
+            from filamentctl.sinks.base import create_sink
+
+            sink = create_sink(s)
+        self.delivery = DeliveryWorker(self.history, sink, s, on_event=self.bus.publish)
+        self.delivery.start()
+
+    # -- sampling ---------------------------------------------------------------------------
+    def _sampler_loop(self) -> None:
+        s = self.settings
+        interval = max(float(s["sensor.read_interval"]), float(getattr(self.sensor, "min_interval_s", 0)))
+        commit_every = float(s["storage.commit_interval"])
+        last_commit = self.clock()
+        next_at = self.clock()
+        previous: Sample | None = None
+        while not self._stopping.is_set():
+            if self._forget_previous:  # a deliberate change (sim set) is not an implausible jump
+                previous, self._forget_previous = None, False
+            previous = self.sample_once(previous)
+            now = self.clock()
+            if now - last_commit >= commit_every:
+                self._commit()
+                last_commit = now
+            next_at += interval
+            if next_at < now:  # fell behind (slow sensor): don't burst to catch up
+                next_at = now + interval
+            self._stopping.wait(max(0.0, next_at - self.clock()))
+
+    def sample_once(self, previous: Sample | None) -> Sample | None:
+        """Read, validate, store, publish and control on one sample; returns the last accepted."""
+        from filamentctl.core.validation import Rejected
+        from filamentctl.hw.sensor import SensorError
+
+        now = self.clock()
+        try:
+            raw = self.sensor.read()
+        except SensorError as exc:
+            self._sensor_failed(now, str(exc))
+            return previous
+        except Exception as exc:  # a driver bug is a sensor fault, not a service crash
+            self._sensor_failed(now, f"{type(exc).__name__}: {exc}")
+            return previous
+        time_ns = self.wall_ns()
+        try:
+            sample = self.filter.check(raw, previous)
+        except Rejected as exc:
+            self._sensor_failed(now, f"rejected: {exc}", rejected=True)
+            return previous
+        with self._lock:
+            seq = self.history.next_seq()
+            reading = Reading(time_ns, seq, sample.temperature_c, sample.humidity, sample.pressure_hpa)
+            self.history.add(reading)
+            self.latest = reading
+            self.latest_at = now
+            self.readings_total += 1
+        self._sensor_ok(now)
+        self.control.on_reading(reading, now)
+        self.bus.publish("reading", reading.to_dict())
+        return sample
+
+    def _sensor_failed(self, now: float, message: str, rejected: bool = False) -> None:
+        event = self.health.failed(now, message, rejected=rejected)
+        if event is not None:
+            log.warning("sensor %s: %s", self.sensor_kind, event)
+            self.bus.publish("sensor", self.health.status())
+
+    def _sensor_ok(self, now: float) -> None:
+        event = self.health.ok(now)
+        if event is not None:
+            log.info("sensor %s: %s", self.sensor_kind, event)
+            self.bus.publish("sensor", self.health.status())
+
+    def _commit(self) -> None:
+        try:
+            n = self.history.commit()
+        except Exception as exc:  # disk full, I/O error: keep sampling and controlling
+            log.error("history: cannot write readings (%s); keeping them in memory", exc)
+            return
+        if n and self.delivery is not None:
+            self.delivery.wake()
+
+    # -- control timer ----------------------------------------------------------------------
+    def _control_loop(self) -> None:
+        while not self._stopping.wait(CONTROL_TICK_S):
+            self.control.tick(self.latest, self.latest_at, self.clock())
+            self.last_control_tick = self.clock()
+
+    def control_healthy(self) -> bool:
+        """For the systemd watchdog: the control timer ran recently."""
+        return self.clock() - self.last_control_tick < 5 * CONTROL_TICK_S + 1.0
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        reading: dict[str, Any] | None = None
+        if self.latest is not None:
+            reading = self.latest.to_dict()
+            reading["age_s"] = round(now - (self.latest_at or now), 3)
+        storage = self._storage_status()
+        sensor = {"type": self.sensor_kind, **self.health.status()}
+        out: dict[str, Any] = {
+            "version": __version__,
+            "protocol": protocol.VERSION,
+            "uptime_s": round(now - self.started_at, 3),
+            "simulated": self.box is not None,
+            "readings_total": self.readings_total,
+            "reading": reading,
+            "sensor": sensor,
+            "storage": storage,
+        }
+        out.update(self.control.status(now))
+        return out
+
+    def _storage_status(self) -> dict[str, Any]:
+        if self.delivery is not None:
+            return dict(self.delivery.status())
+        counters = self.history.counters()
+        return {
+            "backend": "none",
+            "connected": False,
+            "backlog": 0,
+            "oldest_unsent_age_s": None,
+            "written": counters.get("written", 0),
+            "dropped": counters.get("dropped", 0),
+            "rejected": counters.get("rejected", 0),
+            "dead_letter": counters.get("dead_letter", 0),
+            "last_error": None,
+            "next_retry_s": None,
+        }
+
+    # -- socket operations: one handler per op ----------------------------------------------
+    def dispatch(self, req: Request, conn: Connection) -> Any:
+        handler = self._handlers().get(req.op)
+        if handler is None:
+            raise ProtocolError(protocol.UNKNOWN_OP, f"unknown operation {req.op!r}; known: "
+                                + ", ".join(sorted(self._handlers())))
+        return handler(req, conn)
+
+    def _handlers(self) -> dict[str, Callable[[Request, Connection], Any]]:
+        return {
+            "ping": lambda req, conn: {"pong": True, "version": __version__},
+            "status": lambda req, conn: self.status(),
+            "read": self.op_read,
+            "history": self.op_history,
+            "subscribe": self.op_subscribe,
+            "flush": self.op_flush,
+            "sim.set": self.op_sim_set,
+            "sim.clear": self.op_sim_clear,
+            "heater.set": lambda req, conn: self.control.set_mode("heater", req.args, self.clock()),
+            "heater.reset": lambda req, conn: self.control.reset("heater", self.clock()),
+            "fan.set": lambda req, conn: self.control.set_mode("fan", req.args, self.clock()),
+            "fan.reset": lambda req, conn: self.control.reset("fan", self.clock()),
+            "deadletter.list": lambda req, conn: self.history.deadletter_list(),
+        }
+
+    def op_read(self, req: Request, conn: Connection) -> Any:
+        if self.latest is None:
+            raise ProtocolError(protocol.REFUSED, "no reading yet: the sensor has not produced a "
+                                "valid sample (see 'filamentctl status')")
+        out = self.latest.to_dict()
+        out["age_s"] = round(self.clock() - (self.latest_at or self.clock()), 3)
+        return out
+
+    def op_history(self, req: Request, conn: Connection) -> Any:
+        since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0)
+        limit = int(_number_arg(req.args, "limit", 100_000, minimum=1))
+        since_ns = self.wall_ns() - int(since_s * 1e9)
+        rows = self.history.query(since_ns)
+        return [r.to_dict() for r in rows[-limit:]]
+
+    def op_subscribe(self, req: Request, conn: Connection) -> Any:
+        topics = req.args.get("topics")
+        if topics is not None and (
+            not isinstance(topics, list) or not all(isinstance(t, str) for t in topics)
+        ):
+            raise ProtocolError(protocol.INVALID_ARGS, "'topics' must be a list of strings")
+        sub = self.bus.subscribe(frozenset(topics) if topics else None)
+        conn.sock.settimeout(None)
+        try:
+            conn.send_event(req.id, "status", self.status())
+            while not conn.closed.is_set() and not self._stopping.is_set():
+                item = sub.get(timeout=1.0)
+                if item is None:
+                    continue
+                if not conn.send_event(req.id, item[0], item[1]):
+                    break
+        finally:
+            self.bus.unsubscribe(sub)
+        return {"ended": True}
+
+    def op_flush(self, req: Request, conn: Connection) -> Any:
+        timeout = _number_arg(req.args, "timeout", 60.0, minimum=0.1)
+        self._commit()
+        if self.delivery is None:
+            return {"delivered": 0, "remaining": 0, "ok": True, "error": None,
+                    "backend": "none"}
+
+        def progress(delivered: int, total: int) -> None:
+            conn.send_event(req.id, "flush.progress", {"delivered": delivered, "total": total})
+
+        return self.delivery.flush(timeout, progress)
+
+    def _require_sim(self) -> Any:
+        if self.box is None:
+            raise ProtocolError(protocol.NOT_SIMULATED, "sim works only against a simulated "
+                                "service (filamentctl run --simulate)")
+        return self.box
+
+    def op_sim_set(self, req: Request, conn: Connection) -> Any:
+        box = self._require_sim()
+        args = req.args
+        unknown = set(args) - {"temperature", "humidity", "fault"}
+        if unknown:
+            raise ProtocolError(protocol.INVALID_ARGS, f"unknown sim.set argument(s): {sorted(unknown)}")
+        t = args.get("temperature")
+        h = args.get("humidity")
+        fault = args.get("fault")
+        for name, v in (("temperature", t), ("humidity", h)):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                                  or not math.isfinite(v)):
+                raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be a finite number")
+        if fault is not None and fault not in ("stale", "error", "nan", "spike"):
+            raise ProtocolError(protocol.INVALID_ARGS, "'fault' must be stale, error, nan or spike")
+        box.set(temperature_c=t, humidity=h, fault=fault)
+        self._forget_previous = True
+        log.info("sim: set %s", {k: v for k, v in args.items()})
+        return box.state()
+
+    def op_sim_clear(self, req: Request, conn: Connection) -> Any:
+        box = self._require_sim()
+        box.clear()
+        log.info("sim: cleared")
+        return box.state()
+
+
+def _number_arg(args: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be a number")
+    if value < minimum:
+        raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be at least {minimum}")
+    return float(value)

@@ -1,0 +1,85 @@
+"""Logging for the service: stderr, with syslog priority prefixes under journald, or JSON lines.
+
+journald reads ``<N>`` prefixes only when stderr really is its stream, which systemd announces in
+``JOURNAL_STREAM=dev:inode``; we compare that with stderr's own device and inode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+def stderr_is_journal(env: dict[str, str] | None = None) -> bool:
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    try:
+        dev, ino = (int(x) for x in value.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return st.st_dev == dev and st.st_ino == ino
+
+
+def _priority(levelno: int) -> int:
+    for level, prio in sorted(_PRIORITY.items(), reverse=True):
+        if levelno >= level:
+            return prio
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """``<6>filamentctl.sampler: message`` — journald adds its own timestamps."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        prio = _priority(record.levelno)
+        return "\n".join(f"<{prio}>{line}" for line in text.splitlines())
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup(level: str = "info", fmt: str = "text", debug: bool = False) -> None:
+    """Configure the ``filamentctl`` logger tree (idempotent)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    elif stderr_is_journal():
+        handler.setFormatter(JournalFormatter())
+    else:
+        handler.setFormatter(TextFormatter())
+    root = logging.getLogger("filamentctl")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False

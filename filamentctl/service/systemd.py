@@ -1,0 +1,35 @@
+"""sd_notify without libsystemd: READY=1, STOPPING=1, STATUS=..., WATCHDOG=1 datagrams."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def notify(message: str, env: dict[str, str] | None = None) -> bool:
+    """Send one notification to ``$NOTIFY_SOCKET``; False when not under systemd or on error."""
+    addr = (os.environ if env is None else env).get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(addr)
+            sock.sendall(message.encode())
+        return True
+    except OSError:
+        return False
+
+
+def watchdog_interval_s(env: dict[str, str] | None = None) -> float | None:
+    """Half of ``$WATCHDOG_USEC`` (the recommended ping period), if the watchdog is for us."""
+    env = os.environ if env is None else env
+    usec = env.get("WATCHDOG_USEC")
+    pid = env.get("WATCHDOG_PID")
+    if not usec or (pid and pid != str(os.getpid())):
+        return None
+    try:
+        return int(usec) / 2_000_000
+    except ValueError:
+        return None
