@@ -1,0 +1,850 @@
+"""Heater and fan control as pure state machines: hysteresis, manual overrides and safety.
+
+Nothing here touches a clock, a thread or a GPIO pin. Time comes in as ``now`` (float seconds
+on a monotonic clock) and readings come in as plain values with their age. Every step takes an
+immutable state and returns a :class:`Decision` holding the next state, whether the relay should
+be ON, whether that is a change, and a one-line human reason.
+
+The service calls :meth:`HeaterController.observe` / :meth:`FanController.observe` on every new
+reading and :meth:`~HeaterController.tick` on a timer, so a dead sensor (which produces no
+readings) still turns the heater OFF and overrides still expire. The controller objects are thin
+holders of (settings, state); they are not thread-safe: the caller serialises access.
+
+Rules (see ``docs/control.md`` for the user's version):
+
+* Hysteresis. Heater ON below ``min_temp_c``, OFF above ``max_temp_c``; fan ON above
+  ``max_humidity``, OFF below ``min_humidity``; unchanged in between and AT either threshold.
+* Manual override ``on``/``off``, optionally until a time; ``auto`` re-evaluates at once.
+* Safety, which no override bypasses, in this order of precedence:
+  - a latched fault keeps the heater OFF until :meth:`HeaterController.reset`;
+  - no reading, a NaN/infinite reading, or one older than ``stale_after`` → heater OFF, fan to
+    ``on_fault``; control recovers by itself when fresh readings return;
+  - temperature ≥ ``cutoff_temp_c`` → heater OFF and latched. Reset is refused while the last
+    known temperature is still at or above the cutoff;
+  - runaway: while the heater is ON and the temperature is more than ``runaway_gain_c`` below
+    ``max_temp_c``, it must rise by ``runaway_gain_c`` within ``runaway_window_s`` of the start
+    of each window, else the heater goes OFF and latches. Close to the target the check pauses
+    (a heater legitimately slows down there; ``max_on_s`` still bounds it);
+  - ``max_on_s`` caps one continuous ON period: the heater goes OFF and rests for
+    ``min_cycle_s`` (a forced rest, not a latch), then normal control (auto or manual) resumes;
+  - a latch cancels a manual ON, so a reset never switches the heater straight back on.
+* ``min_cycle_s`` is the minimum time between two switchings made by normal control (auto and
+  manual). Safety switch-offs ignore it; they do count as a switching, so the relay cannot
+  come back ON before ``min_cycle_s`` has passed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, Literal, TypeVar
+
+from filamentctl.core.duration import format_duration, parse_duration
+
+Mode = Literal["auto", "manual", "fault"]
+REQUEST_MODES = ("auto", "on", "off")
+RESET_HINT = "run 'filamentctl heater reset'"
+
+#: Turns an override expiry (monotonic seconds) into display text, given ``now``:
+#: the service passes one that shows wall-clock time ("until 14:05").
+UntilFormatter = Callable[[float, float], str]
+
+
+def relative_until(until: float, now: float) -> str:
+    """Default expiry text: time left, e.g. ``for 1h30m``."""
+    return f"for {format_duration(max(0.0, until - now))}"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _seconds(value: Any, key: str) -> float:
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return float(value)
+
+
+def _get(settings: Mapping[str, Any], key: str) -> Any:
+    try:
+        return settings[key]
+    except KeyError:
+        raise ValueError(f"missing setting {key}") from None
+
+
+def _on_off(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("on", "off"):
+        raise ValueError(f"{key} must be 'on' or 'off', not {value!r}")
+    return text == "on"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaterSettings:
+    """Heater thresholds and limits. Raises ValueError when they are inconsistent."""
+
+    enabled: bool
+    min_temp_c: float
+    max_temp_c: float
+    cutoff_temp_c: float
+    min_cycle_s: float
+    max_on_s: float
+    runaway_gain_c: float
+    runaway_window_s: float
+    stale_after_s: float
+
+    def __post_init__(self) -> None:
+        if not self.min_temp_c < self.max_temp_c < self.cutoff_temp_c:
+            raise ValueError(
+                "heater thresholds must satisfy heater.min_temp_c < heater.max_temp_c < "
+                f"heater.cutoff_temp_c (got {self.min_temp_c} < {self.max_temp_c} < "
+                f"{self.cutoff_temp_c})"
+            )
+        _require(self.min_cycle_s >= 0, "heater.min_cycle_s", self.min_cycle_s, ">= 0")
+        _require(self.max_on_s > 0, "heater.max_on_s", self.max_on_s, "> 0")
+        _require(self.runaway_gain_c > 0, "heater.runaway_gain_c", self.runaway_gain_c, "> 0")
+        _require(self.runaway_window_s > 0, "heater.runaway_window_s", self.runaway_window_s, "> 0")
+        _require(self.stale_after_s > 0, "sensor.stale_after", self.stale_after_s, "> 0")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> HeaterSettings:
+        """Build from the dotted-key settings mapping; ValueError if a key is missing or bad."""
+        return cls(
+            enabled=bool(_get(settings, "heater.enabled")),
+            min_temp_c=float(_get(settings, "heater.min_temp_c")),
+            max_temp_c=float(_get(settings, "heater.max_temp_c")),
+            cutoff_temp_c=float(_get(settings, "heater.cutoff_temp_c")),
+            min_cycle_s=_seconds(_get(settings, "heater.min_cycle_s"), "heater.min_cycle_s"),
+            max_on_s=_seconds(_get(settings, "heater.max_on_s"), "heater.max_on_s"),
+            runaway_gain_c=float(_get(settings, "heater.runaway_gain_c")),
+            runaway_window_s=_seconds(
+                _get(settings, "heater.runaway_window_s"), "heater.runaway_window_s"
+            ),
+            stale_after_s=_seconds(_get(settings, "sensor.stale_after"), "sensor.stale_after"),
+        )
+
+    def thresholds(self) -> dict[str, float | bool]:
+        """What ``status`` shows next to the heater."""
+        return {
+            "enabled": self.enabled,
+            "min_temp_c": self.min_temp_c,
+            "max_temp_c": self.max_temp_c,
+            "cutoff_temp_c": self.cutoff_temp_c,
+            "min_cycle_s": self.min_cycle_s,
+            "max_on_s": self.max_on_s,
+            "runaway_gain_c": self.runaway_gain_c,
+            "runaway_window_s": self.runaway_window_s,
+            "stale_after_s": self.stale_after_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FanSettings:
+    """Fan humidity band and limits. ``on_fault`` is the fan state while readings are bad."""
+
+    enabled: bool
+    min_humidity: float
+    max_humidity: float
+    min_cycle_s: float
+    on_fault: bool
+    stale_after_s: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_humidity < self.max_humidity <= 100:
+            raise ValueError(
+                "fan thresholds must satisfy 0 <= fan.min_humidity < fan.max_humidity <= 100 "
+                f"(got {self.min_humidity} < {self.max_humidity})"
+            )
+        _require(self.min_cycle_s >= 0, "fan.min_cycle_s", self.min_cycle_s, ">= 0")
+        _require(self.stale_after_s > 0, "sensor.stale_after", self.stale_after_s, "> 0")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> FanSettings:
+        """Build from the dotted-key settings mapping; ValueError if a key is missing or bad."""
+        return cls(
+            enabled=bool(_get(settings, "fan.enabled")),
+            min_humidity=float(_get(settings, "fan.min_humidity")),
+            max_humidity=float(_get(settings, "fan.max_humidity")),
+            min_cycle_s=_seconds(_get(settings, "fan.min_cycle_s"), "fan.min_cycle_s"),
+            on_fault=_on_off(_get(settings, "fan.on_fault"), "fan.on_fault"),
+            stale_after_s=_seconds(_get(settings, "sensor.stale_after"), "sensor.stale_after"),
+        )
+
+    def thresholds(self) -> dict[str, float | bool | str]:
+        """What ``status`` shows next to the fan."""
+        return {
+            "enabled": self.enabled,
+            "min_humidity": self.min_humidity,
+            "max_humidity": self.max_humidity,
+            "min_cycle_s": self.min_cycle_s,
+            "on_fault": "on" if self.on_fault else "off",
+            "stale_after_s": self.stale_after_s,
+        }
+
+
+def _require(ok: bool, key: str, value: float, rule: str) -> None:
+    if not ok:
+        raise ValueError(f"{key} must be {rule} (got {value})")
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A reading as the controller sees it: the value (°C or %RH) and its age in seconds."""
+
+    value: float
+    age_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A manual ``on``/``off``; ``until`` is a monotonic time, None for no expiry."""
+
+    on: bool
+    until: float | None = None
+
+    @property
+    def word(self) -> str:
+        return "on" if self.on else "off"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaterState:
+    """Everything the heater controller remembers between steps. Build with :meth:`initial`."""
+
+    started_at: float
+    on: bool = False
+    mode: Mode = "auto"
+    reason: str = "starting: OFF until the first reading"
+    override: Override | None = None
+    last_value: float | None = None
+    reading_at: float | None = None
+    last_switch_at: float | None = None
+    on_since: float | None = None
+    fault: str | None = None  # latched fault cause, e.g. "41.0 °C ≥ cutoff 40.0 °C"
+    runaway_ref_c: float | None = None
+    runaway_since: float | None = None
+    rest_until: float | None = None
+
+    @classmethod
+    def initial(cls, now: float) -> HeaterState:
+        """The state at service start: auto, relay OFF, no reading yet."""
+        return cls(started_at=now)
+
+
+@dataclass(frozen=True, slots=True)
+class FanState:
+    """Everything the fan controller remembers between steps. Build with :meth:`initial`."""
+
+    started_at: float
+    on: bool = False
+    mode: Mode = "auto"
+    reason: str = "starting: OFF until the first reading"
+    override: Override | None = None
+    last_value: float | None = None
+    reading_at: float | None = None
+    last_switch_at: float | None = None
+
+    @classmethod
+    def initial(cls, now: float) -> FanState:
+        """The state at service start: auto, relay OFF, no reading yet."""
+        return cls(started_at=now)
+
+
+S = TypeVar("S", HeaterState, FanState)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Generic[S]):
+    """The outcome of one step: apply ``on`` to the relay; log ``reason`` when ``changed``."""
+
+    state: S
+    on: bool
+    changed: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestResult(Generic[S]):
+    """Outcome of an override or reset request.
+
+    ``reason`` is the decision's reason when accepted, or why it was refused and what to do.
+    Either way ``decision`` is the re-evaluation at ``now`` (a refused request changes nothing
+    but the passing of time); apply its ``on`` to the relay like any other decision.
+    """
+
+    accepted: bool
+    reason: str
+    decision: Decision[S]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStatus:
+    """What ``status`` reports for one relay's control (the pin level comes from the relay)."""
+
+    on: bool
+    mode: Mode
+    reason: str
+    override: str | None  # "on" | "off" | None
+    override_until: float | None  # monotonic seconds; the service converts for display
+    override_remaining_s: float | None
+    latched: str | None
+    thresholds: Mapping[str, float | bool | str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "on": self.on,
+            "mode": self.mode,
+            "reason": self.reason,
+            "override": self.override,
+            "override_until": self.override_until,
+            "override_remaining_s": self.override_remaining_s,
+            "latched": self.latched,
+            "thresholds": dict(self.thresholds),
+        }
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _span(seconds: float, *, up: bool = False) -> str:
+    """'31 s' for short spans (rounded, or rounded up for time still to wait), else '2m5s'."""
+    whole = math.ceil(seconds - 1e-9) if up else round(seconds)
+    whole = max(whole, 1 if up else 0)
+    if whole < 120:
+        return f"{whole} s"
+    return format_duration(whole)
+
+
+def _onoff(on: bool) -> str:
+    return "ON" if on else "OFF"
+
+
+def _observe(
+    value: float | None, reading_at: float | None, obs: Observation | None, now: float
+) -> tuple[float | None, float | None]:
+    if obs is None:
+        return value, reading_at
+    # A reading stamped in the future (clock step) counts as brand new, not as negative age.
+    return obs.value, now - max(0.0, obs.age_s)
+
+
+def _sensor_problem(
+    value: float | None,
+    reading_at: float | None,
+    started_at: float,
+    stale_after: float,
+    now: float,
+) -> tuple[str | None, bool]:
+    """(what is wrong with the input or None, still waiting for the first reading)."""
+    if value is None or reading_at is None:
+        waited = now - started_at
+        if waited > stale_after:
+            return f"no reading for {_span(waited)}", False
+        return None, True
+    if not math.isfinite(value):
+        return f"invalid reading ({value})", False
+    age = now - reading_at
+    if age > stale_after:
+        return f"reading {_span(age)} old (limit {_span(stale_after)})", False
+    return None, False
+
+
+def _expire(override: Override | None, now: float) -> tuple[Override | None, str]:
+    if override is not None and override.until is not None and now >= override.until:
+        return None, f"manual {override.word} expired; "
+    return override, ""
+
+
+def _manual_reason(override: Override, now: float, fmt: UntilFormatter) -> str:
+    if override.until is None:
+        return f"manual {override.word}"
+    return f"manual {override.word} {fmt(override.until, now)}"
+
+
+def _check_request(mode: str, until: float | None, now: float) -> None:
+    if mode not in REQUEST_MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of: auto, on, off")
+    if until is not None:
+        if mode == "auto":
+            raise ValueError("an expiry only applies to 'on' or 'off', not 'auto'")
+        if not math.isfinite(until) or until <= now:
+            raise ValueError("the override must expire in the future")
+
+
+def _hold(last_switch_at: float | None, min_cycle_s: float, now: float) -> float:
+    """Seconds normal control must still wait before switching (0 when free to switch)."""
+    if last_switch_at is None:
+        return 0.0
+    return max(0.0, min_cycle_s - (now - last_switch_at))
+
+
+# --------------------------------------------------------------------------- heater
+
+
+def _heater_switch(
+    st: HeaterState, on: bool, mode: Mode, reason: str, now: float
+) -> Decision[HeaterState]:
+    changed = on != st.on
+    if changed:
+        if on:
+            # Each ON period starts a fresh runaway window at the current temperature.
+            st = replace(
+                st,
+                last_switch_at=now,
+                on_since=now,
+                runaway_ref_c=st.last_value,
+                runaway_since=now,
+            )
+        else:
+            st = replace(
+                st, last_switch_at=now, on_since=None, runaway_ref_c=None, runaway_since=None
+            )
+    st = replace(st, on=on, mode=mode, reason=reason)
+    return Decision(st, on, changed, reason)
+
+
+def _latch(st: HeaterState, cause: str, now: float) -> Decision[HeaterState]:
+    # A latch cancels a manual ON so that a later reset cannot switch the heater straight on.
+    override = st.override if st.override is not None and not st.override.on else None
+    st = replace(st, fault=cause, override=override)
+    return _heater_switch(st, False, "fault", _latched_reason(cause), now)
+
+
+def _latched_reason(cause: str) -> str:
+    return f"safety: {cause} (latched; {RESET_HINT})"
+
+
+def decide_heater(
+    settings: HeaterSettings,
+    state: HeaterState,
+    observation: Observation | None,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> Decision[HeaterState]:
+    """One heater step at ``now``: with a new ``observation`` (°C), or None on a timer tick.
+
+    Never raises for any reading value (NaN, inf, stale are handled as safety faults).
+    """
+    s = settings
+    value, reading_at = _observe(state.last_value, state.reading_at, observation, now)
+    override, expired = _expire(state.override, now)
+    st = replace(state, last_value=value, reading_at=reading_at, override=override)
+
+    if not s.enabled:
+        return _heater_switch(st, False, "auto", "disabled (heater.enabled = false)", now)
+    if st.fault is not None:
+        return _heater_switch(st, False, "fault", _latched_reason(st.fault), now)
+
+    problem, waiting = _sensor_problem(value, reading_at, st.started_at, s.stale_after_s, now)
+    if waiting:
+        return _heater_switch(st, False, "auto", "waiting for the first reading", now)
+    if problem is not None or value is None:
+        return _heater_switch(st, False, "fault", f"safety: {problem}", now)
+    temp = value
+
+    if temp >= s.cutoff_temp_c:
+        return _latch(st, f"{temp:.1f} °C ≥ cutoff {s.cutoff_temp_c:.1f} °C", now)
+
+    normal_mode: Mode = "manual" if st.override is not None else "auto"
+    if st.on:
+        ref, since = st.runaway_ref_c, st.runaway_since
+        near_target = temp >= s.max_temp_c - s.runaway_gain_c
+        if ref is None or since is None or near_target or temp >= ref + s.runaway_gain_c:
+            st = replace(st, runaway_ref_c=temp, runaway_since=now)
+        elif now - since >= s.runaway_window_s:
+            return _latch(
+                st,
+                f"runaway: heater ON but {ref:.1f} → {temp:.1f} °C in {_span(now - since)} "
+                f"(needs +{s.runaway_gain_c:.1f} °C within {_span(s.runaway_window_s)})",
+                now,
+            )
+        on_for = now - st.on_since if st.on_since is not None else 0.0
+        if on_for >= s.max_on_s:
+            st = replace(st, rest_until=now + s.min_cycle_s)
+            return _heater_switch(
+                st,
+                False,
+                normal_mode,
+                f"safety: ON for {_span(on_for)} (heater.max_on_s); "
+                f"resting OFF for {_span(s.min_cycle_s)}",
+                now,
+            )
+
+    if st.rest_until is not None:
+        if now < st.rest_until:
+            return _heater_switch(
+                st,
+                False,
+                normal_mode,
+                f"safety: resting OFF for {_span(st.rest_until - now, up=True)} after "
+                f"{_span(s.max_on_s)} ON (heater.max_on_s)",
+                now,
+            )
+        st = replace(st, rest_until=None)
+
+    if st.override is not None:
+        want = st.override.on
+        why = _manual_reason(st.override, now, format_until)
+    elif temp < s.min_temp_c:
+        want, why = True, f"auto: {temp:.1f} °C < {s.min_temp_c:.1f} °C"
+    elif temp > s.max_temp_c:
+        want, why = False, f"auto: {temp:.1f} °C > {s.max_temp_c:.1f} °C"
+    else:
+        want = st.on
+        why = (
+            f"auto: {temp:.1f} °C within {s.min_temp_c:.1f}–{s.max_temp_c:.1f} °C, "
+            f"staying {_onoff(st.on)}"
+        )
+    why = expired + why
+
+    wait = _hold(st.last_switch_at, s.min_cycle_s, now) if want != st.on else 0.0
+    if wait > 0:
+        return _heater_switch(
+            st,
+            st.on,
+            normal_mode,
+            f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})",
+            now,
+        )
+    return _heater_switch(st, want, normal_mode, why, now)
+
+
+def request_heater(
+    settings: HeaterSettings,
+    state: HeaterState,
+    mode: str,
+    until: float | None,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> RequestResult[HeaterState]:
+    """Apply ``heater on|off|auto`` (``until``: monotonic expiry or None) and re-evaluate at once.
+
+    Raises ValueError for an unknown mode, an expiry on ``auto`` or an expiry not after ``now``
+    (usage errors). Refuses ``on`` (accepted False, with a reason that says what to do) while
+    the heater is disabled, latched, resting after ``max_on_s``, or without a fresh valid reading;
+    ``off`` and ``auto`` are always accepted.
+    """
+    _check_request(mode, until, now)
+    if mode == "on":
+        refusal = _heater_on_refusal(settings, state, now)
+        if refusal is not None:
+            current = decide_heater(settings, state, None, now, format_until)
+            return RequestResult(False, refusal, current)
+    override = None if mode == "auto" else Override(on=mode == "on", until=until)
+    decision = decide_heater(settings, replace(state, override=override), None, now, format_until)
+    return RequestResult(True, decision.reason, decision)
+
+
+def _heater_on_refusal(s: HeaterSettings, st: HeaterState, now: float) -> str | None:
+    if not s.enabled:
+        return (
+            "heater is disabled (heater.enabled = false); "
+            "enable it with 'filamentctl config set heater.enabled true'"
+        )
+    if st.fault is not None:
+        return f"heater is latched off by a safety fault: {st.fault}; {RESET_HINT} first"
+    problem, waiting = _sensor_problem(
+        st.last_value, st.reading_at, st.started_at, s.stale_after_s, now
+    )
+    if waiting:
+        return "heater cannot be switched on yet: no reading so far; wait for the sensor"
+    if problem is not None:
+        return (
+            f"heater cannot be switched on: {problem}; it needs a fresh, valid reading "
+            "(check the sensor with 'filamentctl status')"
+        )
+    if st.rest_until is not None and now < st.rest_until:
+        return (
+            f"heater is resting after {_span(s.max_on_s)} ON (heater.max_on_s); "
+            f"try again in {_span(st.rest_until - now, up=True)}"
+        )
+    return None
+
+
+def reset_heater(
+    settings: HeaterSettings,
+    state: HeaterState,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> RequestResult[HeaterState]:
+    """Clear a latched fault (``heater reset``) and re-evaluate at once.
+
+    Refused while the last known temperature is still at or above the cutoff: the latch exists
+    because the box overheated, and clearing it before the box cools would only re-latch (or,
+    with a bad sensor, hide the problem). With nothing latched it is an accepted no-op.
+    """
+    if state.fault is None:
+        current = decide_heater(settings, state, None, now, format_until)
+        return RequestResult(True, "heater has no latched fault; nothing to reset", current)
+    last = state.last_value
+    if last is not None and math.isfinite(last) and last >= settings.cutoff_temp_c:
+        current = decide_heater(settings, state, None, now, format_until)
+        return RequestResult(
+            False,
+            f"cannot reset: temperature {last:.1f} °C is still ≥ cutoff "
+            f"{settings.cutoff_temp_c:.1f} °C; let the box cool below it first",
+            current,
+        )
+    cleared = replace(state, fault=None, runaway_ref_c=None, runaway_since=None)
+    decision = decide_heater(settings, cleared, None, now, format_until)
+    return RequestResult(True, f"fault cleared; {decision.reason}", decision)
+
+
+def heater_status(settings: HeaterSettings, state: HeaterState, now: float) -> ControlStatus:
+    """The heater part of ``status``, from the state left by the last step."""
+    return _status(
+        state.on, state.mode, state.reason, state.override, state.fault, settings.thresholds(), now
+    )
+
+
+def _status(
+    on: bool,
+    mode: Mode,
+    reason: str,
+    override: Override | None,
+    latched: str | None,
+    thresholds: Mapping[str, float | bool | str],
+    now: float,
+) -> ControlStatus:
+    until = override.until if override is not None else None
+    return ControlStatus(
+        on=on,
+        mode=mode,
+        reason=reason,
+        override=override.word if override is not None else None,
+        override_until=until,
+        override_remaining_s=None if until is None else max(0.0, until - now),
+        latched=latched,
+        thresholds=thresholds,
+    )
+
+
+# --------------------------------------------------------------------------- fan
+
+
+def _fan_switch(st: FanState, on: bool, mode: Mode, reason: str, now: float) -> Decision[FanState]:
+    changed = on != st.on
+    if changed:
+        st = replace(st, last_switch_at=now)
+    st = replace(st, on=on, mode=mode, reason=reason)
+    return Decision(st, on, changed, reason)
+
+
+def decide_fan(
+    settings: FanSettings,
+    state: FanState,
+    observation: Observation | None,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> Decision[FanState]:
+    """One fan step at ``now``: with a new ``observation`` (%RH), or None on a timer tick.
+
+    Bad input (none for ``stale_after``, NaN, stale) puts the fan in its ``on_fault`` state,
+    ignoring ``min_cycle_s`` and overrides; it recovers by itself. Never raises.
+    """
+    s = settings
+    value, reading_at = _observe(state.last_value, state.reading_at, observation, now)
+    override, expired = _expire(state.override, now)
+    st = replace(state, last_value=value, reading_at=reading_at, override=override)
+
+    if not s.enabled:
+        return _fan_switch(st, False, "auto", "disabled (fan.enabled = false)", now)
+
+    problem, waiting = _sensor_problem(value, reading_at, st.started_at, s.stale_after_s, now)
+    if problem is not None:
+        return _fan_switch(
+            st,
+            s.on_fault,
+            "fault",
+            f"safety: {problem}; fan {_onoff(s.on_fault)} (fan.on_fault)",
+            now,
+        )
+
+    normal_mode: Mode = "manual" if st.override is not None else "auto"
+    if st.override is not None:
+        want = st.override.on
+        why = _manual_reason(st.override, now, format_until)
+    elif waiting or value is None:
+        want, why = False, "waiting for the first reading"
+    elif value > s.max_humidity:
+        want, why = True, f"auto: {value:.1f} % > {s.max_humidity:.1f} %"
+    elif value < s.min_humidity:
+        want, why = False, f"auto: {value:.1f} % < {s.min_humidity:.1f} %"
+    else:
+        want = st.on
+        why = (
+            f"auto: {value:.1f} % within {s.min_humidity:.1f}–{s.max_humidity:.1f} %, "
+            f"staying {_onoff(st.on)}"
+        )
+    why = expired + why
+
+    wait = _hold(st.last_switch_at, s.min_cycle_s, now) if want != st.on else 0.0
+    if wait > 0:
+        return _fan_switch(
+            st,
+            st.on,
+            normal_mode,
+            f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})",
+            now,
+        )
+    return _fan_switch(st, want, normal_mode, why, now)
+
+
+def request_fan(
+    settings: FanSettings,
+    state: FanState,
+    mode: str,
+    until: float | None,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> RequestResult[FanState]:
+    """Apply ``fan on|off|auto`` and re-evaluate at once.
+
+    Raises ValueError for usage errors (as :func:`request_heater`). Refuses ``on`` while the fan
+    is disabled, and ``on``/``off`` when readings are bad and the request contradicts the fault
+    state (``fan.on_fault``), since the fault state overrides manual control.
+    """
+    _check_request(mode, until, now)
+    refusal: str | None = None
+    if mode == "on" and not settings.enabled:
+        refusal = (
+            "fan is disabled (fan.enabled = false); "
+            "enable it with 'filamentctl config set fan.enabled true'"
+        )
+    elif mode != "auto" and (mode == "on") != settings.on_fault:
+        problem, _ = _sensor_problem(
+            state.last_value, state.reading_at, state.started_at, settings.stale_after_s, now
+        )
+        if problem is not None:
+            refusal = (
+                f"fan is held {_onoff(settings.on_fault)} (fan.on_fault) because of {problem}; "
+                "it follows requests again when fresh readings return"
+            )
+    if refusal is not None:
+        return RequestResult(False, refusal, decide_fan(settings, state, None, now, format_until))
+    override = None if mode == "auto" else Override(on=mode == "on", until=until)
+    decision = decide_fan(settings, replace(state, override=override), None, now, format_until)
+    return RequestResult(True, decision.reason, decision)
+
+
+def reset_fan(
+    settings: FanSettings,
+    state: FanState,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+) -> RequestResult[FanState]:
+    """``fan reset``: the fan has no latching fault (its fault state clears by itself): a no-op."""
+    current = decide_fan(settings, state, None, now, format_until)
+    return RequestResult(True, "fan has no latched fault; nothing to reset", current)
+
+
+def fan_status(settings: FanSettings, state: FanState, now: float) -> ControlStatus:
+    """The fan part of ``status``, from the state left by the last step."""
+    return _status(
+        state.on, state.mode, state.reason, state.override, None, settings.thresholds(), now
+    )
+
+
+# --------------------------------------------------------------------------- holders
+
+
+class HeaterController:
+    """Holds the heater's settings and state; each method is one pure step that replaces it."""
+
+    def __init__(
+        self,
+        settings: HeaterSettings,
+        now: float,
+        format_until: UntilFormatter = relative_until,
+    ) -> None:
+        self.settings = settings
+        self.state = HeaterState.initial(now)
+        self.format_until = format_until
+
+    def _apply(self, decision: Decision[HeaterState]) -> Decision[HeaterState]:
+        self.state = decision.state
+        return decision
+
+    def observe(self, temperature_c: float, age_s: float, now: float) -> Decision[HeaterState]:
+        """A new reading (°C) sampled ``age_s`` seconds before ``now``."""
+        obs = Observation(temperature_c, age_s)
+        return self._apply(decide_heater(self.settings, self.state, obs, now, self.format_until))
+
+    def tick(self, now: float) -> Decision[HeaterState]:
+        """Re-evaluate without a new reading (staleness, expiry, max on-time)."""
+        return self._apply(decide_heater(self.settings, self.state, None, now, self.format_until))
+
+    def request(self, mode: str, until: float | None, now: float) -> RequestResult[HeaterState]:
+        """``heater on|off|auto``; see :func:`request_heater`."""
+        result = request_heater(self.settings, self.state, mode, until, now, self.format_until)
+        self._apply(result.decision)
+        return result
+
+    def reset(self, now: float) -> RequestResult[HeaterState]:
+        """``heater reset``; see :func:`reset_heater`."""
+        result = reset_heater(self.settings, self.state, now, self.format_until)
+        self._apply(result.decision)
+        return result
+
+    def reconfigure(self, settings: HeaterSettings, now: float) -> Decision[HeaterState]:
+        """Apply changed settings and re-evaluate at once (a latch stays latched)."""
+        self.settings = settings
+        return self.tick(now)
+
+    def status(self, now: float) -> ControlStatus:
+        return heater_status(self.settings, self.state, now)
+
+
+class FanController:
+    """Holds the fan's settings and state; each method is one pure step that replaces it."""
+
+    def __init__(
+        self,
+        settings: FanSettings,
+        now: float,
+        format_until: UntilFormatter = relative_until,
+    ) -> None:
+        self.settings = settings
+        self.state = FanState.initial(now)
+        self.format_until = format_until
+
+    def _apply(self, decision: Decision[FanState]) -> Decision[FanState]:
+        self.state = decision.state
+        return decision
+
+    def observe(self, humidity: float, age_s: float, now: float) -> Decision[FanState]:
+        """A new reading (%RH) sampled ``age_s`` seconds before ``now``."""
+        obs = Observation(humidity, age_s)
+        return self._apply(decide_fan(self.settings, self.state, obs, now, self.format_until))
+
+    def tick(self, now: float) -> Decision[FanState]:
+        """Re-evaluate without a new reading (staleness, expiry)."""
+        return self._apply(decide_fan(self.settings, self.state, None, now, self.format_until))
+
+    def request(self, mode: str, until: float | None, now: float) -> RequestResult[FanState]:
+        """``fan on|off|auto``; see :func:`request_fan`."""
+        result = request_fan(self.settings, self.state, mode, until, now, self.format_until)
+        self._apply(result.decision)
+        return result
+
+    def reset(self, now: float) -> RequestResult[FanState]:
+        """``fan reset``; see :func:`reset_fan`."""
+        result = reset_fan(self.settings, self.state, now, self.format_until)
+        self._apply(result.decision)
+        return result
+
+    def reconfigure(self, settings: FanSettings, now: float) -> Decision[FanState]:
+        """Apply changed settings and re-evaluate at once."""
+        self.settings = settings
+        return self.tick(now)
+
+    def status(self, now: float) -> ControlStatus:
+        return fan_status(self.settings, self.state, now)
