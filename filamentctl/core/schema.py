@@ -1,0 +1,853 @@
+"""The configuration schema: every key's type, default, allowed values, help and secrecy.
+
+This is the single source of truth for configuration (product.md §6). It drives validation,
+``filamentctl config list``, the docs and the environment overrides. Pure and cheap to import: the
+CLI loads it for ``--help`` and completion.
+
+Environment overrides: a key's dotted parts are upper-cased and joined with ``__`` after the
+``FILAMENTCTL_`` prefix, so ``sensor.read_interval`` is ``FILAMENTCTL_SENSOR__READ_INTERVAL`` and
+``database.influxdb_v1.url`` is ``FILAMENTCTL_DATABASE__INFLUXDB_V1__URL``. Single underscores stay
+inside a part, so the mapping is reversible; only variables containing ``__`` are treated as key
+overrides (``FILAMENTCTL_HOME`` and ``FILAMENTCTL_CONFIG_KEY`` are not keys).
+
+Errors are :class:`~filamentctl.errors.ConfigError` (exit 2) with one line naming the key, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from filamentctl.errors import ConfigError
+
+KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
+
+ENV_PREFIX = "FILAMENTCTL_"
+ENV_SEPARATOR = "__"
+
+_TRUE = frozenset({"true", "yes", "1", "on"})
+_FALSE = frozenset({"false", "no", "0", "off"})
+
+# A validator returns None when the (already typed) value is acceptable, else what is allowed.
+Validator = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One configuration key. ``min``/``max`` are inclusive; ``choices`` only for "choice"."""
+
+    name: str
+    type: KeyType
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    secret: bool = False
+    unit: str | None = None
+    validator: Validator | None = None
+
+    @property
+    def section(self) -> str:
+        return self.name.split(".", 1)[0]
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    def allowed(self) -> str:
+        """What values are allowed, in words (used in error messages and ``config list``)."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.type == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.type == "bool":
+            return "true or false"
+        if self.type == "json_object":
+            return 'a JSON object, e.g. {"location": "shelf-2"}'
+        if self.type in ("int", "float"):
+            kind = "a whole number" if self.type == "int" else "a number"
+            if self.min is not None and self.max is not None:
+                return f"{kind} from {_num(self.min)} to {_num(self.max)}{unit}"
+            if self.min is not None:
+                return f"{kind} of at least {_num(self.min)}{unit}"
+            if self.max is not None:
+                return f"{kind} of at most {_num(self.max)}{unit}"
+            return kind
+        return "text"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+# --- per-key validators (typed value in, None or "what is allowed" out) -----------------------
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if str(value).strip() else "a non-empty name"
+
+
+def _http_url(value: Any) -> str | None:
+    return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) else "an http:// or https:// URL"
+
+
+def _postgres_url(value: Any) -> str | None:
+    ok = re.fullmatch(r"postgres(ql)?://\S+", value)
+    return None if ok else "a postgresql:// URL (the password goes in its own secret key)"
+
+
+def _tenant(value: Any) -> str | None:
+    ok = value == "" or re.fullmatch(r"\d+(:\d+)?", value)
+    return None if ok else "empty or a VictoriaMetrics tenant 'accountID' or 'accountID:projectID'"
+
+
+def _tags(value: Any) -> str | None:
+    for k, v in value.items():
+        if not k.strip() or not isinstance(v, str):
+            return 'a JSON object of non-empty names to string values, e.g. {"box": "dryer-1"}'
+    return None
+
+
+def _loopback_listen(value: Any) -> str | None:
+    """Empty (off), or host:port where host is a loopback address (metrics are unauthenticated)."""
+    if value == "":
+        return None
+    allowed = "empty (off) or a loopback host:port such as 127.0.0.1:9108 or [::1]:9108"
+    m = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[^:\[\]]+):(\d{1,5})", value)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        return allowed
+    host = m.group(1).strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        return None if ipaddress.ip_address(host).is_loopback else allowed
+    except ValueError:
+        return allowed
+
+
+def _k(name: str, type_: KeyType, default: Any, help_: str, **kw: Any) -> Key:
+    return Key(name=name, type=type_, default=default, help=help_, **kw)
+
+
+_DB_BACKENDS = (
+    "none",
+    "influxdb_v1",
+    "influxdb_v2",
+    "influxdb_v3",
+    "prometheus",
+    "timescaledb",
+    "victoriametrics",
+)
+
+_KEYS: tuple[Key, ...] = (
+    # sensor
+    _k(
+        "sensor.type",
+        "choice",
+        "bme280",
+        "Sensor model: bme280 (I2C), dht22 or dht11 (GPIO), or simulated (no hardware)",
+        choices=("bme280", "dht22", "dht11", "simulated"),
+    ),
+    _k(
+        "sensor.read_interval",
+        "float",
+        5.0,
+        "Seconds between sensor reads",
+        min=0.1,
+        max=3600,
+        unit="s",
+    ),
+    _k(
+        "sensor.stale_after",
+        "float",
+        30.0,
+        "A reading older than this is stale: heater off, fan to its fault state",
+        min=1,
+        max=86400,
+        unit="s",
+    ),
+    _k(
+        "sensor.i2c_address",
+        "choice",
+        "auto",
+        "BME280 I2C address; auto probes 0x76 then 0x77",
+        choices=("auto", "0x76", "0x77"),
+    ),
+    _k("sensor.gpio_pin", "int", 4, "BCM GPIO pin of a DHT sensor's data line", min=0, max=27),
+    _k(
+        "sensor.temperature_offset",
+        "float",
+        0.0,
+        "Calibration added to every temperature",
+        min=-10,
+        max=10,
+        unit="°C",
+    ),
+    _k(
+        "sensor.humidity_offset",
+        "float",
+        0.0,
+        "Calibration added to every relative humidity",
+        min=-20,
+        max=20,
+        unit="%RH",
+    ),
+    _k(
+        "sensor.max_jump_c",
+        "float",
+        10.0,
+        "Largest plausible temperature change between two readings; bigger jumps are rejected",
+        min=0.5,
+        max=100,
+        unit="°C",
+    ),
+    _k(
+        "sensor.max_jump_rh",
+        "float",
+        25.0,
+        "Largest plausible humidity change between two readings; bigger jumps are rejected",
+        min=1,
+        max=100,
+        unit="%RH",
+    ),
+    # data
+    _k(
+        "data.measurement",
+        "str",
+        "environment",
+        "Measurement (table/metric) name readings are written under",
+        validator=_non_empty,
+    ),
+    _k(
+        "data.tags",
+        "json_object",
+        {},
+        "Extra tags written with every reading, as a JSON object of strings",
+        validator=_tags,
+    ),
+    # database: common
+    _k(
+        "database.type",
+        "choice",
+        "none",
+        "Remote time-series backend readings are delivered to (none keeps only the local history)",
+        choices=_DB_BACKENDS,
+    ),
+    _k(
+        "database.timeout",
+        "float",
+        10.0,
+        "Timeout for one request to the database",
+        min=0.5,
+        max=300,
+        unit="s",
+    ),
+    _k("database.tls_verify", "bool", True, "Verify the database server's TLS certificate"),
+    _k(
+        "database.tls_ca_file",
+        "str",
+        "",
+        "CA bundle to verify the database's TLS certificate (empty: system CAs)",
+    ),
+    # database: victoriametrics
+    _k(
+        "database.victoriametrics.url",
+        "str",
+        "http://127.0.0.1:8428",
+        "VictoriaMetrics base URL",
+        validator=_http_url,
+    ),
+    _k(
+        "database.victoriametrics.tenant",
+        "str",
+        "",
+        "VictoriaMetrics cluster tenant (accountID[:projectID]); empty for single-node",
+        validator=_tenant,
+    ),
+    _k(
+        "database.victoriametrics.username",
+        "str",
+        "",
+        "VictoriaMetrics basic-auth user (empty: no basic auth)",
+    ),
+    _k(
+        "database.victoriametrics.password",
+        "str",
+        "",
+        "VictoriaMetrics basic-auth password",
+        secret=True,
+    ),
+    _k(
+        "database.victoriametrics.token",
+        "str",
+        "",
+        "VictoriaMetrics bearer token (instead of basic auth)",
+        secret=True,
+    ),
+    # database: influxdb v1
+    _k(
+        "database.influxdb_v1.url",
+        "str",
+        "http://127.0.0.1:8086",
+        "InfluxDB 1.x base URL",
+        validator=_http_url,
+    ),
+    _k(
+        "database.influxdb_v1.database",
+        "str",
+        "filament",
+        "InfluxDB 1.x database name",
+        validator=_non_empty,
+    ),
+    _k("database.influxdb_v1.username", "str", "", "InfluxDB 1.x user (empty: no auth)"),
+    _k("database.influxdb_v1.password", "str", "", "InfluxDB 1.x password", secret=True),
+    # database: influxdb v2
+    _k(
+        "database.influxdb_v2.url",
+        "str",
+        "http://127.0.0.1:8086",
+        "InfluxDB 2.x base URL",
+        validator=_http_url,
+    ),
+    _k(
+        "database.influxdb_v2.token",
+        "str",
+        "",
+        "InfluxDB 2.x API token with write access to the bucket",
+        secret=True,
+    ),
+    _k("database.influxdb_v2.org", "str", "", "InfluxDB 2.x organisation name or ID"),
+    _k(
+        "database.influxdb_v2.bucket",
+        "str",
+        "filament",
+        "InfluxDB 2.x bucket",
+        validator=_non_empty,
+    ),
+    # database: influxdb v3
+    _k(
+        "database.influxdb_v3.url",
+        "str",
+        "http://127.0.0.1:8181",
+        "InfluxDB 3 base URL",
+        validator=_http_url,
+    ),
+    _k("database.influxdb_v3.token", "str", "", "InfluxDB 3 token", secret=True),
+    _k(
+        "database.influxdb_v3.database",
+        "str",
+        "filament",
+        "InfluxDB 3 database name",
+        validator=_non_empty,
+    ),
+    # database: prometheus pushgateway
+    _k(
+        "database.prometheus.url",
+        "str",
+        "http://127.0.0.1:9091",
+        "Prometheus Pushgateway base URL",
+        validator=_http_url,
+    ),
+    _k(
+        "database.prometheus.job",
+        "str",
+        "filamentctl",
+        "Pushgateway job label readings are pushed under",
+        validator=_non_empty,
+    ),
+    _k(
+        "database.prometheus.username",
+        "str",
+        "",
+        "Pushgateway basic-auth user (empty: no basic auth)",
+    ),
+    _k("database.prometheus.password", "str", "", "Pushgateway basic-auth password", secret=True),
+    # database: timescaledb
+    _k(
+        "database.timescaledb.url",
+        "str",
+        "postgresql://127.0.0.1:5432/filament",
+        "TimescaleDB/PostgreSQL connection URL, without the password",
+        validator=_postgres_url,
+    ),
+    _k("database.timescaledb.password", "str", "", "TimescaleDB/PostgreSQL password", secret=True),
+    _k(
+        "database.timescaledb.table",
+        "str",
+        "readings",
+        "Table readings are written to",
+        validator=_non_empty,
+    ),
+    # writer
+    _k(
+        "writer.batch_size",
+        "int",
+        500,
+        "Readings sent to the database in one write",
+        min=1,
+        max=50000,
+    ),
+    _k(
+        "writer.flush_interval",
+        "float",
+        10.0,
+        "Send a partial batch after this long",
+        min=0.1,
+        max=3600,
+        unit="s",
+    ),
+    # storage
+    _k(
+        "storage.commit_interval",
+        "float",
+        2.0,
+        "Commit the local history at least this often (the most a hard crash can lose)",
+        min=0.1,
+        max=300,
+        unit="s",
+    ),
+    _k(
+        "storage.max_backlog",
+        "int",
+        2_000_000,
+        "Most undelivered readings kept; beyond it the oldest are dropped and counted",
+        min=100,
+        max=100_000_000,
+    ),
+    _k(
+        "storage.retention_days",
+        "float",
+        30.0,
+        "Days of local history kept",
+        min=0.01,
+        max=3650,
+        unit="days",
+    ),
+    # retry
+    _k(
+        "retry.backoff_base",
+        "float",
+        1.0,
+        "First retry delay after a failed write; doubles per failure",
+        min=0.05,
+        max=600,
+        unit="s",
+    ),
+    _k(
+        "retry.backoff_max",
+        "float",
+        300.0,
+        "Longest delay between retries",
+        min=1,
+        max=3600,
+        unit="s",
+    ),
+    _k(
+        "retry.alert_threshold",
+        "int",
+        5,
+        "Consecutive failed writes before an alert fires",
+        min=1,
+        max=1000,
+    ),
+    _k(
+        "retry.alert_command",
+        "str",
+        "",
+        "Command run when an alert fires, details in its environment (empty: none)",
+    ),
+    # heater
+    _k("heater.enabled", "bool", False, "Drive a heater relay"),
+    _k("heater.gpio_pin", "int", 16, "BCM GPIO pin of the heater relay", min=0, max=27),
+    _k(
+        "heater.active_high",
+        "bool",
+        True,
+        "Heater relay switches on at a high pin level (false for active-low boards)",
+    ),
+    _k(
+        "heater.min_temp_c",
+        "float",
+        20.0,
+        "Heater turns on below this temperature",
+        min=-20,
+        max=100,
+        unit="°C",
+    ),
+    _k(
+        "heater.max_temp_c",
+        "float",
+        22.0,
+        "Heater turns off above this temperature",
+        min=-20,
+        max=100,
+        unit="°C",
+    ),
+    _k(
+        "heater.cutoff_temp_c",
+        "float",
+        60.0,
+        "Safety cutoff: at or above this the heater is latched off until `heater reset`",
+        min=0,
+        max=120,
+        unit="°C",
+    ),
+    _k(
+        "heater.min_cycle_s",
+        "float",
+        30.0,
+        "Least time between heater switchings (safety switch-offs excepted)",
+        min=0,
+        max=3600,
+        unit="s",
+    ),
+    _k(
+        "heater.max_on_s",
+        "float",
+        3600.0,
+        "Longest continuous heater ON period",
+        min=10,
+        max=86400,
+        unit="s",
+    ),
+    _k(
+        "heater.runaway_gain_c",
+        "float",
+        1.0,
+        "Rise expected within the runaway window while heating, else a latched fault",
+        min=0.1,
+        max=20,
+        unit="°C",
+    ),
+    _k(
+        "heater.runaway_window_s",
+        "float",
+        600.0,
+        "Window in which the heater must raise the temperature by the runaway gain",
+        min=10,
+        max=7200,
+        unit="s",
+    ),
+    # fan
+    _k("fan.enabled", "bool", False, "Drive an exhaust fan relay"),
+    _k("fan.gpio_pin", "int", 20, "BCM GPIO pin of the fan relay", min=0, max=27),
+    _k(
+        "fan.active_high",
+        "bool",
+        True,
+        "Fan relay switches on at a high pin level (false for active-low boards)",
+    ),
+    _k(
+        "fan.min_humidity",
+        "float",
+        10.0,
+        "Fan turns off below this relative humidity",
+        min=0,
+        max=100,
+        unit="%RH",
+    ),
+    _k(
+        "fan.max_humidity",
+        "float",
+        15.0,
+        "Fan turns on above this relative humidity",
+        min=0,
+        max=100,
+        unit="%RH",
+    ),
+    _k(
+        "fan.min_cycle_s",
+        "float",
+        30.0,
+        "Least time between fan switchings (safety switch-offs excepted)",
+        min=0,
+        max=3600,
+        unit="s",
+    ),
+    _k(
+        "fan.on_fault",
+        "choice",
+        "off",
+        "Fan state while the sensor is stale or failing",
+        choices=("off", "on"),
+    ),
+    # metrics, log
+    _k(
+        "metrics.listen",
+        "str",
+        "",
+        "Prometheus /metrics endpoint as loopback host:port (empty: off)",
+        validator=_loopback_listen,
+    ),
+    _k(
+        "log.format",
+        "choice",
+        "text",
+        "Log format on stderr: text (journald-friendly) or json lines",
+        choices=("text", "json"),
+    ),
+    _k(
+        "log.level",
+        "choice",
+        "info",
+        "Least severe log level written",
+        choices=("debug", "info", "warning", "error"),
+    ),
+)
+
+SCHEMA: dict[str, Key] = {key.name: key for key in _KEYS}
+
+# The per-backend key groups, e.g. "influxdb_v2" -> database.influxdb_v2.* (for `config list`).
+DATABASE_BACKENDS: tuple[str, ...] = _DB_BACKENDS
+
+
+def defaults() -> dict[str, Any]:
+    """Every key with its default value (a fresh copy: mutable defaults are copied)."""
+    return {name: _copy(key.default) for name, key in SCHEMA.items()}
+
+
+def _copy(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+def key(name: str) -> Key:
+    """The :class:`Key` for ``name``; ConfigError with a did-you-mean hint when unknown."""
+    try:
+        return SCHEMA[name]
+    except KeyError:
+        raise ConfigError(unknown_key_message(name)) from None
+
+
+def _bad(k: Key, shown: str, allowed: str | None = None) -> ConfigError:
+    return ConfigError(f"invalid value {shown} for {k.name}: expected {allowed or k.allowed()}")
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return repr(text) if isinstance(value, str) else text
+
+
+def parse(name: str, text: str) -> Any:
+    """Turn CLI/env text into the key's typed value, validated.
+
+    Bools accept true/false, yes/no, on/off, 1/0 (any case); numbers are decimal; choices are
+    matched case-insensitively; ``json_object`` keys take a JSON object. Raises ConfigError
+    (unknown key, or a one-line "invalid value ... expected ..."). The message for a secret key
+    never repeats the value.
+    """
+    k = key(name)
+    shown = "(hidden)" if k.secret else _shown(text)
+    raw = text.strip()
+    value: Any
+    if k.type == "bool":
+        low = raw.lower()
+        if low in _TRUE:
+            value = True
+        elif low in _FALSE:
+            value = False
+        else:
+            raise _bad(k, shown, "true or false (also yes/no, on/off, 1/0)")
+    elif k.type == "int":
+        if not re.fullmatch(r"[+-]?\d+", raw):
+            raise _bad(k, shown)
+        value = int(raw)
+    elif k.type == "float":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise _bad(k, shown) from None
+    elif k.type == "choice":
+        value = raw.lower()
+    elif k.type == "json_object":
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise _bad(k, shown) from None
+    else:
+        # Text is kept as given (a password may legitimately start or end with a space).
+        value = text
+    return _check(k, value, shown)
+
+
+def check(name: str, value: Any) -> Any:
+    """Validate an already typed value (e.g. a CLI flag); returns it normalised (int -> float).
+
+    Raises ConfigError naming the key, the bad value and what is allowed.
+    """
+    k = key(name)
+    return _check(k, value, "(hidden)" if k.secret else _shown(value))
+
+
+def _check(k: Key, value: Any, shown: str) -> Any:
+    if k.type == "bool":
+        if not isinstance(value, bool):
+            raise _bad(k, shown)
+    elif k.type in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _bad(k, shown)
+        if k.type == "int" and not isinstance(value, int):
+            if not float(value).is_integer():
+                raise _bad(k, shown)
+            value = int(value)
+        if k.type == "float":
+            value = float(value)
+            if not math.isfinite(value):
+                raise _bad(k, shown)
+        if (k.min is not None and value < k.min) or (k.max is not None and value > k.max):
+            raise _bad(k, shown)
+    elif k.type == "choice":
+        if not isinstance(value, str) or value not in k.choices:
+            raise _bad(k, shown)
+    elif k.type == "json_object":
+        if not isinstance(value, dict) or not all(isinstance(x, str) for x in value):
+            raise _bad(k, shown)
+        value = dict(value)
+    else:
+        if not isinstance(value, str) or "\x00" in value:
+            raise _bad(k, shown)
+    if k.validator is not None:
+        problem = k.validator(value)
+        if problem is not None:
+            raise _bad(k, shown, problem)
+    return value
+
+
+def format_value(name: str, value: Any) -> str:
+    """A value as text a user could type back into ``config set`` (bools as true/false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# Minimum sampling interval per sensor type: the DHTs cache values for 2 s (domain.md §1).
+_MIN_READ_INTERVAL = {"dht22": 2.0, "dht11": 2.0, "bme280": 0.5, "simulated": 0.1}
+# BCM GPIO 2 and 3 are the I2C bus (SDA, SCL) the BME280 sits on.
+_I2C_PINS = (2, 3)
+
+
+def validate(values: Mapping[str, Any]) -> list[str]:
+    """Cross-field problems, one line each naming the keys; empty when consistent.
+
+    Keys missing from ``values`` take their defaults, so a partial mapping can be checked.
+    """
+    v = {**defaults(), **values}
+    problems: list[str] = []
+
+    lo, hi, cut = v["heater.min_temp_c"], v["heater.max_temp_c"], v["heater.cutoff_temp_c"]
+    if not lo < hi:
+        problems.append(
+            f"heater.min_temp_c ({_num(lo)}) must be below heater.max_temp_c ({_num(hi)})"
+        )
+    if not hi < cut:
+        problems.append(
+            f"heater.max_temp_c ({_num(hi)}) must be below heater.cutoff_temp_c ({_num(cut)})"
+        )
+    fan_lo, fan_hi = v["fan.min_humidity"], v["fan.max_humidity"]
+    if not fan_lo < fan_hi:
+        problems.append(
+            f"fan.min_humidity ({_num(fan_lo)}) must be below fan.max_humidity ({_num(fan_hi)})"
+        )
+
+    relays = {r: v[f"{r}.gpio_pin"] for r in ("heater", "fan") if v[f"{r}.enabled"]}
+    if len(relays) == 2 and relays["heater"] == relays["fan"]:
+        problems.append(
+            f"heater.gpio_pin and fan.gpio_pin are both GPIO {relays['heater']}; "
+            "the heater and fan need different pins"
+        )
+    sensor = v["sensor.type"]
+    for relay, pin in relays.items():
+        if sensor in ("dht22", "dht11") and pin == v["sensor.gpio_pin"]:
+            problems.append(
+                f"{relay}.gpio_pin and sensor.gpio_pin are both GPIO {pin}; "
+                f"the {sensor} data line and the {relay} relay need different pins"
+            )
+        if sensor == "bme280" and pin in _I2C_PINS:
+            problems.append(
+                f"{relay}.gpio_pin is GPIO {pin}, an I2C pin the bme280 sensor needs; "
+                "choose another pin"
+            )
+
+    interval = v["sensor.read_interval"]
+    least = _MIN_READ_INTERVAL.get(sensor, 0.1)
+    if interval < least:
+        problems.append(
+            f"sensor.read_interval ({_num(interval)} s) is below the {_num(least)} s minimum "
+            f"of sensor.type {sensor}"
+        )
+    if not v["sensor.stale_after"] > interval:
+        problems.append(
+            f"sensor.stale_after ({_num(v['sensor.stale_after'])} s) must be longer than "
+            f"sensor.read_interval ({_num(interval)} s)"
+        )
+    if v["retry.backoff_base"] > v["retry.backoff_max"]:
+        problems.append(
+            f"retry.backoff_base ({_num(v['retry.backoff_base'])} s) must not exceed "
+            f"retry.backoff_max ({_num(v['retry.backoff_max'])} s)"
+        )
+    return problems
+
+
+def _suggest(name: str) -> list[str]:
+    """Likely intended keys: close matches on the whole name, then on its last part."""
+    names = list(SCHEMA)
+    found = difflib.get_close_matches(name, names, n=3, cutoff=0.75)
+    if not found:
+        leaf = name.rsplit(".", 1)[-1]
+        leaves: dict[str, list[str]] = {}
+        for n in names:
+            leaves.setdefault(n.rsplit(".", 1)[-1], []).append(n)
+        for match in difflib.get_close_matches(leaf, list(leaves), n=3, cutoff=0.75):
+            found.extend(leaves[match])
+    return found[:3]
+
+
+def _hint(suggestions: list[str]) -> str:
+    if not suggestions:
+        return "`filamentctl config list --all` shows every key"
+    return "did you mean " + " or ".join(f"'{s}'" for s in suggestions) + "?"
+
+
+def unknown_key_message(name: str) -> str:
+    """One line refusing an unknown key, with a "did you mean" hint (difflib)."""
+    return f"unknown configuration key '{name}'; {_hint(_suggest(name.strip().lower()))}"
+
+
+def env_name(name: str) -> str:
+    """The environment variable overriding ``name``: sensor.read_interval ->
+    FILAMENTCTL_SENSOR__READ_INTERVAL (dotted parts upper-cased, joined by ``__``)."""
+    return ENV_PREFIX + ENV_SEPARATOR.join(part.upper() for part in name.split("."))
+
+
+def is_key_env(var: str) -> bool:
+    """Whether an environment variable name is shaped like a key override."""
+    return var.upper().startswith(ENV_PREFIX) and ENV_SEPARATOR in var[len(ENV_PREFIX) :]
+
+
+def key_from_env(var: str) -> str:
+    """The key an override variable names (the inverse of :func:`env_name`).
+
+    Raises ConfigError with a did-you-mean hint (as variable names) when no such key exists.
+    """
+    name = ".".join(var[len(ENV_PREFIX) :].lower().split(ENV_SEPARATOR))
+    if name in SCHEMA:
+        return name
+    suggestions = [env_name(s) for s in _suggest(name)]
+    hint = (
+        "did you mean " + " or ".join(suggestions) + "?"
+        if suggestions
+        else "unset it, or see `filamentctl config list --all` for the keys"
+    )
+    raise ConfigError(f"environment variable {var} names no configuration key ({name}); {hint}")
