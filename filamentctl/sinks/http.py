@@ -1,0 +1,295 @@
+"""A small HTTP client for the line-protocol sinks, over stdlib ``http.client``.
+
+One keep-alive connection per sink, reopened when the server dropped it; a timeout on connect and
+on every read; TLS verified by default (optionally against a CA file); basic or bearer auth sent
+as a header so credentials never appear in URLs, messages or :meth:`HttpClient.describe`.
+
+Failures never raise out of :meth:`HttpClient.write`: a network error becomes ``RETRY`` with a
+one-line message, a status goes through :func:`~filamentctl.core.outcome.classify_http`, and a
+``Retry-After`` header through :func:`~filamentctl.core.outcome.parse_retry_after`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from filamentctl.core.lineprotocol import LineEncoder, LineProtocolError
+from filamentctl.core.outcome import Outcome, WriteResult, classify_http, parse_retry_after
+from filamentctl.errors import ConfigError
+
+# Enough of an error body to explain it; the rest is drained and thrown away.
+_MAX_BODY = 64 * 1024
+_MAX_MESSAGE = 300
+# A reused keep-alive connection the server closed while idle fails like this before the request
+# reached it, so sending once more on a fresh connection cannot duplicate anything.
+_STALE_CONNECTION_ERRORS = (
+    http.client.RemoteDisconnected,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
+
+
+class TransportError(Exception):
+    """The request got no HTTP answer (refused, timed out, TLS, DNS...); message is one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    reason: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        """A header by case-insensitive name, or None."""
+        lname = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lname:
+                return value
+        return None
+
+    def error_text(self) -> str:
+        """The server's explanation in one line: the JSON ``error``/``message`` or the body."""
+        text = self.body.decode("utf-8", "replace").strip()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key in ("error", "message", "msg"):
+                if isinstance(data.get(key), str):
+                    text = data[key]
+                    break
+        return text
+
+
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """Collapse whitespace (newlines included) and cut to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def basic_auth(username: str, password: str) -> str:
+    """The value of an ``Authorization: Basic`` header."""
+    raw = f"{username}:{password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class HttpClient:
+    """Requests to one base URL over one reusable connection. Not thread-safe: one per sink.
+
+    ``base_url`` may carry a path prefix (``https://host/vm``) and ``user:password@``; the latter
+    is used as basic auth unless ``username`` is given, and is never shown. Raises ``ValueError``
+    for a URL that is not http(s) or has no host, and ``OSError`` for an unreadable CA file.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        tls_verify: bool = True,
+        ca_file: str = "",
+        username: str = "",
+        password: str = "",
+        token: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urllib.parse.urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{redact_url(base_url)!r} is not an http:// or https:// URL")
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        try:
+            self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise ValueError(f"{redact_url(base_url)!r} has an invalid port") from exc
+        self.prefix = parts.path.rstrip("/")
+        if not username and parts.username:
+            username = urllib.parse.unquote(parts.username)
+            password = urllib.parse.unquote(parts.password or "")
+        self.timeout = timeout
+        self._clock = clock
+        self._secrets = [s for s in (password, token) if s]
+        self._auth: str | None = None
+        if token:
+            self._auth = f"Bearer {token}"
+        elif username:
+            self._auth = basic_auth(username, password)
+        self._ssl: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=ca_file or None)
+            if not tls_verify:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+        self._conn: http.client.HTTPConnection | None = None
+        self._used = False  # whether _conn already carried a request (it may have gone stale)
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host:port/prefix`` without credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}{self.prefix}"
+
+    def describe(self) -> str:
+        return self.base_url
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+            self._used = False
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._ssl is not None:
+                self._conn = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=self.timeout, context=self._ssl
+                )
+            else:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            self._used = False
+        return self._conn
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request to ``prefix + path`` and read the answer.
+
+        Raises :class:`TransportError` when no HTTP answer came back. A connection the server
+        closed while idle is reopened once, transparently.
+        """
+        all_headers = {"User-Agent": "filamentctl", "Accept": "application/json"}
+        if self._auth:
+            all_headers["Authorization"] = self._auth
+        all_headers.update(headers or {})
+        url = self.prefix + path
+        for attempt in (1, 2):
+            conn = self._connection()
+            reused = self._used
+            try:
+                self._used = True
+                conn.request(method, url, body=body, headers=all_headers)
+                resp = conn.getresponse()
+                data = resp.read(_MAX_BODY + 1)
+                # A huge error page is not worth draining: drop the connection instead.
+                if len(data) > _MAX_BODY or not resp.isclosed() or resp.will_close:
+                    self.close()
+                    data = data[:_MAX_BODY]
+                return Response(resp.status, resp.reason, dict(resp.getheaders()), data)
+            except _STALE_CONNECTION_ERRORS as exc:
+                self.close()
+                if reused and attempt == 1:
+                    continue
+                raise TransportError(self._network_message(exc)) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise TransportError(self._network_message(exc)) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def write(
+        self, path: str, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> WriteResult:
+        """POST ``body`` and classify the answer; never raises for network or server trouble."""
+        try:
+            resp = self.request("POST", path, body, {"Content-Type": content_type})
+        except TransportError as exc:
+            return WriteResult(Outcome.RETRY, None, str(exc))
+        return self.classify(resp)
+
+    def classify(self, resp: Response) -> WriteResult:
+        """Turn a response into a :class:`WriteResult` with a one-line, secret-free message."""
+        if 200 <= resp.status < 300:
+            return classify_http(resp.status)
+        retry_after = parse_retry_after(resp.header("Retry-After"), now_s=self._clock())
+        detail = resp.error_text() or resp.reason
+        message = self.redact(one_line(f"HTTP {resp.status} from {self.base_url}: {detail}"))
+        return classify_http(resp.status, message, retry_after)
+
+    def redact(self, text: str) -> str:
+        """``text`` with any configured password or token replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _network_message(self, exc: BaseException) -> str:
+        if isinstance(exc, ConnectionRefusedError):
+            why = "connection refused: is the server running and the port right?"
+        elif isinstance(exc, TimeoutError):
+            why = f"no answer within {self.timeout:g} s"
+        elif isinstance(exc, socket.gaierror):
+            why = f"cannot resolve host {self.host!r}"
+        elif isinstance(exc, ssl.SSLCertVerificationError):
+            why = (
+                f"TLS certificate not trusted ({exc.verify_message}); "
+                "set database.tls_ca_file or fix the certificate"
+            )
+        elif isinstance(exc, ssl.SSLError):
+            why = f"TLS error ({exc.reason or exc})"
+        elif isinstance(exc, _STALE_CONNECTION_ERRORS):
+            why = "the server closed the connection without answering"
+        else:
+            why = str(exc) or type(exc).__name__
+        return self.redact(one_line(f"cannot reach {self.base_url}: {why}"))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part removed."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def encoder_from_settings(settings: Mapping[str, Any]) -> LineEncoder:
+    """The line encoder for ``data.measurement``/``data.tags``; ConfigError when unusable."""
+    try:
+        return LineEncoder.from_settings(settings)
+    except LineProtocolError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def client_from_settings(
+    settings: Mapping[str, Any],
+    url: str,
+    url_key: str,
+    *,
+    username: str = "",
+    password: str = "",
+    token: str = "",
+) -> HttpClient:
+    """An :class:`HttpClient` with ``database.timeout``/``tls_verify``/``tls_ca_file`` applied."""
+    if not url:
+        raise ConfigError(f"{url_key} is not set: set it to the server's URL")
+    try:
+        return HttpClient(
+            url,
+            timeout=float(settings.get("database.timeout", 10.0)),
+            tls_verify=bool(settings.get("database.tls_verify", True)),
+            ca_file=str(settings.get("database.tls_ca_file") or ""),
+            username=username,
+            password=password,
+            token=token,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{url_key}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"database.tls_ca_file cannot be used ({exc.strerror or exc}): "
+            "point it at a readable PEM file"
+        ) from exc
