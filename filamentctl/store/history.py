@@ -1,0 +1,680 @@
+"""The local history: every reading, once, in SQLite — and the delivery backlog of each sink.
+
+One connection (WAL, ``synchronous=NORMAL``) guarded by one lock is shared by the sampler, the
+delivery thread and the socket handlers. The sampler ``add``\\ s readings to an in-memory buffer and
+``commit``\\ s the buffer in one transaction every ``storage.commit_interval`` seconds, so a
+``kill -9`` loses at most that buffer; delivery only ever sees committed readings.
+
+Each sink's progress is a cursor (the highest seq it acknowledged or that was moved past). A reading
+leaves a sink's backlog only through ``ack`` (the backend stored it), ``reject`` (it went to the
+dead-letter table) or ``enforce_cap`` (dropped from the backlog and counted; it stays in the local
+history until retention removes it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from filamentctl.core.reading import Reading, iso_utc
+from filamentctl.errors import UserError
+
+log = logging.getLogger("filamentctl.history")
+
+SCHEMA_VERSION = 1
+
+# Index i holds the statements that take the schema from version i to version i + 1.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE readings (
+            seq INTEGER PRIMARY KEY,
+            time_ns INTEGER NOT NULL,
+            temperature_c REAL NOT NULL,
+            humidity REAL NOT NULL,
+            pressure_hpa REAL
+        )""",
+        "CREATE INDEX readings_time ON readings(time_ns)",
+        """CREATE TABLE cursors (
+            sink TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL
+        )""",
+        """CREATE TABLE dead_letter (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            sink TEXT NOT NULL,
+            first_seq INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            status INTEGER,
+            error TEXT NOT NULL,
+            created_ns INTEGER NOT NULL,
+            payload TEXT NOT NULL
+        )""",
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )""",
+        "INSERT INTO meta(key, value) VALUES"
+        " ('last_seq', 0), ('written', 0), ('dropped', 0), ('rejected', 0)",
+    ),
+)
+
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_RETENTION_CHUNK = 5_000  # rows per delete, so the sampler never waits long on the lock
+
+
+class History:
+    """The SQLite history and per-sink delivery cursors. Thread-safe; call ``open()`` first.
+
+    ``max_backlog`` (readings, ≤ 0 = unlimited) caps each sink's unsent backlog;
+    ``retention_days`` (≤ 0 = keep forever) bounds how long delivered readings are kept.
+    ``clock_ns`` stamps dead-letter entries (wall clock, ns since the epoch). ``max_buffer`` bounds
+    the readings held in memory while commits fail; beyond it the oldest are dropped and counted.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_backlog: int,
+        retention_days: float,
+        clock_ns: Callable[[], int] = time.time_ns,
+        max_buffer: int = 50_000,
+    ) -> None:
+        self.path = Path(path)
+        self.max_backlog = int(max_backlog)
+        self.retention_days = float(retention_days)
+        self._clock_ns = clock_ns
+        self._max_buffer = max(int(max_buffer), 1)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._buffer: list[Reading] = []
+        self._last_issued = 0  # highest seq handed out by next_seq() or seen in add()
+        self._last_committed = 0  # highest seq in the readings table (or ever committed)
+        self._unsaved_dropped = 0  # buffer overflow drops not yet persisted in meta
+        self._active_sinks: set[str] = set()
+        self.last_commit_error: str | None = None
+
+    @classmethod
+    def from_settings(cls, path: Path, settings: Mapping[str, Any]) -> History:
+        """Build from ``storage.max_backlog`` and ``storage.retention_days``."""
+        return cls(
+            path,
+            max_backlog=int(settings["storage.max_backlog"]),
+            retention_days=float(settings["storage.retention_days"]),
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (creating or migrating) the database. Idempotent.
+
+        Fails with :class:`UserError` when the file is not a usable SQLite database or was
+        written by a newer filamentctl.
+        """
+        with self._lock:
+            if self._conn is not None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path, check_same_thread=False, isolation_level=None, timeout=5.0
+                )
+            except sqlite3.Error as exc:
+                raise UserError(f"cannot open history database {self.path}: {exc}") from exc
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                self._migrate(conn)
+                last_seq = self._meta_get(conn, "last_seq")
+                (max_row,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise UserError(
+                    f"history database {self.path} is unreadable ({exc}); "
+                    "move it aside and restart to begin a new history"
+                ) from exc
+            except UserError:
+                conn.close()
+                raise
+            self._conn = conn
+            self._last_committed = max(int(last_seq), int(max_row))
+            self._last_issued = max(self._last_issued, self._last_committed)
+
+    def close(self) -> None:
+        """Commit buffered readings and close. Safe to call twice; later calls need ``open()``."""
+        with self._lock:
+            if self._conn is None:
+                return
+            self.commit()
+            if self._buffer:
+                log.error(
+                    "closing the history with %d readings that could not be saved (%s)",
+                    len(self._buffer),
+                    self.last_commit_error,
+                )
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> History:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writing readings --------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """The sequence number for the next reading: above every seq issued or stored so far."""
+        with self._lock:
+            self._last_issued += 1
+            return self._last_issued
+
+    def add(self, reading: Reading) -> None:
+        """Buffer a reading in memory; it reaches the database (and delivery) at ``commit()``.
+
+        Fails with ``ValueError`` when ``reading.seq`` is not above every stored or buffered seq
+        (take seqs from ``next_seq()``).
+        """
+        with self._lock:
+            highest = self._buffer[-1].seq if self._buffer else self._last_committed
+            if reading.seq <= highest:
+                raise ValueError(f"reading seq {reading.seq} is not above {highest}")
+            self._buffer.append(reading)
+            self._last_issued = max(self._last_issued, reading.seq)
+            # While commits fail (disk full) the buffer must not eat the Pi's memory.
+            if len(self._buffer) > self._max_buffer:
+                excess = len(self._buffer) - self._max_buffer
+                del self._buffer[:excess]
+                if not self._unsaved_dropped:
+                    log.error(
+                        "more than %d readings are waiting to be saved to the history (last "
+                        "error: %s): dropping the oldest (counted in status)",
+                        self._max_buffer,
+                        self.last_commit_error or "none",
+                    )
+                self._unsaved_dropped += excess
+
+    def pending_count(self) -> int:
+        """Readings buffered but not yet committed."""
+        with self._lock:
+            return len(self._buffer)
+
+    def commit(self) -> int:
+        """Write all buffered readings in one transaction; returns how many were written.
+
+        On a database error (disk full, I/O error, locked) nothing is lost: the readings stay
+        buffered, ``last_commit_error`` says why, the error is logged once per episode, and the
+        next ``commit()`` tries again. Returns 0 then; never raises for database trouble.
+        """
+        with self._lock:
+            conn = self._require()
+            if not self._buffer and not self._unsaved_dropped:
+                return 0
+            rows = [
+                (r.seq, r.time_ns, r.temperature_c, r.humidity, r.pressure_hpa)
+                for r in self._buffer
+            ]
+            last = self._buffer[-1].seq if self._buffer else self._last_committed
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    "INSERT INTO readings(seq, time_ns, temperature_c, humidity, pressure_hpa)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.execute(
+                    "UPDATE meta SET value = MAX(value, ?) WHERE key = 'last_seq'", (last,)
+                )
+                if self._unsaved_dropped:
+                    self._meta_add(conn, "dropped", self._unsaved_dropped)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                if self.last_commit_error is None:
+                    log.error(
+                        "cannot save readings to %s (%s); keeping %d in memory and retrying",
+                        self.path,
+                        exc,
+                        len(self._buffer),
+                    )
+                self.last_commit_error = str(exc)
+                return 0
+            if self.last_commit_error is not None:
+                log.warning("history writes work again: saved %d buffered readings", len(rows))
+                self.last_commit_error = None
+            self._buffer.clear()
+            self._unsaved_dropped = 0
+            self._last_committed = max(self._last_committed, last)
+            return len(rows)
+
+    # -- reading the history -----------------------------------------------------------------
+
+    def latest(self) -> Reading | None:
+        """The newest reading, buffered or committed; None for an empty history."""
+        with self._lock:
+            if self._buffer:
+                return self._buffer[-1]
+            row = (
+                self._require()
+                .execute(f"SELECT {_COLUMNS} FROM readings ORDER BY seq DESC LIMIT 1")
+                .fetchone()
+            )
+            return None if row is None else _reading(row)
+
+    def query(
+        self, since_ns: int | None, until_ns: int | None = None, limit: int | None = None
+    ) -> list[Reading]:
+        """Readings sampled in ``[since_ns, until_ns)`` (None: unbounded), committed and buffered.
+
+        Oldest first. With ``limit``, only the most recent ``limit`` of them.
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if since_ns is not None:
+            where.append("time_ns >= ?")
+            args.append(since_ns)
+        if until_ns is not None:
+            where.append("time_ns < ?")
+            args.append(until_ns)
+        sql = f"SELECT {_COLUMNS} FROM readings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(int(limit), 0))
+        with self._lock:
+            rows = self._require().execute(sql, args).fetchall()
+            buffered = [
+                r
+                for r in self._buffer
+                if (since_ns is None or r.time_ns >= since_ns)
+                and (until_ns is None or r.time_ns < until_ns)
+            ]
+        out = [_reading(row) for row in reversed(rows)] + buffered
+        if limit is not None:
+            out = out[len(out) - max(int(limit), 0) :]
+        return out
+
+    def last_committed_seq(self) -> int:
+        """The highest seq ever committed (0 for a new history)."""
+        with self._lock:
+            return self._last_committed
+
+    # -- per-sink cursors --------------------------------------------------------------------
+
+    def ensure_cursor(self, sink: str) -> int:
+        """Create ``sink``'s cursor if needed and mark the sink active; returns the cursor.
+
+        A new sink starts where the least advanced existing sink stands (switching backend carries
+        the unsent backlog over), or at the beginning of history when there is no sink yet.
+        """
+        with self._lock:
+            conn = self._require()
+            self._active_sinks.add(sink)
+            row = conn.execute("SELECT last_seq FROM cursors WHERE sink = ?", (sink,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            (start,) = conn.execute("SELECT COALESCE(MIN(last_seq), 0) FROM cursors").fetchone()
+            conn.execute("INSERT INTO cursors(sink, last_seq) VALUES (?, ?)", (sink, int(start)))
+            return int(start)
+
+    def cursor(self, sink: str) -> int:
+        """The highest seq ``sink`` is done with (created as in ``ensure_cursor``)."""
+        return self.ensure_cursor(sink)
+
+    def backlog(self, sink: str, limit: int) -> list[Reading]:
+        """Up to ``limit`` committed readings ``sink`` has not yet delivered, oldest first."""
+        with self._lock:
+            cursor = self.ensure_cursor(sink)
+            rows = (
+                self._require()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (cursor, max(int(limit), 0)),
+                )
+                .fetchall()
+            )
+        return [_reading(row) for row in rows]
+
+    def backlog_count(self, sink: str) -> int:
+        """How many committed readings ``sink`` has not yet delivered."""
+        with self._lock:
+            cursor = self.ensure_cursor(sink)
+            (n,) = (
+                self._require()
+                .execute("SELECT COUNT(*) FROM readings WHERE seq > ?", (cursor,))
+                .fetchone()
+            )
+            return int(n)
+
+    def oldest_unsent_ns(self, sink: str) -> int | None:
+        """Sample time of the oldest reading ``sink`` has not delivered; None when caught up."""
+        with self._lock:
+            cursor = self.ensure_cursor(sink)
+            row = (
+                self._require()
+                .execute(
+                    "SELECT time_ns FROM readings WHERE seq > ? ORDER BY seq LIMIT 1", (cursor,)
+                )
+                .fetchone()
+            )
+            return None if row is None else int(row[0])
+
+    def ack(self, sink: str, last_seq: int, count: int) -> None:
+        """The backend stored readings up to ``last_seq`` (``count`` of them): advance, count.
+
+        Committed at once. Fails with ``sqlite3.Error`` when the database cannot be written; the
+        cursor then stays put and the batch is simply sent again later (writes are idempotent).
+        """
+        with self._lock:
+            conn = self._require()
+            self.ensure_cursor(sink)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._advance(conn, sink, last_seq)
+                self._meta_add(conn, "written", count)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback(conn)
+                raise
+
+    def reject(self, sink: str, readings: Sequence[Reading], status: int | None, error: str) -> int:
+        """Move a batch the backend refused as bad data to the dead-letter table; returns its id.
+
+        The cursor moves past the batch and ``rejected`` counts its readings. Fails with
+        ``ValueError`` for an empty batch and ``sqlite3.Error`` when the database cannot be written
+        (then nothing changed and the batch is still in the backlog).
+        """
+        if not readings:
+            raise ValueError("cannot dead-letter an empty batch")
+        payload = json.dumps([_payload(r) for r in readings], separators=(",", ":"))
+        with self._lock:
+            conn = self._require()
+            self.ensure_cursor(sink)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                cur = conn.execute(
+                    "INSERT INTO dead_letter(sink, first_seq, last_seq, count, status, error,"
+                    " created_ns, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sink,
+                        readings[0].seq,
+                        readings[-1].seq,
+                        len(readings),
+                        status,
+                        error,
+                        self._clock_ns(),
+                        payload,
+                    ),
+                )
+                self._advance(conn, sink, max(r.seq for r in readings))
+                self._meta_add(conn, "rejected", len(readings))
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback(conn)
+                raise
+            return int(cur.lastrowid or 0)
+
+    def enforce_cap(self, sink: str) -> int:
+        """Drop ``sink``'s oldest unsent readings beyond ``max_backlog``; returns how many.
+
+        Dropped readings are counted in ``dropped`` and stay in the local history (only delivery
+        skips them). The caller reports drops (once per episode).
+        """
+        if self.max_backlog <= 0:
+            return 0
+        with self._lock:
+            conn = self._require()
+            excess = self.backlog_count(sink) - self.max_backlog
+            if excess <= 0:
+                return 0
+            cursor = self.ensure_cursor(sink)
+            (new_cursor,) = conn.execute(
+                "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (cursor, excess - 1),
+            ).fetchone()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._advance(conn, sink, int(new_cursor))
+                self._meta_add(conn, "dropped", excess)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback(conn)
+                raise
+            return excess
+
+    def apply_retention(self, now_ns: int) -> int:
+        """Delete readings sampled more than ``retention_days`` before ``now_ns``; returns how many.
+
+        Only readings every active sink is done with are deleted (active: passed to
+        ``ensure_cursor`` since ``open()``; if none was, every stored cursor counts). With no sink
+        at all, old readings simply go.
+        """
+        if self.retention_days <= 0:
+            return 0
+        cutoff = now_ns - int(self.retention_days * _NS_PER_DAY)
+        deleted = 0
+        while True:
+            with self._lock:
+                conn = self._require()
+                done_upto = self._delivered_upto(conn)
+                sql = "SELECT seq FROM readings WHERE time_ns < ?"
+                args: list[Any] = [cutoff]
+                if done_upto is not None:
+                    sql += " AND seq <= ?"
+                    args.append(done_upto)
+                args.append(_RETENTION_CHUNK)
+                n = conn.execute(
+                    f"DELETE FROM readings WHERE seq IN ({sql} LIMIT ?)", args
+                ).rowcount
+            deleted += max(n, 0)
+            if n < _RETENTION_CHUNK:
+                return deleted
+
+    # -- dead letters ------------------------------------------------------------------------
+
+    def deadletter_list(self) -> list[dict[str, Any]]:
+        """Dead-letter entries, oldest first (without their readings)."""
+        with self._lock:
+            rows = (
+                self._require()
+                .execute(
+                    "SELECT id, sink, first_seq, last_seq, count, status, error, created_ns"
+                    " FROM dead_letter ORDER BY id"
+                )
+                .fetchall()
+            )
+        return [
+            {
+                "id": row[0],
+                "sink": row[1],
+                "first_seq": row[2],
+                "last_seq": row[3],
+                "count": row[4],
+                "status": row[5],
+                "error": row[6],
+                "created_ns": row[7],
+                "created": iso_utc(row[7]),
+            }
+            for row in rows
+        ]
+
+    def deadletter_replay(self, ids: Iterable[int] | None = None) -> list[Reading]:
+        """The readings of the given dead-letter entries (all when None), oldest first.
+
+        Read-only: the caller sends them and then calls ``deadletter_purge(ids, delivered=True)``,
+        so a failed replay loses nothing.
+        """
+        sql = "SELECT payload FROM dead_letter"
+        args: list[int] = []
+        if ids is not None:
+            args = [int(i) for i in ids]
+            if not args:
+                return []
+            sql += f" WHERE id IN ({','.join('?' * len(args))})"
+        with self._lock:
+            rows = self._require().execute(sql + " ORDER BY id", args).fetchall()
+        readings = [_from_payload(item) for (payload,) in rows for item in json.loads(payload)]
+        readings.sort(key=lambda r: r.seq)
+        return readings
+
+    def deadletter_purge(self, ids: Iterable[int] | None = None, *, delivered: bool = False) -> int:
+        """Delete dead-letter entries (all when None); returns how many entries went.
+
+        ``delivered=True`` (after a successful replay) adds their readings to ``written``.
+        """
+        sql = "FROM dead_letter"
+        args: list[int] = []
+        if ids is not None:
+            args = [int(i) for i in ids]
+            if not args:
+                return 0
+            sql += f" WHERE id IN ({','.join('?' * len(args))})"
+        with self._lock:
+            conn = self._require()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                (readings,) = conn.execute(f"SELECT COALESCE(SUM(count), 0) {sql}", args).fetchone()
+                n = conn.execute(f"DELETE {sql}", args).rowcount
+                if delivered:
+                    self._meta_add(conn, "written", int(readings))
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback(conn)
+                raise
+            return n
+
+    # -- health ------------------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """Counters that survive restarts: ``written``, ``dropped``, ``rejected`` (readings),
+        ``dead_letter`` (entries) and ``dead_letter_readings``."""
+        with self._lock:
+            conn = self._require()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            entries, readings = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM dead_letter"
+            ).fetchone()
+            return {
+                "written": int(meta.get("written", 0)),
+                "dropped": int(meta.get("dropped", 0)) + self._unsaved_dropped,
+                "rejected": int(meta.get("rejected", 0)),
+                "dead_letter": int(entries),
+                "dead_letter_readings": int(readings),
+            }
+
+    def integrity_check(self) -> str:
+        """SQLite's own verdict on the file: ``"ok"`` or the first problems it found."""
+        with self._lock:
+            rows = self._require().execute("PRAGMA integrity_check").fetchall()
+        return "\n".join(str(row[0]) for row in rows)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"history {self.path} is not open")
+        return self._conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"history database {self.path} was written by a newer filamentctl "
+                f"(schema {version}, this version knows {SCHEMA_VERSION}); upgrade filamentctl"
+            )
+        for target in range(int(version), SCHEMA_VERSION):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {target + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    def _delivered_upto(self, conn: sqlite3.Connection) -> int | None:
+        rows = conn.execute("SELECT sink, last_seq FROM cursors").fetchall()
+        active = [seq for sink, seq in rows if sink in self._active_sinks]
+        counted = active or [seq for _, seq in rows]
+        return min(counted) if counted else None
+
+    @staticmethod
+    def _advance(conn: sqlite3.Connection, sink: str, last_seq: int) -> None:
+        # Cursors only move forward: a late or duplicate ack must not resend delivered data.
+        conn.execute(
+            "UPDATE cursors SET last_seq = MAX(last_seq, ?) WHERE sink = ?", (last_seq, sink)
+        )
+
+    @staticmethod
+    def _meta_add(conn: sqlite3.Connection, key: str, amount: int) -> None:
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (key, amount),
+        )
+
+    @staticmethod
+    def _meta_get(conn: sqlite3.Connection, key: str) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                # SQLite may already have rolled back by itself (e.g. after SQLITE_FULL).
+                pass
+
+
+_COLUMNS = "seq, time_ns, temperature_c, humidity, pressure_hpa"
+
+
+def _reading(row: Sequence[Any]) -> Reading:
+    seq, time_ns, temperature_c, humidity, pressure_hpa = row
+    return Reading(
+        time_ns=int(time_ns),
+        seq=int(seq),
+        temperature_c=float(temperature_c),
+        humidity=float(humidity),
+        pressure_hpa=None if pressure_hpa is None else float(pressure_hpa),
+    )
+
+
+def _payload(r: Reading) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "time_ns": r.time_ns,
+        "temperature_c": r.temperature_c,
+        "humidity": r.humidity,
+        "pressure_hpa": r.pressure_hpa,
+    }
+
+
+def _from_payload(item: Mapping[str, Any]) -> Reading:
+    return _reading(
+        (
+            item["seq"],
+            item["time_ns"],
+            item["temperature_c"],
+            item["humidity"],
+            item.get("pressure_hpa"),
+        )
+    )
