@@ -78,8 +78,11 @@ def _warn_rules(values: Mapping[str, Any]) -> None:
 
 @app.command()
 def init() -> None:
-    """Create the encrypted configuration and its key (a new random key in a 0600 key file,
-    unless FILAMENTCTL_CONFIG_KEY is set)."""
+    """Create the encrypted configuration and its key.
+
+    A new random key goes into a 0600 key file apart from the database, unless
+    FILAMENTCTL_CONFIG_KEY is set (then that key is used) or a key file already exists.
+    """
     paths, env = _context()
     with _user_errors():
         from filamentctl.store.settings import init_config

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from filamentctl import paths as _paths
 from filamentctl.core import schema
-from filamentctl.errors import ConfigError
+from filamentctl.errors import ConfigError, UserError
 from filamentctl.store import keys
 
 if TYPE_CHECKING:
@@ -169,6 +169,11 @@ def open_store(
     """Open the configuration database with the key from the first configured source."""
     from filamentctl.store.config_store import ConfigStore
 
+    if not create and not os.path.lexists(paths.config_db):
+        # Say what is missing first: asking for a key would send the user the wrong way.
+        raise UserError(
+            f"no configuration at {paths.config_db} yet; run `filamentctl config init` first"
+        )
     found = keys.require_key(paths, env)
     store = ConfigStore.open(paths.config_db, found.material, create, key_source=found.source)
     return store, found
@@ -189,8 +194,6 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str]) -> InitResult:
     configuration already exists (left untouched) or a key source is unusable.
     """
     if os.path.lexists(paths.config_db):
-        from filamentctl.errors import UserError
-
         raise UserError(
             f"a configuration already exists at {paths.config_db}; see it with "
             "`filamentctl config list` (to start over, move it away first)"
