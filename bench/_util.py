@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmarks: timing of whole commands, a throwaway simulated service."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
+
+
+def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
+    """Wall times (s) of ``runs`` executions, after one warm-up run."""
+    times: list[float] = []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def interleaved(commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
+    """Time several commands round-robin, so machine noise hits them alike."""
+    out: dict[str, list[float]] = {name: [] for name in commands}
+    for name, argv in commands.items():  # warm-up
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for _ in range(runs):
+        for name, argv in commands.items():
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+@contextlib.contextmanager
+def simulated_service(extra_env: dict[str, str] | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A ``filamentctl run --simulate`` in a temporary FILAMENTCTL_HOME; yields (home, env)."""
+    home = Path(tempfile.mkdtemp(prefix="fcb"))
+    env = {**os.environ, "FILAMENTCTL_HOME": str(home), **(extra_env or {})}
+    proc = subprocess.Popen([sys.executable, "-m", "filamentctl", "run", "--simulate"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sock = home / "run" / "filamentctl.sock"
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the simulated service did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        yield home, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
