@@ -72,7 +72,7 @@ def check(row: Row) -> None:
     assert row.reason in shown, shown
 
 
-def rows(table: dict[str, Row]) -> Any:
+def rows(table: dict[str, Row]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("row", list(table.values()), ids=list(table))
 
 

@@ -86,7 +86,7 @@ def check(row: Row) -> tuple[HeaterController, Any]:
     return ctl, last
 
 
-def rows(table: dict[str, Row]) -> Any:
+def rows(table: dict[str, Row]) -> pytest.MarkDecorator:
     return pytest.mark.parametrize("row", list(table.values()), ids=list(table))
 
 
