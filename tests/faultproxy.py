@@ -14,6 +14,9 @@ kept-alive connection, like a server's idle timeout racing the next request), :f
 (answer with a status, body and headers without forwarding), :func:`drop` (close the connection
 without answering), :func:`stall` (hold the request unanswered, then drop it).
 
+With ``tls=make_certificates(dir)`` it serves HTTPS with a throw-away CA (``openssl`` needed), for
+testing certificate verification.
+
 Bounded: sockets time out, a stall ends when the proxy stops, and the proxy stops by itself after
 ``lifetime_s`` (default 120 s) even if a test forgets to.
 """
@@ -21,13 +24,17 @@ Bounded: sockets time out, a stall ends when the proxy stops, and the proxy stop
 from __future__ import annotations
 
 import http.client
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
@@ -46,6 +53,46 @@ _HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca_file: Path  # trust this to verify the proxy
+    cert_file: Path
+    key_file: Path
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with ``openssl``.
+
+    Skips the test when ``openssl`` is missing (fails it when ``CI=true``).
+    """
+    from tests.servers import unavailable
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        unavailable("openssl is not installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.pem"
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    steps = [
+        ["req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=fc CA"],
+        ["req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial"]
+        + ["-out", cert, "-days", "2", "-extfile", ext],
+    ]
+    for step in steps:
+        subprocess.run(
+            [openssl, *(str(arg) for arg in step)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    return Certificates(ca, cert, key)
 
 
 @dataclass(frozen=True)
@@ -117,6 +164,7 @@ class FaultProxy:
         rewrite: Callable[[str], str] | None = None,
         lifetime_s: float = 120.0,
         upstream_timeout_s: float = 10.0,
+        tls: Certificates | None = None,
     ) -> None:
         self.upstream = urllib.parse.urlsplit(upstream) if upstream else None
         if default is None:
@@ -125,6 +173,7 @@ class FaultProxy:
         self.rewrite = rewrite
         self.lifetime_s = lifetime_s
         self.upstream_timeout_s = upstream_timeout_s
+        self.tls = tls
         self._script: deque[Action] = deque()
         self._seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -161,6 +210,13 @@ class FaultProxy:
         self._server.daemon_threads = True
         port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{port}"
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            # A client that refuses our certificate fails the handshake in accept(), which the
+            # server loop shrugs off; then it keeps serving.
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,15 @@ from filamentctl.core.reading import Reading
 from filamentctl.errors import ConfigError
 from filamentctl.sinks import victoriametrics
 from filamentctl.sinks.base import Sink, create_sink
-from tests.faultproxy import FaultProxy, drop, forward, respond, stall
+from tests.faultproxy import (
+    Certificates,
+    FaultProxy,
+    drop,
+    forward,
+    make_certificates,
+    respond,
+    stall,
+)
 from tests.servers import MS, VictoriaMetricsServer, count_by_time, free_port
 
 pytestmark = pytest.mark.servers
@@ -262,3 +271,50 @@ def test_none_backend_acknowledges_and_describes_itself() -> None:
     assert sink.write(readings(3)).ok
     assert "none" in sink.describe()
     sink.close()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def test_an_untrusted_certificate_is_retry_with_advice(
+    certificates: Certificates, unique_name: str
+) -> None:
+    with FaultProxy(tls=certificates) as proxy:
+        sink = victoriametrics.create(settings(proxy.url, unique_name))
+        result = sink.write(readings(1))
+        assert result.outcome is Outcome.RETRY
+        assert "TLS certificate not trusted" in result.message
+        assert "database.tls_ca_file" in result.message
+        assert proxy.seen == []  # nothing was sent over the unverified connection
+
+
+def test_a_configured_ca_file_makes_the_certificate_trusted(
+    victoriametrics_server: VictoriaMetricsServer, certificates: Certificates, unique_name: str
+) -> None:
+    with FaultProxy(victoriametrics_server.url, tls=certificates) as proxy:
+        sink = victoriametrics.create(
+            settings(proxy.url, unique_name, **{"database.tls_ca_file": str(certificates.ca_file)})
+        )
+        assert sink.write(readings(1)).ok
+    assert len(victoriametrics_server.points("environment", {"run": unique_name}, expected=1)) == 1
+
+
+def test_verification_can_be_turned_off(certificates: Certificates, unique_name: str) -> None:
+    with FaultProxy(tls=certificates) as proxy:
+        sink = victoriametrics.create(
+            settings(proxy.url, unique_name, **{"database.tls_verify": False})
+        )
+        assert sink.write(readings(1)).ok
+
+
+def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="database.tls_ca_file"):
+        victoriametrics.create(
+            settings(
+                "https://127.0.0.1:8428",
+                "x",
+                **{"database.tls_ca_file": str(tmp_path / "missing.pem")},
+            )
+        )
