@@ -15,7 +15,10 @@ from pathlib import Path
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
 
 
 def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
@@ -23,21 +26,29 @@ def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = No
     times: list[float] = []
     for i in range(runs + 1):
         t0 = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
         if i:
             times.append(time.perf_counter() - t0)
     return times
 
 
-def interleaved(commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]) -> dict[str, list[float]]:
+def interleaved(
+    commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]
+) -> dict[str, list[float]]:
     """Time several commands round-robin, so machine noise hits them alike."""
     out: dict[str, list[float]] = {name: [] for name in commands}
-    for name, argv in commands.items():  # warm-up
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    for argv in commands.values():  # warm-up
+        subprocess.run(
+            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
     for _ in range(runs):
         for name, argv in commands.items():
             t0 = time.perf_counter()
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+            )
             out[name].append(time.perf_counter() - t0)
     return out
 
@@ -47,12 +58,18 @@ def median_ms(values: list[float]) -> float:
 
 
 @contextlib.contextmanager
-def simulated_service(extra_env: dict[str, str] | None = None) -> Iterator[tuple[Path, dict[str, str]]]:
+def simulated_service(
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[Path, dict[str, str]]]:
     """A ``filamentctl run --simulate`` in a temporary FILAMENTCTL_HOME; yields (home, env)."""
     home = Path(tempfile.mkdtemp(prefix="fcb"))
     env = {**os.environ, "FILAMENTCTL_HOME": str(home), **(extra_env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "filamentctl", "run", "--simulate"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "filamentctl", "run", "--simulate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         sock = home / "run" / "filamentctl.sock"
         deadline = time.monotonic() + 20

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         result[name] = ms
         print(f"{name:<30}{ms:>9.1f}{ms / py:>10.2f}{ms / typer_floor:>10.2f}")
     ratio = result["filamentctl status --json"] / typer_floor
-    print(f"status --json = {ratio:.2f}x the Typer floor (goal <= 1.3x): "
-          + ("met" if ratio <= 1.3 else "MISSED"))
+    print(
+        f"status --json = {ratio:.2f}x the Typer floor (goal <= 1.3x): "
+        + ("met" if ratio <= 1.3 else "MISSED")
+    )
     return result
 
 

@@ -40,9 +40,7 @@ class Client:
 
     # -- connection -------------------------------------------------------------------------
     @classmethod
-    def connect(
-        cls, socket_path: Path | None = None, timeout: float | None = 10.0
-    ) -> Client:
+    def connect(cls, socket_path: Path | None = None, timeout: float | None = 10.0) -> Client:
         """Connect to the given socket, or to the first one found (own, then the system one)."""
         candidates = [socket_path] if socket_path else _paths.resolve().candidate_sockets()
         last: UserError | None = None

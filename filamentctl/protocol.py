@@ -77,7 +77,9 @@ def ok(req_id: Any, result: Any) -> bytes:
 
 
 def error(req_id: Any, code: str, message: str) -> bytes:
-    return encode({"v": VERSION, "id": req_id, "ok": False, "error": {"code": code, "message": message}})
+    return encode(
+        {"v": VERSION, "id": req_id, "ok": False, "error": {"code": code, "message": message}}
+    )
 
 
 def event(req_id: Any, name: str, data: Any) -> bytes:
@@ -96,7 +98,9 @@ def parse_request(line: bytes) -> Request:
         raise ProtocolError(BAD_REQUEST, "request must be a JSON object")
     version = msg.get("v", VERSION)
     if version != VERSION:
-        raise ProtocolError(BAD_VERSION, f"protocol version {version!r} not supported (this is {VERSION})")
+        raise ProtocolError(
+            BAD_VERSION, f"protocol version {version!r} not supported (this is {VERSION})"
+        )
     op = msg.get("op")
     if not isinstance(op, str):
         raise ProtocolError(BAD_REQUEST, "request needs an 'op' string")

@@ -36,8 +36,12 @@ def settings(**overrides: Any) -> dict[str, Any]:
     return values
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
-               what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until truthy (returns its value) or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -61,7 +65,9 @@ def in_process_service(
     home = short_home()
     paths = _paths.resolve({"FILAMENTCTL_HOME": str(home)})
     kwargs.setdefault("pin_factory", MockFactory())
-    service = Service(values or settings(sensor__read_interval=0.1), paths, simulate=simulate, **kwargs)
+    service = Service(
+        values or settings(sensor__read_interval=0.1), paths, simulate=simulate, **kwargs
+    )
     service.start()
     try:
         yield service
@@ -95,8 +101,12 @@ def raw_request(sock_path: Path, payload: bytes, timeout: float = 5.0) -> list[d
 class ServiceProcess:
     """``python -m filamentctl run`` as a real child process in its own FILAMENTCTL_HOME."""
 
-    def __init__(self, home: Path | None = None, env: Mapping[str, str] | None = None,
-                 args: tuple[str, ...] = ("--simulate",)) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = ("--simulate",),
+    ) -> None:
         self.home = home or short_home()
         self.env = {**os.environ, "FILAMENTCTL_HOME": str(self.home), **(env or {})}
         self.env.pop("FILAMENTCTL_SOCKET", None)
@@ -113,7 +123,11 @@ class ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "filamentctl", "run", *self.args],
-            env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
         )
         log.close()
         if wait:
@@ -132,9 +146,18 @@ class ServiceProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def cli(self, *args: str, input: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "filamentctl", *args], env=self.env,
-                              capture_output=True, text=True, input=input, timeout=timeout, cwd=REPO)
+    def cli(
+        self, *args: str, input: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "filamentctl", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            cwd=REPO,
+        )
 
     def signal(self, sig: int) -> int:
         assert self.proc is not None

@@ -25,8 +25,9 @@ def ctx_of(ctx: typer.Context) -> Ctx:
     return obj if isinstance(obj, Ctx) else Ctx()
 
 
-def call(ctx: typer.Context, op: str, args: dict[str, Any] | None = None,
-         timeout: float | None = 10.0) -> Any:
+def call(
+    ctx: typer.Context, op: str, args: dict[str, Any] | None = None, timeout: float | None = 10.0
+) -> Any:
     """One request to the running service (raises ServiceNotRunning → exit 3)."""
     from filamentctl.client import Client
 
@@ -67,3 +68,16 @@ def parse_since(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"invalid duration {text!r}: {exc}") from None
+
+
+def describe_reading(r: dict[str, Any]) -> str:
+    """``21.3 °C (70.3 °F)  41.2 %RH  dew point 7.6 °C  abs 7.7 g/m³  1013.2 hPa``."""
+    text = (
+        f"{fmt_num(r.get('temperature_c'), ' °C')} ({fmt_num(r.get('temperature_f'), ' °F')})"
+        f"  {fmt_num(r.get('humidity'), ' %RH')}"
+        f"  dew point {fmt_num(r.get('dew_point_c'), ' °C')}"
+        f"  abs {fmt_num(r.get('absolute_humidity_g_m3'), ' g/m³')}"
+    )
+    if r.get("pressure_hpa") is not None:
+        text += f"  {fmt_num(r.get('pressure_hpa'), ' hPa')}"
+    return text

@@ -17,9 +17,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _make(name: str) -> typer.Typer:
-    sub = typer.Typer(help=f"Switch the {name} by hand, hand it back to automatic control, or "
-                      "clear a latched safety fault. Safety rules apply to manual ON too.",
-                      no_args_is_help=True)
+    sub = typer.Typer(
+        help=f"Switch the {name} by hand, hand it back to automatic control, or "
+        "clear a latched safety fault. Safety rules apply to manual ON too.",
+        no_args_is_help=True,
+    )
 
     def _set(ctx: typer.Context, mode: str, for_: str | None, json_: bool) -> None:
         args: dict[str, Any] = {"mode": mode}
@@ -36,35 +38,45 @@ def _make(name: str) -> typer.Typer:
         _show(name, state, json_)
 
     @sub.command("on")
-    def on(ctx: typer.Context,
-           for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
-           json_: bool = typer.Option(False, "--json", help="Print the new state as JSON.")) -> None:
+    def on(
+        ctx: typer.Context,
+        for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
+        json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+    ) -> None:
         """Force ON (manual override); still switched off by every safety rule."""
         _set(ctx, "on", for_, json_)
 
     @sub.command("off")
-    def off(ctx: typer.Context,
-            for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
-            json_: bool = typer.Option(False, "--json", help="Print the new state as JSON.")) -> None:
+    def off(
+        ctx: typer.Context,
+        for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
+        json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+    ) -> None:
         """Force OFF (manual override)."""
         _set(ctx, "off", for_, json_)
 
     @sub.command("auto")
-    def auto(ctx: typer.Context,
-             json_: bool = typer.Option(False, "--json", help="Print the new state as JSON.")) -> None:
+    def auto(
+        ctx: typer.Context,
+        json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+    ) -> None:
         """Back to automatic control; re-evaluates at once."""
         _set(ctx, "auto", None, json_)
 
     @sub.command("status")
-    def status(ctx: typer.Context,
-               json_: bool = typer.Option(False, "--json", help="Print one JSON document.")) -> None:
+    def status(
+        ctx: typer.Context,
+        json_: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
         """Show on/off, pin level, mode, reason, thresholds and override expiry."""
         state = call(ctx, "status", timeout=5.0).get(name)
         _show(name, state, json_)
 
     @sub.command("reset")
-    def reset(ctx: typer.Context,
-              json_: bool = typer.Option(False, "--json", help="Print the new state as JSON.")) -> None:
+    def reset(
+        ctx: typer.Context,
+        json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+    ) -> None:
         """Clear a latched safety fault (refused while the cause is still present)."""
         state = call(ctx, f"{name}.reset")
         _show(name, state, json_)

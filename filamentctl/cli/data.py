@@ -8,7 +8,15 @@ from typing import Any
 
 import typer
 
-from filamentctl.cli.common import call, ctx_of, fmt_age, fmt_num, parse_since, print_json
+from filamentctl.cli.common import (
+    call,
+    ctx_of,
+    describe_reading,
+    fmt_age,
+    fmt_num,
+    parse_since,
+    print_json,
+)
 from filamentctl.errors import ServiceNotRunning, UsageError
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
@@ -26,7 +34,9 @@ def status(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl+C."),
-    interval: float = typer.Option(1.0, "--interval", min=0.2, help="Refresh period for --watch (s)."),
+    interval: float = typer.Option(
+        1.0, "--interval", min=0.2, help="Refresh period for --watch (s)."
+    ),
 ) -> None:
     """Show the running service's whole state: reading, sensor, heater, fan, storage.
 
@@ -61,22 +71,21 @@ def render_status(s: dict[str, Any]) -> str:
     lines: list[str] = []
     r = s.get("reading") or {}
     sensor = s.get("sensor") or {}
-    lines.append(f"filamentctl {s.get('version', '?')} — up {fmt_age(s.get('uptime_s'))}, "
-                 f"{s.get('readings_total', 0)} readings"
-                 + (" (simulated)" if s.get("simulated") else ""))
+    lines.append(
+        f"filamentctl {s.get('version', '?')} — up {fmt_age(s.get('uptime_s'))}, "
+        f"{s.get('readings_total', 0)} readings" + (" (simulated)" if s.get("simulated") else "")
+    )
     if r:
         lines.append(
-            f"  reading   {fmt_num(r.get('temperature_c'), ' °C')} ({fmt_num(r.get('temperature_f'), ' °F')})"
-            f"  {fmt_num(r.get('humidity'), ' %RH')}  dew point {fmt_num(r.get('dew_point_c'), ' °C')}"
-            f"  abs {fmt_num(r.get('absolute_humidity_g_m3'), ' g/m³')}"
-            + (f"  {fmt_num(r.get('pressure_hpa'), ' hPa')}" if r.get("pressure_hpa") is not None else "")
-            + f"  — {fmt_age(r.get('age_s'))} old (#{r.get('seq')})"
+            f"  reading   {describe_reading(r)}  — {fmt_age(r.get('age_s'))} old (#{r.get('seq')})"
         )
     else:
         lines.append("  reading   none yet")
     err = f", last error: {sensor.get('last_error')}" if sensor.get("last_error") else ""
-    lines.append(f"  sensor    {sensor.get('type', '?')}: {sensor.get('health', '?')}, "
-                 f"{sensor.get('errors', 0)} errors, {sensor.get('rejected', 0)} rejected{err}")
+    lines.append(
+        f"  sensor    {sensor.get('type', '?')}: {sensor.get('health', '?')}, "
+        f"{sensor.get('errors', 0)} errors, {sensor.get('rejected', 0)} rejected{err}"
+    )
     for name in ("heater", "fan"):
         relay = s.get(name)
         if not relay:
@@ -86,8 +95,10 @@ def render_status(s: dict[str, Any]) -> str:
             continue
         state = "ON" if relay.get("on") else "off"
         until = f" until {relay['override_until']}" if relay.get("override_until") else ""
-        lines.append(f"  {name:<9} {state} [{relay.get('mode')}{until}] pin level "
-                     f"{relay.get('pin_level')} — {relay.get('reason', '')}")
+        lines.append(
+            f"  {name:<9} {state} [{relay.get('mode')}{until}] pin level "
+            f"{relay.get('pin_level')} — {relay.get('reason', '')}"
+        )
     st = s.get("storage") or {}
     conn = "connected" if st.get("connected") else "not connected"
     if st.get("backend") == "none":
@@ -100,8 +111,10 @@ def render_status(s: dict[str, Any]) -> str:
     )
     if st.get("last_error"):
         retry = st.get("next_retry_s")
-        lines.append(f"            last error: {st['last_error']}"
-                     + (f" — retry in {fmt_age(retry)}" if retry else ""))
+        lines.append(
+            f"            last error: {st['last_error']}"
+            + (f" — retry in {fmt_age(retry)}" if retry else "")
+        )
     alert = st.get("alert")
     if alert:
         lines.append(f"  ALERT     {alert.get('kind')}: {alert.get('message')}")
@@ -112,8 +125,9 @@ def render_status(s: dict[str, Any]) -> str:
 def read(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-    direct: bool = typer.Option(False, "--direct", help="Read the configured sensor directly, "
-                                "even if a service is running."),
+    direct: bool = typer.Option(
+        False, "--direct", help="Read the configured sensor directly, even if a service is running."
+    ),
 ) -> None:
     """Take one reading: from the running service, else straight from the configured sensor."""
     reading: dict[str, Any] | None = None
@@ -130,20 +144,16 @@ def read(
     if json_:
         print_json({**reading, "source": source})
         return
-    sys.stdout.write(
-        f"{fmt_num(reading.get('temperature_c'), ' °C')}  {fmt_num(reading.get('temperature_f'), ' °F')}  "
-        f"{fmt_num(reading.get('humidity'), ' %RH')}  dew point {fmt_num(reading.get('dew_point_c'), ' °C')}  "
-        f"abs {fmt_num(reading.get('absolute_humidity_g_m3'), ' g/m³')}"
-        + (f"  {fmt_num(reading.get('pressure_hpa'), ' hPa')}" if reading.get("pressure_hpa") is not None else "")
-        + f"  ({source}, {reading.get('time')})\n"
-    )
+    sys.stdout.write(f"{describe_reading(reading)}  ({source}, {reading.get('time')})\n")
 
 
 # -- flush ------------------------------------------------------------------------------------
 def flush(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Give up after this many seconds."),
+    timeout: float = typer.Option(
+        60.0, "--timeout", min=0.1, help="Give up after this many seconds."
+    ),
 ) -> None:
     """Deliver the backlog now, with a progress bar. Via the service if it runs, else directly
     (only while no service holds the history)."""
@@ -154,7 +164,8 @@ def flush(
     try:
         with Client.connect(ctx_of(ctx).socket, timeout=timeout + 10) as client:
             result = client.call(
-                "flush", {"timeout": timeout},
+                "flush",
+                {"timeout": timeout},
                 on_event=(lambda _name, data: bar.update(data)) if bar else None,
             )
         result["via"] = "service"
@@ -171,7 +182,8 @@ def flush(
     else:
         sys.stdout.write(
             f"delivered {result.get('delivered', 0)}, remaining {result.get('remaining', 0)}"
-            + (f" — {result['error']}" if result.get("error") else "") + "\n"
+            + (f" — {result['error']}" if result.get("error") else "")
+            + "\n"
         )
     if not result.get("ok", False):
         raise typer.Exit(1)
@@ -184,15 +196,24 @@ class _ProgressBar:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        self._progress = Progress("delivering", BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._progress = Progress(
+            "delivering",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._progress.start()
         self._task = self._progress.add_task("flush", total=None)
 
     def update(self, data: Any) -> None:
         if isinstance(data, dict):
-            self._progress.update(self._task, completed=int(data.get("delivered", 0)),
-                                  total=int(data.get("total", 0)) or None)
+            self._progress.update(
+                self._task,
+                completed=int(data.get("delivered", 0)),
+                total=int(data.get("total", 0)) or None,
+            )
 
     def close(self) -> None:
         self._progress.stop()
@@ -203,7 +224,9 @@ def history(
     ctx: typer.Context,
     since: str = typer.Option("24h", "--since", help="How far back, e.g. 90m, 24h, 7d."),
     format_: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
-    limit: int = typer.Option(100_000, "--limit", min=1, help="At most this many readings (newest kept)."),
+    limit: int = typer.Option(
+        100_000, "--limit", min=1, help="At most this many readings (newest kept)."
+    ),
 ) -> None:
     """Print readings from the local history (works with or without a running service)."""
     if format_ not in ("table", "csv", "json"):
@@ -220,14 +243,24 @@ def history(
     elif format_ == "csv":
         import csv
 
-        cols = ["time", "seq", "temperature_c", "temperature_f", "humidity", "dew_point_c",
-                "absolute_humidity_g_m3", "pressure_hpa"]
+        cols = [
+            "time",
+            "seq",
+            "temperature_c",
+            "temperature_f",
+            "humidity",
+            "dew_point_c",
+            "absolute_humidity_g_m3",
+            "pressure_hpa",
+        ]
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(cols)
         for row in rows:
             writer.writerow(["" if row.get(c) is None else row.get(c) for c in cols])
     else:
-        sys.stdout.write(f"{'time (UTC)':<27}{'seq':>8}{'°C':>8}{'%RH':>8}{'dew °C':>8}{'g/m³':>8}{'hPa':>9}\n")
+        sys.stdout.write(
+            f"{'time (UTC)':<27}{'seq':>8}{'°C':>8}{'%RH':>8}{'dew °C':>8}{'g/m³':>8}{'hPa':>9}\n"
+        )
         for row in rows:
             sys.stdout.write(
                 f"{row['time']:<27}{row['seq']:>8}{fmt_num(row.get('temperature_c'), digits=2):>8}"

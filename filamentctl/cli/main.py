@@ -35,11 +35,15 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     socket: Path | None = typer.Option(
-        None, "--socket", envvar="FILAMENTCTL_SOCKET", help="Service socket to talk to "
-        "(default: your own service's, then the system service's)."),
+        None,
+        "--socket",
+        envvar="FILAMENTCTL_SOCKET",
+        help="Service socket to talk to (default: your own service's, then the system service's).",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     ctx.obj = common.Ctx(socket=socket, debug=debug)
 

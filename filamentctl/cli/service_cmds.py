@@ -19,11 +19,15 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ctx: typer.Context,
-    simulate: bool = typer.Option(False, "--simulate", help="Simulated sensor and relays: no "
-                                  "hardware needed."),
-    debug: bool = typer.Option(False, "--debug", help="Debug logging (batch previews; never secrets)."),
-    log_format: str | None = typer.Option(None, "--log-format", help="text or json (default: "
-                                          "the log.format setting)."),
+    simulate: bool = typer.Option(
+        False, "--simulate", help="Simulated sensor and relays: no hardware needed."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Debug logging (batch previews; never secrets)."
+    ),
+    log_format: str | None = typer.Option(
+        None, "--log-format", help="text or json (default: the log.format setting)."
+    ),
 ) -> None:
     """Run the service in the foreground (systemd runs exactly this)."""
     if log_format not in (None, "text", "json"):
@@ -52,8 +56,9 @@ DEMO_SETTINGS = {
 
 def demo(
     ctx: typer.Context,
-    plain: bool = typer.Option(False, "--plain", help="Show the live status text instead of the "
-                               "dashboard."),
+    plain: bool = typer.Option(
+        False, "--plain", help="Show the live status text instead of the dashboard."
+    ),
 ) -> None:
     """Start a simulated box in the background and watch it live; stops it when you quit."""
     import shutil
@@ -71,7 +76,10 @@ def demo(
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "filamentctl", "run", "--simulate"],
-            env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
             start_new_session=True,
         )
     try:
@@ -110,6 +118,8 @@ def _watch(ctx: typer.Context, plain: bool) -> None:
             return
     from filamentctl.cli.data import status
 
-    sys.stderr.write("demo: a simulated box is running; try in another terminal:\n"
-                     f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl sim set --temperature 20\n")
+    sys.stderr.write(
+        "demo: a simulated box is running; try in another terminal:\n"
+        f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl sim set --temperature 20\n"
+    )
     status(ctx, json_=False, watch=True, interval=1.0)

@@ -9,16 +9,24 @@ from filamentctl.errors import UsageError
 
 FAULTS = ("stale", "error", "nan", "spike")
 
-app = typer.Typer(help="Pin the simulated sensor to values or inject a fault (simulated service only).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Pin the simulated sensor to values or inject a fault (simulated service only).",
+    no_args_is_help=True,
+)
 
 
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    temperature: float | None = typer.Option(None, "--temperature", "-t", help="Pin the temperature (°C)."),
-    humidity: float | None = typer.Option(None, "--humidity", "-u", help="Pin the relative humidity (%)."),
-    fault: str | None = typer.Option(None, "--fault", help="Inject a fault: stale, error, nan or spike."),
+    temperature: float | None = typer.Option(
+        None, "--temperature", "-t", help="Pin the temperature (°C)."
+    ),
+    humidity: float | None = typer.Option(
+        None, "--humidity", "-u", help="Pin the relative humidity (%)."
+    ),
+    fault: str | None = typer.Option(
+        None, "--fault", help="Inject a fault: stale, error, nan or spike."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the simulator state as JSON."),
 ) -> None:
     """Pin the simulated sensor's values and/or inject a fault until 'sim clear'."""
@@ -26,8 +34,11 @@ def set_(
         raise UsageError("nothing to set: give --temperature, --humidity and/or --fault")
     if fault is not None and fault not in FAULTS:
         raise UsageError(f"invalid --fault {fault!r}: use one of {', '.join(FAULTS)}")
-    args = {k: v for k, v in (("temperature", temperature), ("humidity", humidity), ("fault", fault))
-            if v is not None}
+    args = {
+        k: v
+        for k, v in (("temperature", temperature), ("humidity", humidity), ("fault", fault))
+        if v is not None
+    }
     state = call(ctx, "sim.set", args)
     print_json(state) if json_ else typer.echo(f"simulator: {_describe(state)}")
 
@@ -44,10 +55,12 @@ def clear(
 
 def _describe(state: dict[str, object]) -> str:
     parts = []
-    if state.get("pinned_temperature_c") is not None:
-        parts.append(f"temperature pinned at {state['pinned_temperature_c']} °C")
-    if state.get("pinned_humidity") is not None:
-        parts.append(f"humidity pinned at {state['pinned_humidity']} %")
+    pinned = state.get("pinned")
+    pinned = pinned if isinstance(pinned, dict) else {}
+    if pinned.get("temperature_c") is not None:
+        parts.append(f"temperature pinned at {pinned['temperature_c']} °C")
+    if pinned.get("humidity") is not None:
+        parts.append(f"humidity pinned at {pinned['humidity']} %")
     if state.get("fault"):
         parts.append(f"fault '{state['fault']}'")
     return ", ".join(parts) or "running free"

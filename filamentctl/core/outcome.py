@@ -33,7 +33,9 @@ class WriteResult:
 ACKED = WriteResult(Outcome.ACK)
 
 
-def classify_http(status: int, message: str = "", retry_after_s: float | None = None) -> WriteResult:
+def classify_http(
+    status: int, message: str = "", retry_after_s: float | None = None
+) -> WriteResult:
     """Map an HTTP status to an outcome (the policy of product.md §4)."""
     if 200 <= status < 300:
         return WriteResult(Outcome.ACK, status, message)

@@ -105,7 +105,10 @@ class Service:
         self._spawn("control", self._control_loop)
         log.info(
             "filamentctl %s running: sensor %s, database %s, socket %s",
-            __version__, self.sensor_kind, s["database.type"], self.paths.socket,
+            __version__,
+            self.sensor_kind,
+            s["database.type"],
+            self.paths.socket,
         )
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -113,8 +116,9 @@ class Service:
             try:
                 target()
             except BaseException as exc:  # a dying thread must stop the service, relays OFF
-                log.critical("thread %s failed: %r — stopping with relays OFF", name, exc,
-                             exc_info=True)
+                log.critical(
+                    "thread %s failed: %r — stopping with relays OFF", name, exc, exc_info=True
+                )
                 self.fatal = exc
                 self.safe_off(f"internal error in {name}")
                 self._stopping.set()
@@ -175,8 +179,13 @@ class Service:
     def _build_control(self) -> None:
         from filamentctl.service.control import ControlLoop
 
-        self.control = ControlLoop(self.settings, clock=self.clock, publish=self.bus.publish,
-                                   simulate=self.simulate, pin_factory=self._pin_factory)
+        self.control = ControlLoop(
+            self.settings,
+            clock=self.clock,
+            publish=self.bus.publish,
+            simulate=self.simulate,
+            pin_factory=self._pin_factory,
+        )
 
     def _build_sensor(self) -> None:
         from filamentctl.core.validation import ReadingFilter, SensorHealth
@@ -197,8 +206,13 @@ class Service:
                 )
             self.sensor = make_sensor(s, clock=self.clock, box=self.box)
         self.sensor_kind = str(getattr(self.sensor, "kind", s["sensor.type"]))
-        self.filter = ReadingFilter.from_settings(s)
-        self.health = SensorHealth.from_settings(s)
+        self.filter = ReadingFilter(
+            temperature_offset_c=float(s["sensor.temperature_offset"]),
+            humidity_offset=float(s["sensor.humidity_offset"]),
+            max_jump_c=float(s["sensor.max_jump_c"]),
+            max_jump_humidity=float(s["sensor.max_jump_rh"]),
+        )
+        self.health = SensorHealth(self.clock(), stale_after_s=float(s["sensor.stale_after"]))
 
     def _build_delivery(self) -> None:
         s = self.settings
@@ -219,7 +233,9 @@ class Service:
     # -- sampling ---------------------------------------------------------------------------
     def _sampler_loop(self) -> None:
         s = self.settings
-        interval = max(float(s["sensor.read_interval"]), float(getattr(self.sensor, "min_interval_s", 0)))
+        interval = max(
+            float(s["sensor.read_interval"]), float(getattr(self.sensor, "min_interval_s", 0))
+        )
         commit_every = float(s["storage.commit_interval"])
         last_commit = self.clock()
         next_at = self.clock()
@@ -255,11 +271,14 @@ class Service:
         try:
             sample = self.filter.check(raw, previous)
         except Rejected as exc:
-            self._sensor_failed(now, f"rejected: {exc}", rejected=True)
+            event = self.health.reject(now, str(exc), key=exc.reason)
+            self._log_health(event, logging.WARNING)
             return previous
         with self._lock:
             seq = self.history.next_seq()
-            reading = Reading(time_ns, seq, sample.temperature_c, sample.humidity, sample.pressure_hpa)
+            reading = Reading(
+                time_ns, seq, sample.temperature_c, sample.humidity, sample.pressure_hpa
+            )
             self.history.add(reading)
             self.latest = reading
             self.latest_at = now
@@ -269,17 +288,26 @@ class Service:
         self.bus.publish("reading", reading.to_dict())
         return sample
 
-    def _sensor_failed(self, now: float, message: str, rejected: bool = False) -> None:
-        event = self.health.failed(now, message, rejected=rejected)
-        if event is not None:
-            log.warning("sensor %s: %s", self.sensor_kind, event)
-            self.bus.publish("sensor", self.health.status())
+    def _sensor_failed(self, now: float, message: str) -> None:
+        self._log_health(self.health.failed(now, message), logging.WARNING)
 
     def _sensor_ok(self, now: float) -> None:
-        event = self.health.ok(now)
-        if event is not None:
-            log.info("sensor %s: %s", self.sensor_kind, event)
-            self.bus.publish("sensor", self.health.status())
+        self._log_health(self.health.ok(now), logging.INFO)
+
+    def _log_health(self, event: Any, level: int) -> None:
+        """One log line per fault episode (start, change of cause, end), never one per read."""
+        if event is None:
+            return
+        log.log(level, "sensor %s: %s", self.sensor_kind, event.message)
+        self.bus.publish(
+            "sensor",
+            {
+                "type": self.sensor_kind,
+                "event": event.kind,
+                "message": event.message,
+                **self.health.snapshot(self.clock()),
+            },
+        )
 
     def _commit(self) -> None:
         try:
@@ -308,7 +336,7 @@ class Service:
             reading = self.latest.to_dict()
             reading["age_s"] = round(now - (self.latest_at or now), 3)
         storage = self._storage_status()
-        sensor = {"type": self.sensor_kind, **self.health.status()}
+        sensor = {"type": self.sensor_kind, **self.health.snapshot(now)}
         out: dict[str, Any] = {
             "version": __version__,
             "protocol": protocol.VERSION,
@@ -343,8 +371,10 @@ class Service:
     def dispatch(self, req: Request, conn: Connection) -> Any:
         handler = self._handlers().get(req.op)
         if handler is None:
-            raise ProtocolError(protocol.UNKNOWN_OP, f"unknown operation {req.op!r}; known: "
-                                + ", ".join(sorted(self._handlers())))
+            raise ProtocolError(
+                protocol.UNKNOWN_OP,
+                f"unknown operation {req.op!r}; known: " + ", ".join(sorted(self._handlers())),
+            )
         return handler(req, conn)
 
     def _handlers(self) -> dict[str, Callable[[Request, Connection], Any]]:
@@ -366,8 +396,11 @@ class Service:
 
     def op_read(self, req: Request, conn: Connection) -> Any:
         if self.latest is None:
-            raise ProtocolError(protocol.REFUSED, "no reading yet: the sensor has not produced a "
-                                "valid sample (see 'filamentctl status')")
+            raise ProtocolError(
+                protocol.REFUSED,
+                "no reading yet: the sensor has not produced a "
+                "valid sample (see 'filamentctl status')",
+            )
         out = self.latest.to_dict()
         out["age_s"] = round(self.clock() - (self.latest_at or self.clock()), 3)
         return out
@@ -403,8 +436,7 @@ class Service:
         timeout = _number_arg(req.args, "timeout", 60.0, minimum=0.1)
         self._commit()
         if self.delivery is None:
-            return {"delivered": 0, "remaining": 0, "ok": True, "error": None,
-                    "backend": "none"}
+            return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
 
         def progress(delivered: int, total: int) -> None:
             conn.send_event(req.id, "flush.progress", {"delivered": delivered, "total": total})
@@ -413,8 +445,10 @@ class Service:
 
     def _require_sim(self) -> Any:
         if self.box is None:
-            raise ProtocolError(protocol.NOT_SIMULATED, "sim works only against a simulated "
-                                "service (filamentctl run --simulate)")
+            raise ProtocolError(
+                protocol.NOT_SIMULATED,
+                "sim works only against a simulated service (filamentctl run --simulate)",
+            )
         return self.box
 
     def op_sim_set(self, req: Request, conn: Connection) -> Any:
@@ -422,19 +456,22 @@ class Service:
         args = req.args
         unknown = set(args) - {"temperature", "humidity", "fault"}
         if unknown:
-            raise ProtocolError(protocol.INVALID_ARGS, f"unknown sim.set argument(s): {sorted(unknown)}")
+            raise ProtocolError(
+                protocol.INVALID_ARGS, f"unknown sim.set argument(s): {sorted(unknown)}"
+            )
         t = args.get("temperature")
         h = args.get("humidity")
         fault = args.get("fault")
         for name, v in (("temperature", t), ("humidity", h)):
-            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
-                                  or not math.isfinite(v)):
+            if v is not None and (
+                not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+            ):
                 raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be a finite number")
         if fault is not None and fault not in ("stale", "error", "nan", "spike"):
             raise ProtocolError(protocol.INVALID_ARGS, "'fault' must be stale, error, nan or spike")
         box.set(temperature_c=t, humidity=h, fault=fault)
         self._forget_previous = True
-        log.info("sim: set %s", {k: v for k, v in args.items()})
+        log.info("sim: set %s (peer %s)", dict(args), conn.peer)
         return box.state()
 
     def op_sim_clear(self, req: Request, conn: Connection) -> Any:

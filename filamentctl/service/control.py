@@ -49,11 +49,16 @@ class ControlLoop:
         self._publish = publish or (lambda _name, _data: None)
         self._lock = threading.RLock()
         self._shutdown = False
-        self.enabled = {"heater": bool(settings["heater.enabled"]), "fan": bool(settings["fan.enabled"])}
+        self.enabled = {
+            "heater": bool(settings["heater.enabled"]),
+            "fan": bool(settings["fan.enabled"]),
+        }
         factory = pin_factory if pin_factory is not None else make_pin_factory(simulate)
         self.board = RelayBoard.from_settings(settings, factory)
         now = clock()
-        self.heater = HeaterController(HeaterSettings.from_settings(settings), now, self._until_text)
+        self.heater = HeaterController(
+            HeaterSettings.from_settings(settings), now, self._until_text
+        )
         self.fan = FanController(FanSettings.from_settings(settings), now, self._until_text)
 
     def _until_text(self, until: float, now: float) -> str:
@@ -91,8 +96,15 @@ class ControlLoop:
             return
         if decision.changed:
             log.info("%s %s: %s", name, "ON" if want_on else "OFF", decision.reason)
-            self._publish("relay", {"relay": name, "on": want_on, "reason": decision.reason,
-                                    "time": iso_utc(time.time_ns())})
+            self._publish(
+                "relay",
+                {
+                    "relay": name,
+                    "on": want_on,
+                    "reason": decision.reason,
+                    "time": iso_utc(time.time_ns()),
+                },
+            )
 
     # -- requests from the socket -----------------------------------------------------------
     def set_mode(self, name: str, args: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -102,13 +114,22 @@ class ControlLoop:
         for_s = args.get("for_s")
         until: float | None = None
         if for_s is not None:
-            if (isinstance(for_s, bool) or not isinstance(for_s, (int, float))
-                    or not math.isfinite(for_s) or for_s <= 0):
-                raise ProtocolError(protocol.INVALID_ARGS, "'for_s' must be a positive number of seconds")
+            if (
+                isinstance(for_s, bool)
+                or not isinstance(for_s, (int, float))
+                or not math.isfinite(for_s)
+                or for_s <= 0
+            ):
+                raise ProtocolError(
+                    protocol.INVALID_ARGS, "'for_s' must be a positive number of seconds"
+                )
             until = now + float(for_s)
         if not self.enabled[name]:
-            raise ProtocolError(protocol.REFUSED, f"the {name} is disabled ({name}.enabled is false); "
-                                f"enable it with 'filamentctl config set {name}.enabled true'")
+            raise ProtocolError(
+                protocol.REFUSED,
+                f"the {name} is disabled ({name}.enabled is false); "
+                f"enable it with 'filamentctl config set {name}.enabled true'",
+            )
         controller = self.heater if name == "heater" else self.fan
         with self._lock:
             if self._shutdown:
@@ -145,8 +166,13 @@ class ControlLoop:
         st["override_until"] = (
             iso_utc(int((self._wall() + until - now) * 1e9)) if until is not None else None
         )
-        st.update(enabled=self.enabled[name], on=is_on, pin_level=level,
-                  gpio_pin=getattr(relay, "pin", None), active_high=getattr(relay, "active_high", None))
+        st.update(
+            enabled=self.enabled[name],
+            on=is_on,
+            pin_level=level,
+            gpio_pin=getattr(relay, "pin", None),
+            active_high=getattr(relay, "active_high", None),
+        )
         if not self.enabled[name]:
             st.update(mode="auto", reason=f"disabled ({name}.enabled is false)")
         return st

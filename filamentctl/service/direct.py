@@ -29,7 +29,9 @@ def read_direct() -> dict[str, Any]:
     except SensorError as exc:
         raise UserError(f"cannot read the {settings['sensor.type']} sensor: {exc}") from None
     except Rejected as exc:
-        raise UserError(f"the sensor returned an invalid reading ({exc}); check the wiring") from None
+        raise UserError(
+            f"the sensor returned an invalid reading ({exc}); check the wiring"
+        ) from None
     finally:
         sensor.close()
     reading = Reading(time.time_ns(), 0, sample.temperature_c, sample.humidity, sample.pressure_hpa)
@@ -41,13 +43,19 @@ def read_direct() -> dict[str, Any]:
 
 def history_direct(since_s: float, limit: int) -> list[dict[str, Any]]:
     """Readings from the history file (read-only; fine while a service writes it)."""
-    from filamentctl.store.history import read_history
+    from filamentctl.store.history import History
+    from filamentctl.store.settings import load_settings
 
     paths = _paths.resolve()
     since_ns = time.time_ns() - int(since_s * 1e9)
     if not paths.history_db.exists():
         return []
-    return [r.to_dict() for r in read_history(paths.history_db, since_ns, limit)]
+    history = History.from_settings(paths.history_db, load_settings(paths))
+    history.open()
+    try:
+        return [r.to_dict() for r in history.query(since_ns)[-limit:]]
+    finally:
+        history.close()
 
 
 def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
@@ -63,13 +71,21 @@ def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) 
     if settings["database.type"] == "none":
         return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
     if not paths.history_db.exists():
-        return {"delivered": 0, "remaining": 0, "ok": True, "error": None,
-                "backend": settings["database.type"]}
+        return {
+            "delivered": 0,
+            "remaining": 0,
+            "ok": True,
+            "error": None,
+            "backend": settings["database.type"],
+        }
     lock = StateLock(paths.state_dir)
     lock.acquire("a direct flush")
     try:
-        history = History(paths.history_db, max_backlog=int(settings["storage.max_backlog"]),
-                          retention_days=float(settings["storage.retention_days"]))
+        history = History(
+            paths.history_db,
+            max_backlog=int(settings["storage.max_backlog"]),
+            retention_days=float(settings["storage.retention_days"]),
+        )
         history.open()
         try:
             sink = create_sink(settings)

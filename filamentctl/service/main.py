@@ -19,8 +19,12 @@ from filamentctl.service.app import Service
 log = logging.getLogger("filamentctl.service")
 
 
-def run(simulate: bool = False, debug: bool = False, log_format: str | None = None,
-        overrides: Mapping[str, Any] | None = None) -> int:
+def run(
+    simulate: bool = False,
+    debug: bool = False,
+    log_format: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> int:
     """Run the service until a signal; returns the process exit code."""
     from filamentctl.store.settings import load_settings
 

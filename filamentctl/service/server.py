@@ -108,7 +108,9 @@ class SocketServer:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(mode):
-            raise OSError(f"{self.path} exists and is not a socket; remove it or set FILAMENTCTL_HOME")
+            raise OSError(
+                f"{self.path} exists and is not a socket; remove it or set FILAMENTCTL_HOME"
+            )
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(0.5)
         try:
@@ -184,8 +186,13 @@ class SocketServer:
                     if nl < 0:
                         if len(buf) > protocol.MAX_LINE:
                             if not discarding:
-                                conn.send(protocol.error(None, protocol.TOO_LARGE,
-                                                         f"request longer than {protocol.MAX_LINE} bytes"))
+                                conn.send(
+                                    protocol.error(
+                                        None,
+                                        protocol.TOO_LARGE,
+                                        f"request longer than {protocol.MAX_LINE} bytes",
+                                    )
+                                )
                             discarding = True
                             buf = b""
                         break
@@ -216,7 +223,9 @@ class SocketServer:
             return
         except Exception as exc:  # a handler bug must not take the service down
             log.exception("socket request failed")
-            conn.send(protocol.error(req_id, protocol.INTERNAL, f"internal error: {type(exc).__name__}"))
+            conn.send(
+                protocol.error(req_id, protocol.INTERNAL, f"internal error: {type(exc).__name__}")
+            )
             return
         try:
             conn.send(protocol.ok(req_id, result))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 
 
-def notify(message: str, env: dict[str, str] | None = None) -> bool:
+def notify(message: str, env: Mapping[str, str] | None = None) -> bool:
     """Send one notification to ``$NOTIFY_SOCKET``; False when not under systemd or on error."""
     addr = (os.environ if env is None else env).get("NOTIFY_SOCKET")
     if not addr:
@@ -22,11 +23,11 @@ def notify(message: str, env: dict[str, str] | None = None) -> bool:
         return False
 
 
-def watchdog_interval_s(env: dict[str, str] | None = None) -> float | None:
+def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
     """Half of ``$WATCHDOG_USEC`` (the recommended ping period), if the watchdog is for us."""
-    env = os.environ if env is None else env
-    usec = env.get("WATCHDOG_USEC")
-    pid = env.get("WATCHDOG_PID")
+    environ = os.environ if env is None else env
+    usec = environ.get("WATCHDOG_USEC")
+    pid = environ.get("WATCHDOG_PID")
     if not usec or (pid and pid != str(os.getpid())):
         return None
     try:

@@ -1,0 +1,109 @@
+"""The socket survives anything a client sends: every bad line gets an error reply, sampling goes on."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.helpers import in_process_service, raw_request, settings, wait_until
+
+
+@pytest.fixture(scope="module")
+def service():  # type: ignore[no-untyped-def]
+    with in_process_service(settings(sensor__read_interval=0.1)) as svc:
+        yield svc
+
+
+def _seq(svc) -> int:  # type: ignore[no-untyped-def]
+    return wait_until(lambda: svc.latest and svc.latest.seq, what="a reading")
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"this is not json", "bad_json"),
+        (b"\xff\xfe\x00garbage", "bad_json"),
+        (b"[1, 2, 3]", "bad_request"),
+        (b'"just a string"', "bad_request"),
+        (b'{"id": 1}', "bad_request"),
+        (b'{"id": 1, "op": 42}', "bad_request"),
+        (b'{"id": 1, "op": "status", "args": [1]}', "bad_request"),
+        (b'{"id": {"nested": true}, "op": "status"}', "bad_request"),
+        (b'{"v": 99, "id": 1, "op": "status"}', "unsupported_version"),
+        (b'{"id": 1, "op": "reactor.meltdown"}', "unknown_op"),
+        (b'{"id": 1, "op": "history", "args": {"since_s": "yesterday"}}', "invalid_args"),
+        (b'{"id": 1, "op": "history", "args": {"limit": -5}}', "invalid_args"),
+        (b'{"id": 1, "op": "flush", "args": {"timeout": null}}', "invalid_args"),
+        (b'{"id": 1, "op": "sim.set", "args": {"temperature": "hot"}}', "invalid_args"),
+        (b'{"id": 1, "op": "sim.set", "args": {"fault": "fire"}}', "invalid_args"),
+        (b'{"id": 1, "op": "heater.set", "args": {"mode": "maybe"}}', "invalid_args"),
+        (b'{"id": 1, "op": "heater.set", "args": {"mode": "on", "for_s": -1}}', "invalid_args"),
+    ],
+)
+def test_bad_request_gets_named_error_and_sampling_continues(service, line, code) -> None:  # type: ignore[no-untyped-def]
+    before = _seq(service)
+    [reply] = raw_request(service.server.path, line + b"\n")
+    assert reply["ok"] is False
+    assert reply["error"]["code"] == code
+    assert reply["error"]["message"]
+    wait_until(lambda: service.latest.seq > before, what="sampling to go on")
+
+
+def test_ten_megabyte_line_is_refused_and_connection_still_usable(service) -> None:  # type: ignore[no-untyped-def]
+    before = _seq(service)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(service.server.path))
+        s.sendall(b'{"id": 1, "op": "status", "pad": "' + b"x" * (10 * 1024 * 1024) + b'"}\n')
+        s.sendall(b'{"id": 2, "op": "ping"}\n')
+        f = s.makefile("rb")
+        first = json.loads(f.readline())
+        second = json.loads(f.readline())
+    assert first["ok"] is False and first["error"]["code"] == "too_large"
+    assert second == {"v": 1, "id": 2, "ok": True, "result": second["result"]}
+    assert second["result"]["pong"] is True
+    wait_until(lambda: service.latest.seq > before, what="sampling to go on")
+
+
+def test_many_requests_on_one_connection_each_get_their_id_back(service) -> None:  # type: ignore[no-untyped-def]
+    payload = b"".join(
+        json.dumps({"id": f"r{i}", "op": "ping"}).encode() + b"\n" for i in range(50)
+    )
+    replies = raw_request(service.server.path, payload)
+    assert [r["id"] for r in replies] == [f"r{i}" for i in range(50)]
+    assert all(r["ok"] for r in replies)
+
+
+def test_client_disconnecting_mid_line_does_not_disturb_service(service) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(20):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(service.server.path))
+            s.sendall(b'{"id": 1, "op": "sta')
+    [reply] = raw_request(service.server.path, b'{"id": 7, "op": "status"}\n')
+    assert reply["ok"] and reply["result"]["reading"]["seq"] >= 1
+
+
+def test_socket_file_is_group_accessible_only(service) -> None:  # type: ignore[no-untyped-def]
+    mode = service.server.path.stat().st_mode & 0o777
+    assert mode == 0o660
+
+
+def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-untyped-def]
+    _seq(service)
+    [reply] = raw_request(service.server.path, b'{"id": 1, "op": "status"}\n')
+    st = reply["result"]
+    for key in ("version", "uptime_s", "readings_total", "reading", "sensor", "storage"):
+        assert key in st
+    for key in ("time", "seq", "age_s", "temperature_c", "temperature_f", "humidity",
+                "dew_point_c", "absolute_humidity_g_m3", "pressure_hpa"):
+        assert key in st["reading"], key
+    for key in ("type", "health", "last_error", "errors"):
+        assert key in st["sensor"], key
+    for key in ("backend", "connected", "backlog", "oldest_unsent_age_s", "written", "dropped",
+                "rejected", "dead_letter", "last_error", "next_retry_s"):
+        assert key in st["storage"], key
+    for relay in ("heater", "fan"):
+        for key in ("on", "pin_level", "mode", "reason", "override_until", "thresholds"):
+            assert key in st[relay], (relay, key)
