@@ -1,0 +1,573 @@
+"""The delivery engine: one thread that drains the history's backlog into the configured sink.
+
+Batches go out oldest first when ``writer.batch_size`` readings are waiting or when the oldest
+waiting reading was committed ``writer.flush_interval`` seconds ago; a large backlog drains batch
+after batch without pause. Per batch the sink's :class:`~filamentctl.core.outcome.Outcome` decides:
+ACK advances the cursor, SPLIT halves and resends, REJECT moves the batch to the dead-letter table,
+AUTH and RETRY keep everything and back off (``retry.backoff_base``/``retry.backoff_max`` with
+jitter, at least the server's Retry-After). After ``retry.alert_threshold`` consecutive failures,
+or at once for an authentication failure, an alert fires once per episode: logged, passed to
+``on_event``, shown in ``status()`` and, if ``retry.alert_command`` is set, run as a shell command
+with the details in its environment. Nothing leaves the history unless the backend took it, it was
+dead-lettered, or the backlog cap dropped it (counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from filamentctl.core.backoff import retry_delay, split_batch
+from filamentctl.core.outcome import Outcome, WriteResult
+from filamentctl.core.reading import Reading, iso_utc
+from filamentctl.sinks.base import Sink
+from filamentctl.store.history import History
+
+log = logging.getLogger("filamentctl.delivery")
+
+CAP_CHECK_INTERVAL_S = 10.0  # how often the backlog cap is enforced
+RETENTION_INTERVAL_S = 3600.0  # how often old delivered readings are deleted
+IDLE_WAIT_S = 60.0  # longest sleep with nothing to do (wake() normally ends it sooner)
+ALERT_COMMAND_TIMEOUT_S = 60.0  # an alert command still running after this is killed
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+AlertRunner = Callable[[dict[str, str]], None]
+
+
+@dataclass
+class _Progress:
+    """What one delivery attempt moved out of the backlog."""
+
+    delivered: int = 0
+    rejected: int = 0
+
+
+class DeliveryWorker:
+    """Delivers committed readings from ``history`` to ``sink`` on a thread named "delivery".
+
+    ``clock`` (monotonic seconds) computes deadlines and backoff; ``rng`` supplies jitter in
+    [0, 1); ``wall_clock_ns`` stamps ``last_success``/alerts and ages the backlog. ``on_event``
+    receives ``("alert" | "recovered" | "rejected" | "dropped", details)`` from the delivery
+    thread (or the thread calling ``flush``) and must not block. ``run_alert`` replaces how
+    ``retry.alert_command`` is started (it receives the FILAMENTCTL_ALERT_* variables).
+    """
+
+    def __init__(
+        self,
+        history: History,
+        sink: Sink,
+        settings: Mapping[str, Any],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+        on_event: EventCallback | None = None,
+        run_alert: AlertRunner | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._history = history
+        self._sink = sink
+        self._name = str(sink.name)
+        self._batch_size = max(int(settings["writer.batch_size"]), 1)
+        self._flush_interval = max(float(settings["writer.flush_interval"]), 0.0)
+        self._backoff_base = float(settings["retry.backoff_base"])
+        self._backoff_max = float(settings["retry.backoff_max"])
+        self._alert_threshold = int(settings["retry.alert_threshold"])
+        self._alert_command = str(settings.get("retry.alert_command") or "").strip()
+        self._clock = clock
+        self._rng = rng
+        self._wall_ns = wall_clock_ns
+        self._on_event = on_event
+        self._run_alert: AlertRunner = run_alert or self._spawn_alert_command
+        self._idle_wait = min(max(self._flush_interval, 1.0), IDLE_WAIT_S)
+
+        self._wake_event = threading.Event()
+        self._stop_event = threading.Event()
+        self._send_lock = threading.Lock()  # one batch in flight at a time (worker or flush)
+        self._state_lock = threading.Lock()  # status fields; never held during I/O
+        self._thread: threading.Thread | None = None
+        self._stop_deadline = 0.0
+
+        # Delivery state (guarded by _state_lock).
+        self._failures = 0
+        self._connected: bool | None = None  # None until the first attempt
+        self._last_error: str | None = None
+        self._retry_at: float | None = None
+        self._alert: dict[str, Any] | None = None
+        self._alerted_kinds: set[str] = set()
+        self._last_success_ns: int | None = None
+        self._dropping = False
+
+        # Worker-thread-only bookkeeping: (highest committed seq, when first seen) pairs, so the
+        # interval timer runs from when the oldest unsent reading was committed.
+        self._seen: deque[tuple[int, float]] = deque()
+        self._next_cap_check = 0.0
+        self._next_retention = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the delivery thread. A backlog left from before is due at once."""
+        if self._thread is not None:
+            return
+        self._history.ensure_cursor(self._name)
+        self._stop_event.clear()
+        now = self._clock()
+        self._seen.clear()
+        self._seen.append((self._history.last_committed_seq(), now - self._flush_interval))
+        self._next_cap_check = now
+        self._next_retention = now
+        self._thread = threading.Thread(target=self._run, name="delivery", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New readings were committed: re-check the backlog now (does not cut a backoff short)."""
+        self._wake_event.set()
+
+    def stop(self, timeout: float) -> None:
+        """Stop gracefully: one last attempt to deliver what is committed, within ``timeout`` s.
+
+        Whatever is not delivered by then stays in the history for the next start. Returns after
+        at most about ``timeout`` seconds even if the backend hangs (the thread is a daemon).
+        """
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop_deadline = self._clock() + max(timeout, 0.0)
+        self._stop_event.set()
+        self._wake_event.set()
+        thread.join(max(timeout, 0.0) + 0.5)
+        if thread.is_alive():
+            log.warning(
+                "delivery to %s still busy after %.1f s; undelivered readings stay in the "
+                "local history for the next start",
+                self._name,
+                timeout,
+            )
+        else:
+            self._thread = None
+
+    # -- the worker thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                wait = self._cycle()
+            except Exception as exc:  # the thread must survive anything (e.g. a locked database)
+                log.exception("delivery to %s hit an unexpected error", self._name)
+                with self._state_lock:
+                    self._last_error = f"internal error: {exc}"
+                wait = max(self._backoff_base, 1.0)
+            self._wake_event.wait(max(wait, 0.0))
+            self._wake_event.clear()
+        try:
+            self._final_drain()
+        except Exception:  # the history may already be closed after a timed-out stop()
+            log.debug("final delivery attempt failed", exc_info=True)
+
+    def _cycle(self) -> float:
+        """Do what is due now; return how long to sleep before the next look."""
+        now = self._clock()
+        next_look = self._maintain(now)
+        with self._state_lock:
+            retry_at = self._retry_at
+        if retry_at is not None and now < retry_at:
+            return min(retry_at - now, next_look - now)
+
+        with self._send_lock:
+            batch = self._history.backlog(self._name, self._batch_size)
+            if not batch:
+                self._seen.clear()
+                # wake() normally ends this sleep; the poll only bounds latency if nobody calls it.
+                return min(self._idle_wait, next_look - now)
+            due_at = self._due_at(batch[0].seq, now)
+            if len(batch) < self._batch_size and now < due_at:
+                return min(due_at - now, next_look - now)
+            progress = _Progress()
+            failure = self._deliver(batch, progress)
+        if failure is not None:
+            self._note_failure(failure)
+            return 0.0  # the next cycle computes the backoff wait
+        return 0.0  # a large backlog drains without pause
+
+    def _due_at(self, oldest_seq: int, now: float) -> float:
+        """When the interval timer of the oldest unsent reading (``oldest_seq``) runs out."""
+        committed = self._history.last_committed_seq()
+        if not self._seen or self._seen[-1][0] < committed:
+            self._seen.append((committed, now))
+        while self._seen and self._seen[0][0] < oldest_seq:
+            self._seen.popleft()
+        first_seen = self._seen[0][1] if self._seen else now
+        return first_seen + self._flush_interval
+
+    def _final_drain(self) -> None:
+        """After stop(): deliver what is committed until done, a failure, or the deadline."""
+        while self._clock() < self._stop_deadline:
+            with self._send_lock:
+                batch = self._history.backlog(self._name, self._batch_size)
+                if not batch:
+                    return
+                failure = self._deliver(batch, _Progress())
+            if failure is not None:
+                self._note_failure(failure)
+                break
+        left = self._history.backlog_count(self._name)
+        if left:
+            log.info(
+                "delivery stopped with %d readings kept in the local history for the next start",
+                left,
+            )
+
+    def _maintain(self, now: float) -> float:
+        """Enforce the backlog cap and retention when due; returns when to come back."""
+        if now >= self._next_cap_check:
+            self._next_cap_check = now + CAP_CHECK_INTERVAL_S
+            self._enforce_cap()
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_INTERVAL_S
+            removed = self._history.apply_retention(self._wall_ns())
+            if removed:
+                log.info("retention removed %d old readings from the local history", removed)
+        return min(self._next_cap_check, self._next_retention)
+
+    def _enforce_cap(self) -> None:
+        dropped = self._history.enforce_cap(self._name)
+        with self._state_lock:
+            was_dropping, self._dropping = self._dropping, dropped > 0
+        if dropped and not was_dropping:
+            # Reported once per episode; the running total is in status()["dropped"].
+            log.warning(
+                "backlog for %s exceeded storage.max_backlog=%d: dropped the %d oldest unsent "
+                "readings (further drops are counted in status)",
+                self._name,
+                self._history.max_backlog,
+                dropped,
+            )
+            self._emit("dropped", {"backend": self._name, "dropped": dropped})
+        elif was_dropping and not dropped:
+            log.info("backlog for %s is back under storage.max_backlog", self._name)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _deliver(self, batch: Sequence[Reading], progress: _Progress) -> WriteResult | None:
+        """Send one batch (call with _send_lock held); None when all of it left the backlog.
+
+        Returns the RETRY/AUTH result that stopped it otherwise (earlier parts stay acked).
+        """
+        result = self._write(batch)
+        if result.outcome is Outcome.ACK:
+            self._history.ack(self._name, batch[-1].seq, len(batch))
+            progress.delivered += len(batch)
+            self._note_success()
+            return None
+        if result.outcome is Outcome.SPLIT:
+            if len(batch) == 1:
+                message = result.message or "too large"
+                self._dead_letter(batch, result.status, f"single reading {message}", progress)
+                return None
+            older, newer = split_batch(batch)
+            log.debug("%s: batch of %d too large, splitting", self._name, len(batch))
+            failure = self._deliver(older, progress)
+            if failure is not None:
+                return failure
+            return self._deliver(newer, progress)
+        if result.outcome is Outcome.REJECT:
+            self._dead_letter(batch, result.status, result.message, progress)
+            return None
+        return result
+
+    def _dead_letter(
+        self, batch: Sequence[Reading], status: int | None, error: str, progress: _Progress
+    ) -> None:
+        entry = self._history.reject(self._name, batch, status, error or "rejected")
+        progress.rejected += len(batch)
+        log.warning(
+            "%s rejected %d readings (seq %d-%d, HTTP %s: %s); moved to dead-letter entry %d",
+            self._name,
+            len(batch),
+            batch[0].seq,
+            batch[-1].seq,
+            status,
+            error,
+            entry,
+        )
+        # The backend answered, so the connection itself is fine.
+        self._note_success(reached_backend_only=True)
+        self._emit(
+            "rejected",
+            {"backend": self._name, "count": len(batch), "status": status, "error": error},
+        )
+
+    def _write(self, batch: Sequence[Reading]) -> WriteResult:
+        try:
+            return self._sink.write(batch)
+        except Exception as exc:  # a sink bug must not stop delivery or lose data: retry
+            log.debug("%s.write raised", self._name, exc_info=True)
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            return WriteResult(Outcome.RETRY, None, f"{type(exc).__name__}: {text}".rstrip(": "))
+
+    def _note_success(self, *, reached_backend_only: bool = False) -> None:
+        with self._state_lock:
+            recovered = self._failures
+            had_alert = self._alert is not None
+            self._failures = 0
+            self._retry_at = None
+            self._connected = True
+            self._alert = None
+            self._alerted_kinds.clear()
+            if not reached_backend_only:
+                self._last_success_ns = self._wall_ns()
+        if recovered:
+            log.info("delivery to %s recovered after %d failed attempts", self._name, recovered)
+            self._emit(
+                "recovered",
+                {"backend": self._name, "failures": recovered, "had_alert": had_alert},
+            )
+
+    def _note_failure(self, result: WriteResult) -> None:
+        message = _describe(result)
+        with self._state_lock:
+            self._failures += 1
+            failures = self._failures
+            self._connected = False
+            self._last_error = message
+            delay = retry_delay(
+                failures, self._backoff_base, self._backoff_max, self._rng(), result.retry_after_s
+            )
+            self._retry_at = self._clock() + delay
+            # One alert per episode; an auth failure after a generic alert still gets its own,
+            # because it needs a different fix (credentials, not the network).
+            kind: str | None = None
+            if result.outcome is Outcome.AUTH and "auth" not in self._alerted_kinds:
+                kind = "auth"
+            elif 0 < self._alert_threshold <= failures and not self._alerted_kinds:
+                kind = "delivery"
+            if kind is not None:
+                self._alerted_kinds.add(kind)
+                self._alert = {"kind": kind, "message": message, "since": iso_utc(self._wall_ns())}
+        if failures == 1:
+            log.warning(
+                "delivery to %s failed (%s); keeping the backlog, retrying in %.1f s",
+                self._name,
+                message,
+                delay,
+            )
+        else:
+            log.debug("delivery to %s failed again (%d): %s", self._name, failures, message)
+        if kind is not None:
+            self._raise_alert(kind, message, failures)
+
+    def _raise_alert(self, kind: str, message: str, failures: int) -> None:
+        try:
+            backlog = self._history.backlog_count(self._name)
+        except Exception:
+            backlog = -1
+        if kind == "auth":
+            text = f"{self._name} refused our credentials ({message}); check the token/password"
+        else:
+            text = f"{failures} consecutive delivery failures to {self._name} ({message})"
+        log.error("alert: %s; %d readings kept", text, backlog)
+        details = {
+            "kind": kind,
+            "message": text,
+            "failures": failures,
+            "backend": self._name,
+            "backlog": backlog,
+        }
+        self._emit("alert", details)
+        if self._alert_command:
+            env = {
+                "FILAMENTCTL_ALERT_KIND": kind,
+                "FILAMENTCTL_ALERT_MESSAGE": text,
+                "FILAMENTCTL_ALERT_FAILURES": str(failures),
+                "FILAMENTCTL_ALERT_BACKEND": self._name,
+                "FILAMENTCTL_ALERT_BACKLOG": str(backlog),
+            }
+            try:
+                self._run_alert(env)
+            except Exception as exc:
+                log.error("retry.alert_command could not be started: %s", exc)
+
+    def _spawn_alert_command(self, env: dict[str, str]) -> None:
+        """Start ``retry.alert_command`` via the shell; a helper thread reaps it (never blocks)."""
+        proc = subprocess.Popen(
+            self._alert_command,
+            shell=True,
+            env=os.environ | env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def reap() -> None:
+            try:
+                code = proc.wait(ALERT_COMMAND_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                log.warning(
+                    "retry.alert_command still running after %.0f s; killed",
+                    ALERT_COMMAND_TIMEOUT_S,
+                )
+                return
+            if code != 0:
+                log.warning("retry.alert_command exited with status %d", code)
+
+        threading.Thread(target=reap, name="alert-command", daemon=True).start()
+
+    def _emit(self, event: str, details: dict[str, Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event, details)
+        except Exception:  # a broken listener must not stop delivery
+            log.exception("delivery event listener failed on %r", event)
+
+    # -- on demand ---------------------------------------------------------------------------
+
+    def flush(
+        self, timeout: float, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """Deliver every reading committed now, ignoring any backoff wait; from any thread.
+
+        Transient failures are retried (with backoff, at least Retry-After) until ``timeout``
+        seconds have passed; an authentication failure ends the flush at once. ``progress(done,
+        total)`` is called after every batch. Returns ``{"delivered", "remaining", "ok",
+        "error", "dead_lettered"}``; nothing that was not delivered is lost.
+        """
+        deadline = self._clock() + max(timeout, 0.0)
+        self._history.ensure_cursor(self._name)
+        target = self._history.last_committed_seq()
+        total = self._history.backlog_count(self._name)
+        moved = _Progress()
+        error: str | None = None
+        if progress is not None:
+            progress(0, total)
+        while True:
+            with self._send_lock:
+                batch = [
+                    r
+                    for r in self._history.backlog(self._name, self._batch_size)
+                    if r.seq <= target
+                ]
+                if not batch:
+                    break
+                if self._clock() >= deadline:
+                    error = error or f"timed out after {timeout:g} s"
+                    break
+                failure = self._deliver(batch, moved)
+            if progress is not None:
+                done = moved.delivered + moved.rejected
+                progress(done, max(total, done))
+            if failure is None:
+                continue
+            self._note_failure(failure)
+            error = _describe(failure)
+            if failure.outcome is Outcome.AUTH:
+                break
+            with self._state_lock:
+                retry_at = self._retry_at
+            wait = (retry_at if retry_at is not None else 0.0) - self._clock()
+            if self._clock() + wait >= deadline or self._stop_event.wait(max(wait, 0.0)):
+                break
+        remaining = self._history.backlog_count(self._name)
+        left_of_target = bool([r for r in self._history.backlog(self._name, 1) if r.seq <= target])
+        ok = not left_of_target
+        self._wake_event.set()  # the worker re-plans: its backoff may be over now
+        return {
+            "delivered": moved.delivered,
+            "remaining": remaining,
+            "ok": ok,
+            "error": None if ok else error,
+            "dead_lettered": moved.rejected,
+        }
+
+    def replay_dead_letters(self, ids: Sequence[int] | None = None) -> dict[str, Any]:
+        """Resend dead-letter entries (all when None); each entry the backend takes is purged.
+
+        Returns ``{"replayed": entries, "readings": n, "failed": [ids], "ok", "error"}``.
+        Entries that fail again stay in the dead-letter table.
+        """
+        wanted = [e["id"] for e in self._history.deadletter_list()] if ids is None else list(ids)
+        replayed = 0
+        count = 0
+        failed: list[int] = []
+        error: str | None = None
+        for entry in wanted:
+            readings = self._history.deadletter_replay([entry])
+            if not readings:
+                continue
+            with self._send_lock:
+                failure = self._write_all(readings)
+            if failure is None:
+                self._history.deadletter_purge([entry], delivered=True)
+                replayed += 1
+                count += len(readings)
+            else:
+                failed.append(entry)
+                error = _describe(failure)
+        return {
+            "replayed": replayed,
+            "readings": count,
+            "failed": failed,
+            "ok": not failed,
+            "error": error,
+        }
+
+    def _write_all(self, readings: Sequence[Reading]) -> WriteResult | None:
+        """Send readings outside the backlog (replays): batches, halving on SPLIT."""
+        for start in range(0, len(readings), self._batch_size):
+            pending: list[Sequence[Reading]] = [readings[start : start + self._batch_size]]
+            while pending:
+                part = pending.pop(0)
+                result = self._write(part)
+                if result.outcome is Outcome.SPLIT and len(part) > 1:
+                    older, newer = split_batch(part)
+                    pending[:0] = [older, newer]
+                elif result.outcome is not Outcome.ACK:
+                    return result
+        return None
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The delivery part of ``filamentctl status`` (JSON-ready)."""
+        counters = self._history.counters()
+        backlog = self._history.backlog_count(self._name)
+        oldest = self._history.oldest_unsent_ns(self._name)
+        now = self._clock()
+        with self._state_lock:
+            retry_at = self._retry_at
+            alert = dict(self._alert) if self._alert else None
+            out: dict[str, Any] = {
+                "backend": self._name,
+                "connected": self._connected,
+                "backlog": backlog,
+                "oldest_unsent_age_s": (
+                    None if oldest is None else max(0.0, (self._wall_ns() - oldest) / 1e9)
+                ),
+                "written": counters["written"],
+                "dropped": counters["dropped"],
+                "rejected": counters["rejected"],
+                "dead_letter": counters["dead_letter"],
+                "last_error": self._last_error,
+                "next_retry_s": None if retry_at is None else max(0.0, retry_at - now),
+                "consecutive_failures": self._failures,
+                "alert": alert,
+                "last_success": (
+                    None if self._last_success_ns is None else iso_utc(self._last_success_ns)
+                ),
+            }
+        return out
+
+
+def _describe(result: WriteResult) -> str:
+    """One line for logs and status: HTTP status (if any) and the sink's message."""
+    text = result.message or result.outcome.value
+    return f"HTTP {result.status}: {text}" if result.status is not None else text
