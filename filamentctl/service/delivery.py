@@ -447,8 +447,8 @@ class DeliveryWorker:
         total = self._history.backlog_count(self._name)
         moved = _Progress()
         error: str | None = None
-        if progress is not None:
-            progress(0, total)
+        report = _guarded(progress)
+        report(0, total)
         while True:
             with self._send_lock:
                 batch = [
@@ -462,9 +462,8 @@ class DeliveryWorker:
                     error = error or f"timed out after {timeout:g} s"
                     break
                 failure = self._deliver(batch, moved)
-            if progress is not None:
-                done = moved.delivered + moved.rejected
-                progress(done, max(total, done))
+            done = moved.delivered + moved.rejected
+            report(done, max(total, done))
             if failure is None:
                 continue
             self._note_failure(failure)
@@ -565,6 +564,20 @@ class DeliveryWorker:
                 ),
             }
         return out
+
+
+def _guarded(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    """A progress callback that cannot break a flush (e.g. the client went away)."""
+
+    def report(done: int, total: int) -> None:
+        if progress is None:
+            return
+        try:
+            progress(done, total)
+        except Exception:
+            log.debug("flush progress callback failed", exc_info=True)
+
+    return report
 
 
 def _describe(result: WriteResult) -> str:
