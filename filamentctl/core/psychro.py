@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 
-_A = 17.62
-_B = 243.12  # °C
-_ES0 = 6.112  # hPa
+MAGNUS_A = 17.62
+MAGNUS_B = 243.12  # °C
+ES0_HPA = 6.112  # hPa
+_A, _B, _ES0 = MAGNUS_A, MAGNUS_B, ES0_HPA
 
 
 def c_to_f(temperature_c: float) -> float:
