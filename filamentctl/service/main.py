@@ -29,6 +29,8 @@ def run(
     from filamentctl.store.settings import load_settings
 
     paths = _paths.resolve()
+    if simulate:  # --simulate is a CLI flag: it outranks stored and env values (product.md §6)
+        overrides = {**(overrides or {}), "sensor.type": "simulated"}
     settings = load_settings(paths, overrides=overrides)
     logs.setup(str(settings["log.level"]), log_format or str(settings["log.format"]), debug)
     if getattr(settings, "source", "") == "defaults":
