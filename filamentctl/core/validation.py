@@ -1,0 +1,316 @@
+"""Reading validation and sensor health. Pure: no I/O, no clock — ``now`` is an argument.
+
+:class:`ReadingFilter` turns a raw sensor :class:`Sample` into a calibrated one, or raises
+:class:`Rejected`. Checks, in order:
+
+1. every value is a finite number (NaN/inf are rejected);
+2. raw values are in the sensor's physical range: −40…85 °C, 0…100 %RH, 300…1100 hPa;
+3. calibration offsets are added (humidity is then clamped to 0…100 %);
+4. jump rule: a calibrated sample further than ``max_jump_c`` / ``max_jump_humidity`` from the
+   previous accepted sample is rejected — unless it is the ``confirm_after``-th in a row of
+   jumped samples that agree with each other (each within the jump limits of the one before).
+   Then it is accepted as a new level. So an isolated spike is always rejected, while a real step
+   (sensor swapped, lid opened for long) is accepted after ``confirm_after`` readings and can
+   never lock the filter out. Any sample that passes the jump check resets the run.
+
+:class:`SensorHealth` is the OK / DEGRADED / FAULT state machine fed with the outcome of every
+read, and tells the caller when to log: one line when a failure episode starts (or its cause
+changes), one when it ends — never one per failed read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from filamentctl.core.reading import Sample
+
+TEMPERATURE_RANGE_C = (-40.0, 85.0)
+HUMIDITY_RANGE = (0.0, 100.0)
+PRESSURE_RANGE_HPA = (300.0, 1100.0)
+
+OK = "OK"
+DEGRADED = "DEGRADED"
+FAULT = "FAULT"
+
+
+class Rejected(Exception):
+    """A sample that must not become a reading.
+
+    ``reason`` is short and stable ("temperature out of range") so repeated rejections for the
+    same cause count as one episode; ``str(error)`` adds the values.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class ReadingFilter:
+    """Validates and calibrates samples (see the module docstring for the rules).
+
+    Stateful only in the run of jumped samples it is waiting to confirm; the caller keeps the
+    last accepted sample and passes it as ``previous``.
+    """
+
+    def __init__(
+        self,
+        *,
+        temperature_offset_c: float = 0.0,
+        humidity_offset: float = 0.0,
+        max_jump_c: float = 10.0,
+        max_jump_humidity: float = 25.0,
+        confirm_after: int = 3,
+    ) -> None:
+        if max_jump_c <= 0 or max_jump_humidity <= 0:
+            raise ValueError("jump limits must be positive")
+        if confirm_after < 1:
+            raise ValueError("confirm_after must be at least 1")
+        self.temperature_offset_c = temperature_offset_c
+        self.humidity_offset = humidity_offset
+        self.max_jump_c = max_jump_c
+        self.max_jump_humidity = max_jump_humidity
+        self.confirm_after = confirm_after
+        self._run: list[Sample] = []  # consecutive jumped samples that agree with each other
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ReadingFilter:
+        """From the ``sensor.*`` settings (offsets and jump limits; schema defaults if absent)."""
+        return cls(
+            temperature_offset_c=float(settings.get("sensor.temperature_offset", 0.0)),
+            humidity_offset=float(settings.get("sensor.humidity_offset", 0.0)),
+            max_jump_c=float(settings.get("sensor.max_jump_c", 10.0)),
+            max_jump_humidity=float(settings.get("sensor.max_jump_rh", 25.0)),
+        )
+
+    def check(self, sample: Sample, previous: Sample | None) -> Sample:
+        """The calibrated sample, or raises :class:`Rejected`.
+
+        ``previous`` is the last sample this filter accepted (as returned), or None when there is
+        none worth comparing with (first reading, or after a long outage).
+        """
+        _check_finite(sample)
+        _check_range("temperature", sample.temperature_c, TEMPERATURE_RANGE_C, "°C")
+        _check_range("humidity", sample.humidity, HUMIDITY_RANGE, "%")
+        if sample.pressure_hpa is not None:
+            _check_range("pressure", sample.pressure_hpa, PRESSURE_RANGE_HPA, "hPa")
+        calibrated = Sample(
+            sample.temperature_c + self.temperature_offset_c,
+            min(100.0, max(0.0, sample.humidity + self.humidity_offset)),
+            sample.pressure_hpa,
+        )
+        if previous is None or self._close(previous, calibrated):
+            self._run.clear()
+            return calibrated
+        if self._run and self._close(self._run[-1], calibrated):
+            self._run.append(calibrated)
+        else:
+            self._run = [calibrated]
+        if len(self._run) >= self.confirm_after:
+            self._run.clear()
+            return calibrated
+        raise Rejected("implausible jump", self._jump_detail(previous, calibrated))
+
+    def reset(self) -> None:
+        """Forget the pending run (e.g. after the sensor was re-initialised)."""
+        self._run.clear()
+
+    def _close(self, a: Sample, b: Sample) -> bool:
+        return (
+            abs(a.temperature_c - b.temperature_c) <= self.max_jump_c
+            and abs(a.humidity - b.humidity) <= self.max_jump_humidity
+        )
+
+    def _jump_detail(self, previous: Sample, sample: Sample) -> str:
+        parts = []
+        if abs(previous.temperature_c - sample.temperature_c) > self.max_jump_c:
+            parts.append(
+                f"temperature {previous.temperature_c:.1f} → {sample.temperature_c:.1f} °C "
+                f"(limit {self.max_jump_c:g} °C per reading)"
+            )
+        if abs(previous.humidity - sample.humidity) > self.max_jump_humidity:
+            parts.append(
+                f"humidity {previous.humidity:.1f} → {sample.humidity:.1f} % "
+                f"(limit {self.max_jump_humidity:g} % per reading)"
+            )
+        return ", ".join(parts)
+
+
+def _check_finite(sample: Sample) -> None:
+    values = {"temperature": sample.temperature_c, "humidity": sample.humidity}
+    if sample.pressure_hpa is not None:
+        values["pressure"] = sample.pressure_hpa
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        raise Rejected("not a number", ", ".join(f"{name} {values[name]}" for name in bad))
+
+
+def _check_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise Rejected(
+            f"{name} out of range", f"{value:g} {unit} is outside {low:g}…{high:g} {unit}"
+        )
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEvent:
+    """Something worth one log line: a failure episode ``started``, its cause ``changed``, or it
+    ``ended``. ``str(event)`` is that line."""
+
+    kind: Literal["started", "changed", "ended"]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+
+
+class SensorHealth:
+    """OK / DEGRADED / FAULT from the outcome of each read.
+
+    - FAULT: ``fault_after`` failed reads in a row, or no good reading for ``stale_after_s``
+      (counted from ``started_at``, or from the first event when None, until the first good one);
+    - DEGRADED: otherwise, any failure within the last ``window_s``;
+    - OK: otherwise.
+
+    A failure is a sensor error (:meth:`failed`, counted in ``errors``) or a rejected sample
+    (:meth:`reject`, counted in ``rejected``). Both return a :class:`HealthEvent` only when the
+    caller should log: at the first failure of an episode and when the cause changes. The cause
+    is ``key``, by default the error text with its numbers masked, so the same error repeating
+    with other values is one
+    cause. :meth:`ok` returns the "ended" event at the first good read after an episode.
+    """
+
+    def __init__(
+        self,
+        started_at: float | None = None,
+        *,
+        fault_after: int = 3,
+        stale_after_s: float = 30.0,
+        window_s: float = 300.0,
+    ) -> None:
+        if fault_after < 1 or stale_after_s <= 0 or window_s < 0:
+            raise ValueError("fault_after ≥ 1, stale_after_s > 0 and window_s ≥ 0 are required")
+        self.fault_after = fault_after
+        self.stale_after_s = stale_after_s
+        self.window_s = window_s
+        self.started_at = started_at
+        self.errors = 0
+        self.rejected = 0
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_ok_at: float | None = None
+        self._last_seen: float | None = started_at  # the latest ``now`` we were given
+        self._recent: deque[float] = deque()  # failure times within the window
+        self._episode_key: str | None = None
+        self._episode_started_at: float | None = None
+        self._episode_failures = 0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], started_at: float | None = None
+    ) -> SensorHealth:
+        """Staleness from ``sensor.stale_after`` (default 30 s); other limits at their defaults."""
+        return cls(started_at, stale_after_s=float(settings.get("sensor.stale_after", 30.0)))
+
+    def ok(self, now: float) -> HealthEvent | None:
+        """A good reading was accepted at ``now``."""
+        self._seen(now)
+        self.last_ok_at = now
+        self.consecutive_failures = 0
+        if self._episode_started_at is None:
+            return None
+        duration = now - self._episode_started_at
+        count = self._episode_failures
+        self._episode_key = None
+        self._episode_started_at = None
+        self._episode_failures = 0
+        plural = "" if count == 1 else "s"
+        return HealthEvent(
+            "ended", f"sensor recovered after {count} failed read{plural} over {duration:.0f} s"
+        )
+
+    def failed(self, now: float, error_text: str, *, key: str | None = None) -> HealthEvent | None:
+        """A read failed at ``now`` with ``error_text`` (one line)."""
+        self.errors += 1
+        return self._failure(now, error_text, key)
+
+    def reject(self, now: float, reason: str, *, key: str | None = None) -> HealthEvent | None:
+        """The filter rejected the sample read at ``now``; pass ``key=Rejected.reason``."""
+        self.rejected += 1
+        return self._failure(now, f"reading rejected: {reason}", key)
+
+    def health(self, now: float | None = None) -> str:
+        """OK, DEGRADED or FAULT at ``now`` (default: the latest time given to this object)."""
+        now = self._now(now)
+        if self.consecutive_failures >= self.fault_after:
+            return FAULT
+        last_good = self.last_ok_at if self.last_ok_at is not None else self.started_at
+        if last_good is not None and now - last_good > self.stale_after_s:
+            return FAULT
+        self._expire(now)
+        if self.consecutive_failures or self._recent:
+            return DEGRADED
+        return OK
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """What ``status`` shows about the sensor (ages in seconds at ``now``)."""
+        now = self._now(now)
+        return {
+            "health": self.health(now),
+            "last_error": self.last_error,
+            "last_error_age_s": _age(now, self.last_error_at),
+            "last_ok_age_s": _age(now, self.last_ok_at),
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "consecutive_failures": self.consecutive_failures,
+        }
+
+    def _failure(self, now: float, text: str, key: str | None) -> HealthEvent | None:
+        self._seen(now)
+        self.consecutive_failures += 1
+        self.last_error = text
+        self.last_error_at = now
+        self._recent.append(now)
+        self._expire(now)
+        self._episode_failures += 1
+        cause = _NUMBER.sub("#", text) if key is None else key
+        if self._episode_started_at is None:
+            self._episode_started_at = now
+            self._episode_key = cause
+            return HealthEvent("started", f"sensor failing: {text}")
+        if cause != self._episode_key:
+            self._episode_key = cause
+            return HealthEvent("changed", f"sensor still failing, now: {text}")
+        return None
+
+    def _seen(self, now: float) -> None:
+        if self.started_at is None:
+            self.started_at = now
+        if self._last_seen is None or now > self._last_seen:
+            self._last_seen = now
+
+    def _now(self, now: float | None) -> float:
+        if now is not None:
+            return now
+        return self._last_seen if self._last_seen is not None else 0.0
+
+    def _expire(self, now: float) -> None:
+        while self._recent and now - self._recent[0] > self.window_s:
+            self._recent.popleft()
+
+
+def _age(now: float, then: float | None) -> float | None:
+    return None if then is None else round(now - then, 3)

@@ -1,0 +1,252 @@
+"""Reading validation and sensor health: bad data never becomes a reading, faults log once."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from filamentctl.core.reading import Sample
+from filamentctl.core.validation import (
+    DEGRADED,
+    FAULT,
+    OK,
+    ReadingFilter,
+    Rejected,
+    SensorHealth,
+)
+
+GOOD = Sample(22.0, 45.0, 1013.0)
+
+
+# -- ReadingFilter: values --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [
+        Sample(math.nan, 45.0),
+        Sample(22.0, math.nan),
+        Sample(math.inf, 45.0),
+        Sample(22.0, -math.inf),
+        Sample(22.0, 45.0, math.nan),
+    ],
+)
+def test_nan_and_infinite_values_are_rejected(sample: Sample) -> None:
+    with pytest.raises(Rejected) as info:
+        ReadingFilter().check(sample, None)
+    assert info.value.reason == "not a number"
+
+
+@pytest.mark.parametrize(
+    ("sample", "reason"),
+    [
+        (Sample(-40.1, 45.0), "temperature out of range"),
+        (Sample(85.1, 45.0), "temperature out of range"),
+        (Sample(22.0, -0.1), "humidity out of range"),
+        (Sample(22.0, 100.1), "humidity out of range"),
+        (Sample(22.0, 45.0, 299.0), "pressure out of range"),
+        (Sample(22.0, 45.0, 1101.0), "pressure out of range"),
+    ],
+)
+def test_out_of_range_values_are_rejected(sample: Sample, reason: str) -> None:
+    with pytest.raises(Rejected) as info:
+        ReadingFilter().check(sample, None)
+    assert info.value.reason == reason
+    assert "outside" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "sample",
+    [Sample(-40.0, 0.0, 300.0), Sample(85.0, 100.0, 1100.0), Sample(20.0, 50.0, None)],
+)
+def test_limits_themselves_are_accepted(sample: Sample) -> None:
+    assert ReadingFilter().check(sample, None) == sample
+
+
+def test_calibration_offsets_are_applied() -> None:
+    f = ReadingFilter(temperature_offset_c=-0.5, humidity_offset=2.0)
+    assert f.check(Sample(22.0, 45.0, 1013.0), None) == Sample(21.5, 47.0, 1013.0)
+
+
+def test_humidity_offset_is_clamped_to_0_100_instead_of_rejecting_a_saturated_sensor() -> None:
+    assert ReadingFilter(humidity_offset=3.0).check(Sample(20.0, 99.0), None).humidity == 100.0
+    assert ReadingFilter(humidity_offset=-3.0).check(Sample(20.0, 1.0), None).humidity == 0.0
+
+
+def test_from_settings_reads_the_sensor_keys() -> None:
+    f = ReadingFilter.from_settings(
+        {
+            "sensor.temperature_offset": 1.0,
+            "sensor.humidity_offset": -1.0,
+            "sensor.max_jump_c": 2.0,
+            "sensor.max_jump_rh": 5.0,
+        }
+    )
+    assert f.check(Sample(20.0, 50.0), None) == Sample(21.0, 49.0)
+    with pytest.raises(Rejected):
+        f.check(Sample(23.5, 49.0), Sample(21.0, 49.0))
+    with pytest.raises(Rejected):
+        f.check(Sample(20.0, 56.0), Sample(21.0, 49.0))
+
+
+# -- ReadingFilter: jumps ---------------------------------------------------------------------
+
+
+def test_isolated_spike_is_rejected_and_the_readings_around_it_pass() -> None:
+    f = ReadingFilter(max_jump_c=5.0, confirm_after=3)
+    prev = f.check(GOOD, None)
+    with pytest.raises(Rejected) as info:
+        f.check(Sample(62.0, 45.0), prev)
+    assert info.value.reason == "implausible jump"
+    assert "22.0 → 62.0 °C" in str(info.value)
+    assert f.check(Sample(22.1, 45.0), prev) == Sample(22.1, 45.0)
+
+
+def test_alternating_spikes_are_never_adopted() -> None:
+    f = ReadingFilter(max_jump_c=5.0, confirm_after=2)
+    prev = f.check(GOOD, None)
+    for _ in range(10):
+        with pytest.raises(Rejected):
+            f.check(Sample(62.0, 45.0), prev)
+        prev = f.check(Sample(22.0, 45.0), prev)
+
+
+def test_a_real_step_is_accepted_after_confirm_after_consistent_readings() -> None:
+    f = ReadingFilter(max_jump_c=5.0, confirm_after=3)
+    prev = f.check(GOOD, None)
+    for value in (40.0, 40.2):
+        with pytest.raises(Rejected):
+            f.check(Sample(value, 45.0), prev)
+    accepted = f.check(Sample(40.1, 45.0), prev)
+    assert accepted.temperature_c == 40.1
+    # The new level is now the reference: following readings pass normally.
+    assert f.check(Sample(40.3, 45.0), accepted).temperature_c == 40.3
+
+
+def test_jumped_readings_that_disagree_with_each_other_restart_the_run() -> None:
+    f = ReadingFilter(max_jump_c=5.0, confirm_after=2)
+    prev = f.check(GOOD, None)
+    with pytest.raises(Rejected):
+        f.check(Sample(40.0, 45.0), prev)
+    with pytest.raises(Rejected):
+        f.check(Sample(60.0, 45.0), prev)  # far from 40: a new run of one
+    assert f.check(Sample(61.0, 45.0), prev).temperature_c == 61.0
+
+
+def test_a_humidity_jump_is_rejected_too() -> None:
+    f = ReadingFilter(max_jump_humidity=10.0)
+    with pytest.raises(Rejected) as info:
+        f.check(Sample(22.0, 80.0), Sample(22.0, 45.0))
+    assert "humidity 45.0 → 80.0 %" in str(info.value)
+
+
+def test_without_previous_any_in_range_value_is_accepted() -> None:
+    f = ReadingFilter(max_jump_c=1.0)
+    assert f.check(Sample(70.0, 10.0), None) == Sample(70.0, 10.0)
+
+
+# -- SensorHealth -----------------------------------------------------------------------------
+
+
+def test_health_is_ok_with_good_readings() -> None:
+    h = SensorHealth(0.0, stale_after_s=30.0)
+    for t in range(0, 100, 5):
+        assert h.ok(float(t)) is None
+    assert h.health(100.0) == OK
+    assert h.snapshot(100.0)["errors"] == 0
+
+
+def test_one_failure_degrades_and_the_window_restores_ok() -> None:
+    h = SensorHealth(0.0, fault_after=3, stale_after_s=30.0, window_s=60.0)
+    h.ok(0.0)
+    h.failed(5.0, "checksum did not validate")
+    assert h.health(5.0) == DEGRADED
+    h.ok(10.0)
+    assert h.health(10.0) == DEGRADED  # an error within the last minute
+    for t in range(15, 75, 5):
+        h.ok(float(t))
+    assert h.health(70.0) == OK
+
+
+def test_consecutive_failures_become_fault_and_a_good_read_ends_it() -> None:
+    h = SensorHealth(0.0, fault_after=3, stale_after_s=100.0)
+    h.ok(0.0)
+    for t in (1.0, 2.0):
+        h.failed(t, "no answer")
+    assert h.health(2.0) == DEGRADED
+    h.failed(3.0, "no answer")
+    assert h.health(3.0) == FAULT
+    assert h.snapshot(3.0)["consecutive_failures"] == 3
+    h.ok(4.0)
+    assert h.health(4.0) == DEGRADED
+
+
+def test_no_good_reading_for_stale_after_is_fault_even_without_errors() -> None:
+    h = SensorHealth(0.0, stale_after_s=30.0)
+    assert h.health(10.0) == OK
+    assert h.health(31.0) == FAULT  # never had a reading
+    h.ok(40.0)
+    assert h.health(60.0) == OK
+    assert h.health(71.0) == FAULT  # the sampler stopped delivering
+
+
+def test_repeated_identical_error_logs_once_per_episode() -> None:
+    h = SensorHealth(0.0, stale_after_s=1000.0)
+    events = [h.failed(float(t), "BME280 not found: nothing answers at 0x76") for t in range(10)]
+    logged = [e for e in events if e is not None]
+    assert len(logged) == 1
+    assert logged[0].kind == "started"
+    assert str(logged[0]) == "sensor failing: BME280 not found: nothing answers at 0x76"
+    assert h.errors == 10
+    assert h.last_error == "BME280 not found: nothing answers at 0x76"
+    ended = h.ok(20.0)
+    assert ended is not None and ended.kind == "ended"
+    assert "10 failed reads over 20 s" in ended.message
+    assert h.ok(25.0) is None  # no episode, nothing to log
+
+
+def test_errors_differing_only_in_numbers_are_one_cause() -> None:
+    h = SensorHealth(0.0, stale_after_s=1000.0)
+    first = h.failed(1.0, "sensor answered after 2.51 s, limit 2 s")
+    again = h.failed(2.0, "sensor answered after 3.07 s, limit 2 s")
+    assert first is not None and again is None
+
+
+def test_repeated_rejections_for_one_reason_log_once() -> None:
+    h = SensorHealth(0.0, stale_after_s=1000.0)
+    f = ReadingFilter()
+    events = []
+    for t, value in enumerate((120.5, 99.0, 130.25)):
+        with pytest.raises(Rejected) as info:
+            f.check(Sample(value, 45.0), None)
+        events.append(h.reject(float(t), str(info.value), key=info.value.reason))
+    assert [e is not None for e in events] == [True, False, False]
+    assert h.rejected == 3 and h.errors == 0
+    assert (
+        h.last_error == "reading rejected: temperature out of range: 130.25 °C is outside -40…85 °C"
+    )
+
+
+def test_a_different_cause_logs_once_more_within_the_episode() -> None:
+    h = SensorHealth(0.0, stale_after_s=1000.0)
+    assert h.failed(1.0, "checksum did not validate") is not None
+    changed = h.failed(2.0, "DHT22 on GPIO4 did not answer")
+    assert changed is not None and changed.kind == "changed"
+    assert h.failed(3.0, "DHT22 on GPIO4 did not answer") is None
+
+
+def test_rejections_are_counted_apart_from_errors() -> None:
+    h = SensorHealth(0.0)
+    h.reject(1.0, "not a number: temperature nan", key="not a number")
+    h.failed(2.0, "read failed")
+    status = h.snapshot(2.0)
+    assert (status["rejected"], status["errors"]) == (1, 1)
+
+
+def test_from_settings_uses_stale_after_and_starts_at_the_first_event() -> None:
+    h = SensorHealth.from_settings({"sensor.stale_after": 10.0})
+    h.ok(100.0)
+    assert h.health(105.0) == OK
+    assert h.health(111.0) == FAULT
+    assert h.snapshot()["health"] == OK  # without now: as of the latest event
