@@ -1,8 +1,13 @@
 """The control loop: pure controllers (``core.control``) applied to real relays (``hw.relays``).
 
 Called on every new reading (reaction time is one function call) and on a timer, so a dead
-sensor still turns the heater OFF and overrides expire. After :meth:`all_off` (any way the
-process ends) nothing can switch a relay ON again.
+sensor still turns the heater OFF and overrides expire. After :meth:`ControlLoop.all_off` (any
+way the process ends, or a relay that cannot be driven) nothing can switch a relay ON again.
+
+Threads: the sampler (``on_reading``), the control timer (``tick``), socket clients
+(``set_mode``, ``reset``, ``status``) and a signal handler on the main thread (``all_off``)
+all come here. One re-entrant lock serialises the controllers and the relays;
+:meth:`~ControlLoop.all_off` does not depend on getting it (see there).
 """
 
 from __future__ import annotations
@@ -30,8 +35,20 @@ log = logging.getLogger("filamentctl.control")
 
 Publish = Callable[[str, Any], None]
 
+RELAYS = ("heater", "fan")
+
+# How long all_off waits for a concurrent switching to finish before it switches OFF again.
+# Bounded so that a signal handler can never deadlock on a lock held by a stuck thread.
+ALL_OFF_LOCK_TIMEOUT_S = 1.0
+
 
 class ControlLoop:
+    """The heater and fan controllers and their relays, for one box.
+
+    Raises UserError (from the relays) when a pin cannot be claimed and ValueError when the
+    control settings are inconsistent; either way no relay is left claimed.
+    """
+
     def __init__(
         self,
         settings: Mapping[str, Any],
@@ -49,17 +66,20 @@ class ControlLoop:
         self._publish = publish or (lambda _name, _data: None)
         self._lock = threading.RLock()
         self._shutdown = False
+        self._closed = False
+        self.failure: str | None = None  # a relay that could not be driven: control is over
         self.enabled = {
             "heater": bool(settings["heater.enabled"]),
             "fan": bool(settings["fan.enabled"]),
         }
+        # Settings first: a ValueError here must not leave pins claimed.
+        heater_settings = HeaterSettings.from_settings(settings)
+        fan_settings = FanSettings.from_settings(settings)
         factory = pin_factory if pin_factory is not None else make_pin_factory(simulate)
         self.board = RelayBoard.from_settings(settings, factory)
         now = clock()
-        self.heater = HeaterController(
-            HeaterSettings.from_settings(settings), now, self._until_text
-        )
-        self.fan = FanController(FanSettings.from_settings(settings), now, self._until_text)
+        self.heater = HeaterController(heater_settings, now, self._until_text)
+        self.fan = FanController(fan_settings, now, self._until_text)
 
     def _until_text(self, until: float, now: float) -> str:
         return "until " + time.strftime("%H:%M:%S", time.localtime(self._wall() + until - now))
@@ -67,8 +87,12 @@ class ControlLoop:
     def _relay(self, name: str) -> Any:
         return self.board.heater if name == "heater" else self.board.fan
 
+    def _controller(self, name: str) -> Any:
+        return self.heater if name == "heater" else self.fan
+
     # -- inputs -----------------------------------------------------------------------------
     def on_reading(self, reading: Reading, now: float) -> None:
+        """Control on a new reading taken at ``now`` (the clock value of the sample)."""
         with self._lock:
             if self.enabled["heater"]:
                 self._apply("heater", self.heater.observe(reading.temperature_c, 0.0, now))
@@ -76,6 +100,11 @@ class ControlLoop:
                 self._apply("fan", self.fan.observe(reading.humidity, 0.0, now))
 
     def tick(self, latest: Reading | None, latest_at: float | None, now: float) -> None:
+        """Re-evaluate without a new reading: staleness, override expiry, max on-time.
+
+        ``latest``/``latest_at`` are accepted for the caller's convenience; the controllers
+        remember when their last reading arrived.
+        """
         with self._lock:
             if self.enabled["heater"]:
                 self._apply("heater", self.heater.tick(now))
@@ -83,31 +112,67 @@ class ControlLoop:
                 self._apply("fan", self.fan.tick(now))
 
     def _apply(self, name: str, decision: Decision[Any]) -> None:
+        """Drive one relay to the decision (OFF once shut down). Caller holds the lock."""
+        if self._closed:
+            return  # the pins are released; all_off has already left them OFF
         relay = self._relay(name)
         want_on = decision.on and not self._shutdown
         try:
-            if want_on and not relay.is_on:
-                relay.on()
-            elif not want_on and relay.is_on:
+            if want_on:
+                if not relay.is_on:
+                    relay.on()
+            else:
+                # Unconditionally: OFF must not depend on reading the state back correctly.
                 relay.off()
-        except Exception as exc:  # a relay that cannot be driven: make sure it's OFF, report
-            log.error("%s relay: cannot switch (%s); forcing OFF", name, exc)
-            self.all_off(f"{name} relay error")
+        except Exception as exc:
+            self._relay_failed(name, exc)
+            return
+        if want_on and self._shutdown:
+            # all_off ran while we were switching ON (a signal handler interrupting this very
+            # thread, or all_off giving up on the lock): undo it, OFF wins.
+            self._force_off()
             return
         if decision.changed:
             log.info("%s %s: %s", name, "ON" if want_on else "OFF", decision.reason)
-            self._publish(
-                "relay",
+            self._emit(
                 {
                     "relay": name,
                     "on": want_on,
                     "reason": decision.reason,
-                    "time": iso_utc(time.time_ns()),
-                },
+                    "time": iso_utc(int(self._wall() * 1e9)),
+                }
             )
+
+    def _emit(self, data: dict[str, Any]) -> None:
+        # Telling subscribers is best effort: it must never break control.
+        try:
+            self._publish("relay", data)
+        except Exception:
+            log.debug("could not publish a relay event", exc_info=True)
+
+    def _relay_failed(self, name: str, exc: Exception) -> None:
+        self.failure = f"{name} relay could not be switched ({type(exc).__name__}: {exc})"
+        log.critical("%s; both relays held OFF until the service restarts", self.failure)
+        self.all_off(f"{name} relay error")
+        self._emit(
+            {
+                "relay": name,
+                "on": False,
+                "reason": self._failure_reason(),
+                "time": iso_utc(int(self._wall() * 1e9)),
+            }
+        )
+
+    def _failure_reason(self) -> str:
+        return f"safety: {self.failure}; both relays held OFF, restart the service"
 
     # -- requests from the socket -----------------------------------------------------------
     def set_mode(self, name: str, args: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """``heater.set`` / ``fan.set``: ``{"mode": "auto"|"on"|"off", "for_s": seconds}``.
+
+        Raises ProtocolError ``invalid_args`` for a bad argument and ``refused`` when the relay
+        is disabled, the service is stopping, or a safety rule forbids the request.
+        """
         mode = args.get("mode")
         if mode not in ("auto", "on", "off"):
             raise ProtocolError(protocol.INVALID_ARGS, "'mode' must be auto, on or off")
@@ -123,6 +188,10 @@ class ControlLoop:
                 raise ProtocolError(
                     protocol.INVALID_ARGS, "'for_s' must be a positive number of seconds"
                 )
+            if mode == "auto":
+                raise ProtocolError(
+                    protocol.INVALID_ARGS, "'for_s' applies to 'on' and 'off' only, not 'auto'"
+                )
             until = now + float(for_s)
         if not self.enabled[name]:
             raise ProtocolError(
@@ -130,38 +199,46 @@ class ControlLoop:
                 f"the {name} is disabled ({name}.enabled is false); "
                 f"enable it with 'filamentctl config set {name}.enabled true'",
             )
-        controller = self.heater if name == "heater" else self.fan
+        controller = self._controller(name)
         with self._lock:
-            if self._shutdown:
-                raise ProtocolError(protocol.REFUSED, "the service is stopping")
+            self._refuse_when_shut_down()
             try:
                 result: RequestResult[Any] = controller.request(str(mode), until, now)
             except ValueError as exc:
                 raise ProtocolError(protocol.INVALID_ARGS, str(exc)) from None
             self._apply(name, result.decision)
         if not result.accepted:
+            log.info("%s %s refused: %s", name, mode, result.reason)
             raise ProtocolError(protocol.REFUSED, result.reason)
         log.info("%s %s requested%s", name, mode, f" for {for_s} s" if for_s else "")
         return self.relay_status(name, now)
 
     def reset(self, name: str, now: float) -> dict[str, Any]:
-        controller = self.heater if name == "heater" else self.fan
+        """``heater.reset`` / ``fan.reset``; ProtocolError ``refused`` when not allowed now."""
+        controller = self._controller(name)
         with self._lock:
+            self._refuse_when_shut_down()
             result: RequestResult[Any] = controller.reset(now)
             self._apply(name, result.decision)
         if not result.accepted:
+            log.info("%s reset refused: %s", name, result.reason)
             raise ProtocolError(protocol.REFUSED, result.reason)
         log.info("%s reset: %s", name, result.reason)
         return self.relay_status(name, now)
 
+    def _refuse_when_shut_down(self) -> None:
+        if self.failure is not None:
+            raise ProtocolError(protocol.REFUSED, self._failure_reason())
+        if self._shutdown:
+            raise ProtocolError(protocol.REFUSED, "the service is stopping; relays are OFF")
+
     # -- status -----------------------------------------------------------------------------
     def relay_status(self, name: str, now: float) -> dict[str, Any]:
+        """One relay's ``status`` section (``on`` and ``pin_level`` read back from the pin)."""
         relay = self._relay(name)
-        controller = self.heater if name == "heater" else self.fan
         with self._lock:
-            st = controller.status(now).to_dict()
-            level = relay.pin_level
-            is_on = bool(relay.is_on)
+            st: dict[str, Any] = self._controller(name).status(now).to_dict()
+            is_on, level = self._read_back(relay)
         until = st.get("override_until")
         st["override_until"] = (
             iso_utc(int((self._wall() + until - now) * 1e9)) if until is not None else None
@@ -175,31 +252,96 @@ class ControlLoop:
         )
         if not self.enabled[name]:
             st.update(mode="auto", reason=f"disabled ({name}.enabled is false)")
+        elif self.failure is not None:
+            st.update(mode="fault", reason=self._failure_reason())
+        elif self._shutdown:
+            st.update(reason="service stopping: relays OFF")
         return st
 
+    def _read_back(self, relay: Any) -> tuple[bool, int | None]:
+        if self._closed:
+            return False, None
+        try:
+            return bool(relay.is_on), relay.pin_level
+        except Exception:  # a broken or released pin: report what we know, never fail status
+            return False, None
+
     def status(self, now: float) -> dict[str, Any]:
-        return {"heater": self.relay_status("heater", now), "fan": self.relay_status("fan", now)}
+        """The ``heater`` and ``fan`` sections of ``status``."""
+        return {name: self.relay_status(name, now) for name in RELAYS}
 
     def heater_is_on(self) -> bool:
-        return bool(self.board.heater.is_on)
+        """The heater relay's state, for the simulated box (False once released or broken)."""
+        return self._read_back(self.board.heater)[0]
 
     def fan_is_on(self) -> bool:
-        return bool(self.board.fan.is_on)
+        """The fan relay's state, for the simulated box (False once released or broken)."""
+        return self._read_back(self.board.fan)[0]
+
+    def healthy(self) -> bool:
+        """False once a relay could not be driven or control has been shut down."""
+        return self.failure is None and not self._shutdown
+
+    def levels_text(self) -> str:
+        """``heater GPIO 16 level 1, fan disabled``: what a multimeter on the pins would show."""
+        parts = []
+        for name in RELAYS:
+            relay = self._relay(name)
+            if getattr(relay, "pin", None) is None:
+                parts.append(f"{name} disabled")
+                continue
+            _on, level = self._read_back(relay)
+            parts.append(f"{name} GPIO {relay.pin} level {'?' if level is None else level}")
+        return ", ".join(parts)
 
     # -- the safety exit --------------------------------------------------------------------
     def all_off(self, reason: str) -> None:
-        """Both relays OFF and stay OFF; never raises. Safe from a signal handler."""
+        """Both relays OFF and kept OFF from now on. Never raises; safe from a signal handler.
+
+        When another thread holds the lock, switches OFF at once without it (that thread must
+        not delay this), then waits a bounded time for the lock and switches OFF again, so a
+        switching already under way cannot leave a relay ON afterwards. Whatever is still
+        running after that sees the shutdown flag and keeps OFF (see ``_apply``).
+        """
         self._shutdown = True
+        got = self._lock.acquire(blocking=False)
+        ok = True
+        if not got:
+            ok = self._force_off()
+            got = self._lock.acquire(timeout=ALL_OFF_LOCK_TIMEOUT_S)
         try:
-            self.board.all_off()
-        except Exception:  # all_off itself must never raise; belt and braces
-            log.critical("could not switch the relays off (%s)", reason, exc_info=True)
-            return
-        log.info("relays OFF: %s", reason)
+            ok = self._force_off() and ok
+        finally:
+            if got:
+                self._lock.release()
+        if ok:
+            # The state line promised in docs/control.md: levels read back from the pins.
+            log.info("relays OFF: %s (%s)", reason, self.levels_text())
+        else:
+            log.critical("relays OFF FAILED: %s (%s)", reason, self.levels_text())
+
+    def _force_off(self) -> bool:
+        if self._closed:
+            return True
+        try:
+            return self.board.all_off()
+        except Exception:  # RelayBoard.all_off never raises; belt and braces
+            log.critical("could not switch the relays off", exc_info=True)
+            return False
 
     def close(self) -> None:
-        self.all_off("closing")
+        """All relays OFF, then release the pins. Never raises; safe to call twice."""
+        if not self._shutdown:
+            self.all_off("closing")
+        got = self._lock.acquire(timeout=ALL_OFF_LOCK_TIMEOUT_S)
         try:
-            self.board.close()
-        except Exception:
-            log.debug("relay close failed", exc_info=True)
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.board.close()
+            except Exception:
+                log.debug("relay close failed", exc_info=True)
+        finally:
+            if got:
+                self._lock.release()
