@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import itertools
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ class Client:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT_S)
         try:
-            sock.connect(str(self.socket_path))
+            self._connect(sock)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise ServiceNotRunning(
@@ -84,6 +85,21 @@ class Client:
             raise UserError(f"cannot reach the service at {self.socket_path}: {exc}") from exc
         sock.settimeout(self._timeout)
         self._sock = sock
+
+    def _connect(self, sock: socket.socket) -> None:
+        """Connect; a full listen queue (EAGAIN) is retried briefly rather than reported."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                sock.connect(str(self.socket_path))
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"the service at {self.socket_path} is too busy to accept a connection; "
+                        "retry in a moment"
+                    ) from None
+                time.sleep(0.01)
 
     def close(self) -> None:
         if self._sock is not None:

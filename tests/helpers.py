@@ -83,7 +83,15 @@ def raw_request(sock_path: Path, payload: bytes, timeout: float = 5.0) -> list[d
     expected = max(1, payload.count(b"\n"))
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
-        s.connect(str(sock_path))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s.connect(str(sock_path))
+                break
+            except BlockingIOError:  # listen queue momentarily full: retry like a real client
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         s.sendall(payload)
         buf = b""
         replies: list[dict[str, Any]] = []

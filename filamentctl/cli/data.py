@@ -154,11 +154,22 @@ def flush(
     timeout: float = typer.Option(
         60.0, "--timeout", min=0.1, help="Give up after this many seconds."
     ),
+    dead_letter: str | None = typer.Option(
+        None,
+        "--dead-letter",
+        help="Work on the batches the database rejected instead: list, replay or purge.",
+    ),
+    ids: list[int] | None = typer.Option(
+        None, "--id", help="With --dead-letter replay/purge: only this entry (repeatable)."
+    ),
 ) -> None:
     """Deliver the backlog now, with a progress bar. Via the service if it runs, else directly
     (only while no service holds the history)."""
     from filamentctl.client import Client
 
+    if dead_letter is not None:
+        _dead_letter(ctx, dead_letter, ids, json_)
+        return
     show_bar = not json_ and sys.stderr.isatty()
     bar = _ProgressBar() if show_bar else None
     try:
@@ -186,6 +197,38 @@ def flush(
             + "\n"
         )
     if not result.get("ok", False):
+        raise typer.Exit(1)
+
+
+def _dead_letter(ctx: typer.Context, action: str, ids: list[int] | None, json_: bool) -> None:
+    if action not in ("list", "replay", "purge"):
+        raise UsageError(f"invalid --dead-letter {action!r}: use list, replay or purge")
+    args = {"ids": ids} if ids else {}
+    if action == "list":
+        entries = call(ctx, "deadletter.list")
+        if json_:
+            print_json(entries)
+            return
+        if not entries:
+            sys.stdout.write("the dead-letter table is empty\n")
+        for e in entries:
+            sys.stdout.write(
+                f"#{e.get('id')}  {e.get('count')} readings (seq {e.get('first_seq')}–"
+                f"{e.get('last_seq')})  HTTP {e.get('status')}: {e.get('error')}\n"
+            )
+        return
+    result = call(ctx, f"deadletter.{action}", args, timeout=120.0)
+    if json_:
+        print_json(result)
+    elif action == "purge":
+        sys.stdout.write(f"purged {result.get('purged', 0)} dead-letter entries\n")
+    else:
+        sys.stdout.write(
+            f"replayed {result.get('replayed', 0)} entries ({result.get('readings', 0)} readings)"
+            + (f"; still failing: {result.get('failed')}" if result.get("failed") else "")
+            + "\n"
+        )
+    if action == "replay" and not result.get("ok", True):
         raise typer.Exit(1)
 
 

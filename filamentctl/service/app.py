@@ -25,6 +25,7 @@ from filamentctl.service.server import Connection, SocketServer
 log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
+RETENTION_EVERY_S = 3600.0
 
 
 class Service:
@@ -238,6 +239,7 @@ class Service:
         )
         commit_every = float(s["storage.commit_interval"])
         last_commit = self.clock()
+        last_retention = self.clock() - RETENTION_EVERY_S  # run once at start
         next_at = self.clock()
         previous: Sample | None = None
         while not self._stopping.is_set():
@@ -248,6 +250,10 @@ class Service:
             if now - last_commit >= commit_every:
                 self._commit()
                 last_commit = now
+            if self.delivery is None and now - last_retention >= RETENTION_EVERY_S:
+                # With a database the delivery worker does this; without one, we do.
+                last_retention = now
+                self._apply_retention()
             next_at += interval
             if next_at < now:  # fell behind (slow sensor): don't burst to catch up
                 next_at = now + interval
@@ -309,6 +315,15 @@ class Service:
             },
         )
 
+    def _apply_retention(self) -> None:
+        try:
+            removed = self.history.apply_retention(self.wall_ns())
+        except Exception as exc:
+            log.error("history: retention failed (%s)", exc)
+            return
+        if removed:
+            log.info("history: removed %d readings older than storage.retention_days", removed)
+
     def _commit(self) -> None:
         try:
             n = self.history.commit()
@@ -352,9 +367,15 @@ class Service:
 
     def _storage_status(self) -> dict[str, Any]:
         if self.delivery is not None:
-            return dict(self.delivery.status())
+            out = dict(self.delivery.status())
+            out["history_error"] = self.history.last_commit_error
+            return out
         counters = self.history.counters()
         return {
+            "history_error": self.history.last_commit_error,
+            "consecutive_failures": 0,
+            "alert": None,
+            "last_success": None,
             "backend": "none",
             "connected": False,
             "backlog": 0,
@@ -392,7 +413,21 @@ class Service:
             "fan.set": lambda req, conn: self.control.set_mode("fan", req.args, self.clock()),
             "fan.reset": lambda req, conn: self.control.reset("fan", self.clock()),
             "deadletter.list": lambda req, conn: self.history.deadletter_list(),
+            "deadletter.replay": self.op_deadletter_replay,
+            "deadletter.purge": self.op_deadletter_purge,
         }
+
+    def op_deadletter_replay(self, req: Request, conn: Connection) -> Any:
+        ids = _ids_arg(req.args)
+        if self.delivery is None:
+            raise ProtocolError(protocol.REFUSED, "no database is configured (database.type none)")
+        return self.delivery.replay_dead_letters(ids)
+
+    def op_deadletter_purge(self, req: Request, conn: Connection) -> Any:
+        ids = _ids_arg(req.args)
+        purged = self.history.deadletter_purge(ids)
+        log.info("dead-letter: purged %d entries (peer %s)", purged, conn.peer)
+        return {"purged": purged}
 
     def op_read(self, req: Request, conn: Connection) -> Any:
         if self.latest is None:
@@ -409,8 +444,7 @@ class Service:
         since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0)
         limit = int(_number_arg(req.args, "limit", 100_000, minimum=1))
         since_ns = self.wall_ns() - int(since_s * 1e9)
-        rows = self.history.query(since_ns)
-        return [r.to_dict() for r in rows[-limit:]]
+        return [r.to_dict() for r in self.history.query(since_ns, limit=limit)]
 
     def op_subscribe(self, req: Request, conn: Connection) -> Any:
         topics = req.args.get("topics")
@@ -479,6 +513,17 @@ class Service:
         box.clear()
         log.info("sim: cleared")
         return box.state()
+
+
+def _ids_arg(args: Mapping[str, Any]) -> list[int] | None:
+    ids = args.get("ids")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    ):
+        raise ProtocolError(protocol.INVALID_ARGS, "'ids' must be a list of integers")
+    return ids
 
 
 def _number_arg(args: Mapping[str, Any], name: str, default: float, minimum: float) -> float:

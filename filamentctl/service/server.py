@@ -95,7 +95,7 @@ class SocketServer:
         if self._group:
             with contextlib.suppress(KeyError, PermissionError):
                 os.chown(self.path, -1, grp.getgrnam(self._group).gr_gid)
-        sock.listen(16)
+        sock.listen(128)
         sock.settimeout(0.5)
         self._sock = sock
         self._thread = threading.Thread(target=self._accept_loop, name="socket", daemon=True)

@@ -6,15 +6,31 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("textual", "influxdb_client", "psycopg", "hvac", "adafruit_bme280", "adafruit_dht",
-         "board", "busio", "digitalio", "gpiozero", "sqlcipher3", "rich", "prometheus_client",
-         "tenacity")
+HEAVY = (
+    "textual",
+    "influxdb_client",
+    "psycopg",
+    "hvac",
+    "adafruit_bme280",
+    "adafruit_dht",
+    "board",
+    "busio",
+    "digitalio",
+    "gpiozero",
+    "sqlcipher3",
+    "rich",
+    "prometheus_client",
+    "tenacity",
+)
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\n"
-                          "print(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 

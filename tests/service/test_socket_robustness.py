@@ -96,13 +96,32 @@ def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-u
     st = reply["result"]
     for key in ("version", "uptime_s", "readings_total", "reading", "sensor", "storage"):
         assert key in st
-    for key in ("time", "seq", "age_s", "temperature_c", "temperature_f", "humidity",
-                "dew_point_c", "absolute_humidity_g_m3", "pressure_hpa"):
+    for key in (
+        "time",
+        "seq",
+        "age_s",
+        "temperature_c",
+        "temperature_f",
+        "humidity",
+        "dew_point_c",
+        "absolute_humidity_g_m3",
+        "pressure_hpa",
+    ):
         assert key in st["reading"], key
     for key in ("type", "health", "last_error", "errors"):
         assert key in st["sensor"], key
-    for key in ("backend", "connected", "backlog", "oldest_unsent_age_s", "written", "dropped",
-                "rejected", "dead_letter", "last_error", "next_retry_s"):
+    for key in (
+        "backend",
+        "connected",
+        "backlog",
+        "oldest_unsent_age_s",
+        "written",
+        "dropped",
+        "rejected",
+        "dead_letter",
+        "last_error",
+        "next_retry_s",
+    ):
         assert key in st["storage"], key
     for relay in ("heater", "fan"):
         for key in ("on", "pin_level", "mode", "reason", "override_until", "thresholds"):
