@@ -1,4 +1,4 @@
-"""The socket survives anything a client sends: every bad line gets an error reply, sampling goes on."""
+"""The socket survives anything a client sends: each bad line gets an error, sampling goes on."""
 
 from __future__ import annotations
 
