@@ -35,6 +35,10 @@ ENV_SEPARATOR = "__"
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 
+# A secret setting may name where the secret is instead of holding it (store/vault.py).
+VAULT_REF_PREFIX = "vault:"
+_VAULT_REF = re.compile(r"([A-Za-z0-9_.-]+)/([A-Za-z0-9_.\-/]*[A-Za-z0-9_.-])#([A-Za-z0-9_.-]+)")
+
 # A validator returns None when the (already typed) value is acceptable, else what is allowed.
 Validator = Callable[[Any], str | None]
 
@@ -714,11 +718,29 @@ def _check(k: Key, value: Any, shown: str) -> Any:
     else:
         if not isinstance(value, str) or "\x00" in value:
             raise _bad(k, shown)
+        if k.secret and value.startswith(VAULT_REF_PREFIX):
+            try:
+                parse_vault_ref(value)
+            except ConfigError as exc:
+                raise _bad(k, shown, str(exc)) from None
+            return value
     if k.validator is not None:
         problem = k.validator(value)
         if problem is not None:
             raise _bad(k, shown, problem)
     return value
+
+
+def parse_vault_ref(text: str) -> tuple[str, str, str]:
+    """``[vault:]mount/path#field`` -> (mount, path, field); ConfigError saying the form."""
+    body = text[len(VAULT_REF_PREFIX) :] if text.startswith(VAULT_REF_PREFIX) else text
+    m = _VAULT_REF.fullmatch(body.strip())
+    if m is None or "//" in m.group(2):
+        raise ConfigError(
+            "a Vault reference is vault:MOUNT/PATH#FIELD, "
+            "e.g. vault:secret/filamentctl/influx#token"
+        )
+    return m.group(1), m.group(2), m.group(3)
 
 
 def format_value(name: str, value: Any) -> str:

@@ -159,6 +159,13 @@ class ConfigStore:
                 encoded,
             )
 
+    def replace_all(self, values: Mapping[str, Any]) -> None:
+        """Make ``values`` the whole stored configuration, in one transaction: all or none."""
+        encoded = [(k, json.dumps(v, ensure_ascii=False)) for k, v in values.items()]
+        with self._conn:
+            self._conn.execute("DELETE FROM settings")
+            self._conn.executemany("INSERT INTO settings (key, value) VALUES (?, ?)", encoded)
+
     def unset(self, name: str) -> bool:
         """Remove ``name``; returns whether it was stored."""
         with self._conn:
@@ -181,6 +188,11 @@ class ConfigStore:
 
 
 def _key_hint(key_source: str) -> str:
+    if key_source.startswith("Vault"):
+        return (
+            "check the key stored in Vault (FILAMENTCTL_VAULT_PATH, default "
+            "secret/filamentctl#config_key) is the one this configuration was made with"
+        )
     if key_source == ENV_KEY:
         return f"check {ENV_KEY}, or unset it to use the key file"
     return f"check the key file is the one `config init` made for it, or set {ENV_KEY}"

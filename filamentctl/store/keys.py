@@ -1,9 +1,10 @@
 """Where the configuration's encryption key comes from.
 
 Sources are tried in priority order (product.md §6): the ``FILAMENTCTL_CONFIG_KEY`` environment
-variable, then the key file (``paths.key_file``, mode 0600, in a directory apart from the
-database). HashiCorp Vault slots in between the two later: a source is anything with a ``name``
-and a ``find(paths, env)`` method, and :data:`SOURCES` is the ordered list.
+variable, then HashiCorp Vault when ``VAULT_ADDR`` is set (:mod:`filamentctl.store.vault`; an
+unreachable Vault falls back with one warning), then the key file (``paths.key_file``, mode 0600,
+in a directory apart from the database). A source is anything with a ``name`` and a
+``find(paths, env)`` method, and :data:`SOURCES` is the ordered list.
 
 Key text is either 64 hex characters (a raw 256-bit key, what ``config init`` generates) or any
 other non-empty string, used as a passphrase (SQLCipher derives the key from it). There is no
@@ -20,7 +21,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from filamentctl.errors import ConfigDecryptError, PermissionDenied, UserError
 from filamentctl.paths import Paths
@@ -30,12 +31,16 @@ KEY_BYTES = 32
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
+KeyKind = Literal["env", "vault", "file"]
+
+
 @dataclass(frozen=True, slots=True)
 class FoundKey:
     """Key material (32 raw bytes, or a passphrase) and where it came from, for messages."""
 
     material: bytes | str
     source: str  # e.g. "FILAMENTCTL_CONFIG_KEY" or "the key file /path/config.key"
+    kind: KeyKind = "file"
 
     def __repr__(self) -> str:  # never show the key itself
         return f"FoundKey(source={self.source!r})"
@@ -71,7 +76,7 @@ class EnvKeySource:
                 f"{ENV_KEY} is set but empty; set it to the configuration key or unset it "
                 "to use the key file"
             )
-        return FoundKey(key_material(text), ENV_KEY)
+        return FoundKey(key_material(text), ENV_KEY, kind="env")
 
 
 class FileKeySource:
@@ -108,11 +113,18 @@ class FileKeySource:
             raise UserError(f"the key file {path} is not text; it is damaged") from None
         if not text:
             raise UserError(f"the key file {path} is empty; restore it from your backup")
-        return FoundKey(key_material(text), f"the key file {path}")
+        return FoundKey(key_material(text), f"the key file {path}", kind="file")
 
 
-# In priority order. Vault (KV v2 through hvac) goes between the two.
-SOURCES: Sequence[KeySource] = (EnvKeySource(), FileKeySource())
+def _vault_source() -> KeySource:
+    # store/vault.py imports only the schema at module level; hvac loads when Vault is used.
+    from filamentctl.store.vault import VaultKeySource
+
+    return VaultKeySource()
+
+
+# In priority order (product.md §6).
+SOURCES: Sequence[KeySource] = (EnvKeySource(), _vault_source(), FileKeySource())
 
 
 def find_key(
@@ -135,9 +147,16 @@ def require_key(paths: Paths, env: Mapping[str, str] | None = None) -> FoundKey:
     """Like :func:`find_key`, but no key at all is a ConfigDecryptError saying where to put one."""
     found = find_key(paths, env)
     if found is None:
+        unreachable = [
+            str(getattr(s, "last_unreachable", None))
+            for s in SOURCES
+            if getattr(s, "last_unreachable", None)
+        ]
+        where = f" ({unreachable[0]}; the key file is the fallback)" if unreachable else ""
         raise ConfigDecryptError(
-            f"cannot decrypt the configuration at {paths.config_db}: no key found; set "
-            f"{ENV_KEY} or restore the key file {paths.key_file} (mode 0600)"
+            f"cannot decrypt the configuration at {paths.config_db}: no key found{where}; "
+            f"check that Vault is reachable (VAULT_ADDR), set {ENV_KEY}, or restore the key "
+            f"file {paths.key_file} (mode 0600)"
         )
     return found
 

@@ -12,6 +12,7 @@ anything is stored, so the stored configuration is always consistent on its own.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from filamentctl import paths as _paths
 from filamentctl.core import schema
-from filamentctl.errors import ConfigError, UserError
+from filamentctl.errors import ConfigError, UsageError, UserError
 from filamentctl.store import keys
 
 if TYPE_CHECKING:
@@ -182,32 +183,61 @@ def open_store(
 @dataclass(frozen=True, slots=True)
 class InitResult:
     config_db: Path
-    key_source: str  # where the key is: the env variable or the key file
+    key_source: str  # where the key is: the env variable, Vault or the key file
     key_file_written: bool  # a new key file was generated (back it up)
+    vault_key_written: bool = False  # a new key was stored in Vault
 
 
-def init_config(paths: _paths.Paths, env: Mapping[str, str]) -> InitResult:
+def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = False) -> InitResult:
     """Create an empty encrypted configuration.
 
-    The key comes from ``FILAMENTCTL_CONFIG_KEY`` if set, else an existing key file is reused,
-    else a new random key is written to ``paths.key_file`` (0600). Raises UserError when a
-    configuration already exists (left untouched) or a key source is unusable.
+    The key comes from ``FILAMENTCTL_CONFIG_KEY`` if set, else an existing key (Vault, key file)
+    is reused, else a new random key is written to ``paths.key_file`` (0600). With ``vault=True``
+    the key lives in Vault instead (a key already there is reused) and no key file is written.
+    Raises UserError when a configuration already exists (left untouched) or a key source is
+    unusable; VaultError/VaultUnreachable when ``vault`` and Vault cannot take the key.
     """
     if os.path.lexists(paths.config_db):
         raise UserError(
             f"a configuration already exists at {paths.config_db}; see it with "
             "`filamentctl config list` (to start over, move it away first)"
         )
-    found = keys.find_key(paths, env)
-    written = False
-    if found is None:
-        material = keys.write_key_file(paths.key_file)
-        found = keys.FoundKey(material, f"the key file {paths.key_file}")
-        written = True
+    written = vault_written = False
+    found: keys.FoundKey | None
+    if vault:
+        found, vault_written = _vault_init_key(env)
+    else:
+        found = keys.find_key(paths, env)
+        if found is None:
+            material = keys.write_key_file(paths.key_file)
+            found = keys.FoundKey(material, f"the key file {paths.key_file}", kind="file")
+            written = True
     from filamentctl.store.config_store import ConfigStore
 
     ConfigStore.open(paths.config_db, found.material, create=True, key_source=found.source).close()
-    return InitResult(paths.config_db, found.source, written)
+    return InitResult(paths.config_db, found.source, written, vault_written)
+
+
+def _vault_init_key(env: Mapping[str, str]) -> tuple[keys.FoundKey, bool]:
+    from filamentctl.store import vault
+
+    if keys.ENV_KEY in env:
+        raise UsageError(
+            f"{keys.ENV_KEY} is set and would win over Vault; unset it to keep the key in Vault"
+        )
+    if not vault.configured(env):
+        raise UsageError(
+            f"--vault needs {vault.ENV_ADDR} (and {vault.ENV_TOKEN}, or "
+            f"{vault.ENV_ROLE_ID}/{vault.ENV_SECRET_ID}) set"
+        )
+    ref = vault.key_ref(env)
+    where = f"Vault {env[vault.ENV_ADDR]} {ref}"
+    existing = vault.read_key(env)
+    if existing and existing.strip():
+        return keys.FoundKey(keys.key_material(existing), where, kind="vault"), False
+    material = keys.generate_key()
+    vault.store_key(env, material.hex())
+    return keys.FoundKey(material, where, kind="vault"), True
 
 
 def set_value(paths: _paths.Paths, env: Mapping[str, str], name: str, value: Any) -> Any:
@@ -246,3 +276,199 @@ def unset_value(paths: _paths.Paths, env: Mapping[str, str], name: str) -> bool:
             raise rules_error(problems, f"not unsetting {name}")
         store.unset(name)
     return True
+
+
+# -- whole-configuration operations: export, import, edit, validate, rekey ----------------------
+
+
+def stored_values(paths: _paths.Paths, env: Mapping[str, str]) -> dict[str, Any]:
+    """The stored (typed) values: what ``config export`` and ``config edit`` show."""
+    store, _ = open_store(paths, env)
+    with store:
+        return _typed_stored(store.items())
+
+
+def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Type-check a whole set of values to be stored; returns (typed, problems).
+
+    Problems are one line each: unknown keys with a did-you-mean hint, invalid values (secrets
+    never repeated), then the cross-field rules. Nothing raises for bad input.
+    """
+    typed: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in values.items():
+        try:
+            typed[name] = (
+                _typed_override(name, value)
+                if isinstance(value, str)
+                and (schema.SCHEMA.get(name) is not None and schema.SCHEMA[name].type != "str")
+                else schema.check(name, value)
+            )
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if not problems:
+        problems.extend(schema.validate(typed))
+    return typed, problems
+
+
+def import_values(
+    paths: _paths.Paths, env: Mapping[str, str], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Store imported (already typed) values on top of the stored ones, in one transaction.
+
+    Raises ConfigError (nothing stored) when the result would be invalid or inconsistent.
+    Returns the whole stored configuration afterwards.
+    """
+    store, _ = open_store(paths, env)
+    with store:
+        merged = {**_typed_stored(store.items()), **values}
+        typed, problems = check_values(merged)
+        if problems:
+            raise rules_error(problems, "not importing")
+        store.set_many({k: typed[k] for k in values})
+        return typed
+
+
+def replace_stored(
+    paths: _paths.Paths, env: Mapping[str, str], values: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Make ``values`` the whole stored configuration (``config edit``); one transaction.
+
+    Returns (changed or added keys, removed keys). Raises ConfigError (nothing changed) when the
+    values are invalid or inconsistent.
+    """
+    typed, problems = check_values(values)
+    if problems:
+        raise rules_error(problems, "not saving")
+    store, _ = open_store(paths, env)
+    with store:
+        before = store.items()
+        store.replace_all(typed)
+    changed = sorted(k for k, v in typed.items() if before.get(k, _MISSING) != v)
+    removed = sorted(k for k in before if k not in typed)
+    return changed, removed
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyResult:
+    key_source: str
+    kind: keys.KeyKind
+    keys_copied: int
+
+
+def rekey(paths: _paths.Paths, env: Mapping[str, str], new_key: str | None = None) -> RekeyResult:
+    """Re-encrypt the configuration with a new key, where the current key came from.
+
+    The new key is ``new_key`` (64 hex characters or a passphrase) or, when None, a fresh random
+    one. Key file: the new key replaces the file. Vault: stored as a new version of the secret.
+    ``FILAMENTCTL_CONFIG_KEY``: ``new_key`` is required, and the caller must set the variable to
+    it afterwards.
+
+    Steps: copy every setting into a new database under the new key, reopen and compare it; keep
+    the old database (and old key file) as ``*.old`` while swapping; verify by decrypting the
+    swapped-in file with the key found the normal way; only then delete the ``*.old`` copies. On
+    any failure the old files are put back and a UserError says what happened.
+    """
+    from filamentctl.store.config_store import ConfigStore
+
+    store, found = open_store(paths, env)
+    with store:
+        items = store.items()
+    if found.kind == "env" and new_key is None:
+        raise UsageError(
+            f"the key comes from {keys.ENV_KEY}; give the new key on stdin "
+            "(`filamentctl config rekey --new-key -`), then set the variable to it"
+        )
+    material: bytes | str = keys.generate_key() if new_key is None else keys.key_material(new_key)
+    if isinstance(material, str) and not material.strip():
+        raise UsageError("the new key is empty")
+    if material == found.material:
+        raise UsageError("the new key is the current key; nothing to do")
+
+    db = paths.config_db
+    token = secrets.token_hex(6)
+    new_db = db.with_name(f".{db.name}.rekey-{token}")
+    old_db = db.with_name(db.name + ".old")
+    old_key = paths.key_file.with_name(paths.key_file.name + ".old")
+    for leftover in (old_db, old_key):
+        if os.path.lexists(leftover):
+            raise UserError(
+                f"{leftover} is left from an earlier rekey; check which key opens which file, "
+                "then move it away"
+            )
+    try:
+        with ConfigStore.open(new_db, material, create=True, key_source="the new key") as fresh:
+            fresh.set_many(items)
+        with ConfigStore.open(new_db, material, key_source="the new key") as check:
+            if check.items() != items:
+                raise UserError(
+                    "the re-encrypted copy differs from the configuration; kept the old"
+                )
+    except BaseException:
+        _remove(new_db)
+        raise
+
+    new_text = material.hex() if isinstance(material, bytes) else material
+    vault_old: str | None = None
+    new_key_tmp = paths.key_file.with_name(f".{paths.key_file.name}.new-{token}")
+    try:
+        os.link(db, old_db)
+        if found.kind == "file":
+            if isinstance(material, bytes):
+                keys.write_key_file(new_key_tmp, material)
+            else:
+                raise UsageError("a key file holds a 64-hex-character key, not a passphrase")
+            os.link(paths.key_file, old_key)
+        elif found.kind == "vault":
+            from filamentctl.store import vault
+
+            vault_old = vault.read_key(env)
+            vault.store_key(env, new_text)
+        if found.kind == "file":
+            os.replace(new_key_tmp, paths.key_file)
+        os.replace(new_db, db)
+        check_env = {**env, keys.ENV_KEY: new_text} if found.kind == "env" else env
+        again, _ = open_store(paths, check_env)
+        with again:
+            if again.items() != items:
+                raise UserError("the re-encrypted configuration differs after the swap")
+    except BaseException as exc:
+        _restore(paths, found, env, old_db, old_key, vault_old)
+        _remove(new_db)
+        _remove(new_key_tmp)
+        if isinstance(exc, UserError):
+            raise UserError(
+                f"rekey failed, the old key and configuration are back: {exc}"
+            ) from None
+        raise
+    _remove(old_db)
+    _remove(old_key)
+    return RekeyResult(found.source, found.kind, len(items))
+
+
+def _restore(
+    paths: _paths.Paths,
+    found: keys.FoundKey,
+    env: Mapping[str, str],
+    old_db: Path,
+    old_key: Path,
+    vault_old: str | None,
+) -> None:
+    if os.path.lexists(old_db):
+        os.replace(old_db, paths.config_db)
+    if found.kind == "file" and os.path.lexists(old_key):
+        os.replace(old_key, paths.key_file)
+    if found.kind == "vault" and vault_old:
+        from filamentctl.store import vault
+
+        vault.store_key(env, vault_old)
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
