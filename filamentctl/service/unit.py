@@ -1,0 +1,195 @@
+"""The systemd unit for ``filamentctl run``: built from parameters, as text.
+
+Nothing here touches the system except :func:`existing_groups` (reads the group database) and
+:func:`current_command` (looks at how this process was started); :func:`render_unit` is pure.
+
+Choices worth knowing (docs/operations.md has the long form):
+
+* ``PrivateDevices=`` cannot be used (it hides ``/dev/gpiochip*`` and ``/dev/i2c-*``), so device
+  access is closed with ``DevicePolicy=closed`` plus ``DeviceAllow=char-gpiochip`` and
+  ``char-i2c``: systemd accepts globs only on device *group* names from ``/proc/devices``, not
+  on paths, and a group name also covers chips that appear later (a HAT, an I2C mux).
+* ``PrivateUsers=`` is not used: it maps every group except the unit's own to ``nobody``, so
+  the ``gpio``/``i2c`` group permissions on the device nodes would no longer be ours.
+* ``SupplementaryGroups=`` lists only groups that exist when the unit is written: systemd
+  refuses to start a unit naming a missing group (status 216/GROUP).
+* The configuration key is read from ``$STATE_DIRECTORY/secrets/config.key`` (what
+  :mod:`filamentctl.paths` uses under systemd when no ``LoadCredential=`` is given), so the
+  service user owns it with mode 0600 and nothing else is needed.
+* No ``IPAddressDeny=``/``PrivateNetwork=``: the service must reach the user's database.
+"""
+
+from __future__ import annotations
+
+import grp
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UNIT_NAME = "filamentctl.service"
+UNIT_DIR = Path("/etc/systemd/system")
+DEFAULT_USER = "filamentctl"
+# Debian/Raspberry Pi OS give /dev/gpiochip* to group gpio and /dev/i2c-* to group i2c (udev).
+HARDWARE_GROUPS = ("gpio", "i2c")
+WATCHDOG_SEC = 30
+CONFIG_DIR = Path("/etc/filamentctl")
+STATE_DIR = Path("/var/lib/filamentctl")
+RUNTIME_DIR = Path("/run/filamentctl")
+
+# Directories the service's home would be in; ProtectHome=yes hides them from the service.
+_HOME_ROOTS = (Path("/home"), Path("/root"), Path("/run/user"))
+
+
+@dataclass(frozen=True, slots=True)
+class UnitOptions:
+    """Everything that varies between installs. ``command`` is ExecStart without ``run``."""
+
+    command: Sequence[str]
+    user: str = DEFAULT_USER
+    group: str | None = None  # None: same name as the user
+    supplementary_groups: Sequence[str] = field(default_factory=tuple)
+    simulate: bool = False
+    watchdog_sec: int = WATCHDOG_SEC
+
+    @property
+    def group_name(self) -> str:
+        return self.group or self.user
+
+    @property
+    def under_home(self) -> bool:
+        """True when the executable lives under /home, /root or /run/user."""
+        return any(_is_under(Path(part), _HOME_ROOTS) for part in self.command[:1])
+
+
+def _is_under(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def quote_exec_arg(arg: str) -> str:
+    """Quote one ExecStart word for systemd: escape ``%`` and ``$``; quote when needed."""
+    text = arg.replace("\\", "\\\\").replace("%", "%%").replace("$", "$$")
+    if not text or any(c.isspace() or c in "\"';" for c in text):
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def render_unit(opts: UnitOptions) -> str:
+    """The unit file text. Raises ValueError when the command is not an absolute path."""
+    if not opts.command or not Path(opts.command[0]).is_absolute():
+        raise ValueError(f"ExecStart needs an absolute path, not {list(opts.command)!r}")
+    exec_args = [*opts.command, "run"] + (["--simulate"] if opts.simulate else [])
+    exec_start = " ".join(quote_exec_arg(a) for a in exec_args)
+    # An executable under /home needs the home directories visible (read-only still).
+    protect_home = "read-only" if opts.under_home else "yes"
+    supplementary = " ".join(opts.supplementary_groups)
+    lines = [
+        "# Written by `filamentctl service install`; rerun it after moving the executable.",
+        "# Local changes belong in a drop-in: systemctl edit filamentctl",
+        "[Unit]",
+        "Description=filamentctl: keeps 3D-printer filament dry (sensor, history, heater, fan)",
+        "Documentation=man:filamentctl(1) man:filamentctl-service(1)",
+        # DeviceAllow=char-i2c only resolves when i2c-dev is loaded at start; load it first.
+        "Wants=modprobe@i2c_dev.service",
+        "After=modprobe@i2c_dev.service",
+        "",
+        "[Service]",
+        "Type=notify",
+        f"ExecStart={exec_start}",
+        f"WatchdogSec={opts.watchdog_sec}s",
+        "Restart=on-failure",
+        "RestartSec=5s",
+        # The service turns both relays off on SIGTERM before anything else.
+        "TimeoutStopSec=20s",
+        f"User={opts.user}",
+        f"Group={opts.group_name}",
+    ]
+    if supplementary:
+        lines.append(f"SupplementaryGroups={supplementary}")
+    lines += [
+        "ConfigurationDirectory=filamentctl",
+        "ConfigurationDirectoryMode=0750",
+        "StateDirectory=filamentctl",
+        "StateDirectoryMode=0750",
+        "RuntimeDirectory=filamentctl",
+        # Group members reach the socket (0660) through this directory: SSH users, no flags.
+        "RuntimeDirectoryMode=0750",
+        "UMask=0027",
+        "",
+        "# Hardware: only GPIO character devices and I2C buses (by device group, so chips",
+        "# that appear later are covered too).",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-gpiochip rw",
+        "DeviceAllow=char-i2c rw",
+        "",
+        "# Sandbox",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "ProtectSystem=strict",
+        f"ProtectHome={protect_home}",
+        "PrivateTmp=yes",
+        "PrivateMounts=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "PrivateIPC=yes",
+        "RemoveIPC=yes",
+        "KeyringMode=private",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        # A refused call fails with EPERM instead of killing the process mid-write.
+        "SystemCallErrorNumber=EPERM",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def existing_groups(
+    candidates: Iterable[str] = HARDWARE_GROUPS,
+    lookup: Callable[[str], object] = grp.getgrnam,
+) -> tuple[list[str], list[str]]:
+    """Split ``candidates`` into (groups that exist, groups that do not)."""
+    present: list[str] = []
+    missing: list[str] = []
+    for name in candidates:
+        try:
+            lookup(name)
+        except KeyError:
+            missing.append(name)
+        else:
+            present.append(name)
+    return present, missing
+
+
+def current_command(argv0: str | None = None, executable: str | None = None) -> list[str]:
+    """The absolute command that started this filamentctl, for ExecStart.
+
+    The ``filamentctl`` script when that is what ran (kept as the absolute, unresolved path, so
+    a venv's script keeps its venv), else the script next to the interpreter, else
+    ``<python> -m filamentctl``.
+    """
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    executable = sys.executable if executable is None else executable
+    script = Path(argv0)
+    if script.name == "filamentctl" and script.is_file():
+        return [str(script.absolute())]
+    sibling = Path(executable).absolute().parent / "filamentctl"
+    if sibling.is_file():
+        return [str(sibling)]
+    return [str(Path(executable).absolute()), "-m", "filamentctl"]
