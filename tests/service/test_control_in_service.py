@@ -296,7 +296,7 @@ def test_invalid_request_arguments_are_invalid_args(service: Service) -> None:
 # --------------------------------------------------------------------------- relays that misbehave
 
 
-class GatedPin(MockPin):
+class GatedPin(MockPin):  # type: ignore[misc]  # gpiozero ships no type hints
     """A mock pin whose driver can be made to hang or fail when switched to ``hold_level``.
 
     Stands in for a broken or stuck GPIO driver, which no real counterpart can produce on demand.
