@@ -43,6 +43,10 @@ def run(
     from filamentctl.store.settings import load_settings
 
     paths = _paths.resolve()
+    if simulate:
+        # Validate as what will run: the sensor rules (e.g. a DHT's 2 s minimum interval) of
+        # the configured hardware sensor do not apply to the simulated one.
+        overrides = {**(overrides or {}), "sensor.type": "simulated"}
     settings = load_settings(paths, overrides=overrides)
     logs.setup(str(settings["log.level"]), log_format or str(settings["log.format"]), debug)
     if getattr(settings, "source", "") == "defaults":
