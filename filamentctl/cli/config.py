@@ -16,29 +16,52 @@ load inside the commands that need them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from filamentctl import paths as _paths
 from filamentctl.core import schema
-from filamentctl.errors import EXIT_FAILED, EXIT_PERMISSION, UsageError, UserError
+from filamentctl.errors import (
+    EXIT_FAILED,
+    EXIT_PERMISSION,
+    EXIT_USAGE,
+    ConfigError,
+    UsageError,
+    UserError,
+)
 
 MASK = "••••"
 
 app = typer.Typer(
-    help="The encrypted configuration: init, list, get, set, unset, path.",
+    help="The encrypted configuration: init, list, get, set, unset, edit, import, export, "
+    "validate, path, rekey.",
     no_args_is_help=True,
+    # Rich tracebacks print local variables, which can hold secrets.
+    pretty_exceptions_enable=False,
 )
+
+
+class _StderrWarnings(logging.Handler):
+    """Shows the store's warnings (e.g. "Vault unreachable, using the key file") on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn expected failures into one line on stderr and the matching exit code."""
+    logger = logging.getLogger("filamentctl.config")
+    handler = _StderrWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
     try:
         yield
     except UserError as exc:
@@ -50,6 +73,9 @@ def _user_errors() -> Iterator[None]:
     except OSError as exc:
         typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _context() -> tuple[_paths.Paths, Mapping[str, str]]:
@@ -77,19 +103,31 @@ def _warn_rules(values: Mapping[str, Any]) -> None:
 
 
 @app.command()
-def init() -> None:
+def init(
+    vault: Annotated[
+        bool,
+        typer.Option(
+            "--vault",
+            help="Keep the key in Vault (VAULT_ADDR, VAULT_TOKEN or AppRole; "
+            "FILAMENTCTL_VAULT_PATH, default secret/filamentctl#config_key) instead of a key file.",
+        ),
+    ] = False,
+) -> None:
     """Create the encrypted configuration and its key.
 
     A new random key goes into a 0600 key file apart from the database, unless
-    FILAMENTCTL_CONFIG_KEY is set (then that key is used) or a key file already exists.
+    FILAMENTCTL_CONFIG_KEY is set (then that key is used) or a key already exists (Vault, key
+    file). With --vault the new key is stored in Vault and no key file is written.
     """
     paths, env = _context()
     with _user_errors():
         from filamentctl.store.settings import init_config
 
-        result = init_config(paths, env)
+        result = init_config(paths, env, vault=vault)
     typer.echo(f"created the encrypted configuration at {result.config_db}")
-    if result.key_file_written:
+    if result.vault_key_written:
+        typer.echo(f"new random key stored in {result.key_source}; no key file was written")
+    elif result.key_file_written:
         typer.echo(
             f"new random key written to {paths.key_file} (mode 0600); back it up: without it "
             "the configuration cannot be read"
@@ -204,6 +242,7 @@ def _read_stdin() -> str:
 
 @app.command("set")
 def set_(
+    ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The key, e.g. sensor.read_interval.")],
     value: Annotated[
         str | None,
@@ -234,10 +273,12 @@ def set_(
     typer.echo(f"{k.name} = {_shown(k.name, stored, False)}")
     if k.env in env:
         typer.echo(f"note: the environment variable {k.env} overrides this stored value", err=True)
+    _reload_service(ctx)
 
 
 @app.command()
 def unset(
+    ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The key to return to its default.")],
 ) -> None:
     """Remove a stored value, so the key takes its default again."""
@@ -252,6 +293,7 @@ def unset(
     default = _shown(key, schema.SCHEMA[key].default, False)
     if removed:
         typer.echo(f"{key} unset (default: {default})")
+        _reload_service(ctx)
     else:
         typer.echo(f"{key} was not set (default: {default})")
 
@@ -273,3 +315,360 @@ def path(
     else:
         for name, where in places.items():
             typer.echo(f"{name.replace('_', ' ')}: {where}")
+
+
+# -- live reload ---------------------------------------------------------------------------------
+
+
+def _reload_service(ctx: typer.Context) -> None:
+    """Ask a running service to apply the stored configuration now (nothing to do if none runs).
+
+    The service reads the store itself: no value, let alone a secret, crosses the socket.
+    """
+    from filamentctl import protocol
+    from filamentctl.cli.common import ctx_of
+    from filamentctl.client import Client, ServiceError
+    from filamentctl.errors import ServiceNotRunning
+
+    try:
+        with Client.connect(ctx_of(ctx).socket, timeout=10.0) as client:
+            result = client.call("config.reload")
+    except ServiceNotRunning:
+        return
+    except ServiceError as exc:
+        if exc.code == protocol.UNKNOWN_OP:
+            typer.echo("note: the running service cannot reload; restart it to apply", err=True)
+        else:
+            typer.echo(f"warning: the running service did not apply it: {exc}", err=True)
+        return
+    except UserError as exc:
+        typer.echo(f"warning: could not reach the running service to apply it: {exc}", err=True)
+        return
+    if not isinstance(result, dict):
+        return
+    if result.get("applied"):
+        typer.echo("applied by the running service")
+    restart = result.get("restart_required") or []
+    if restart:
+        typer.echo(
+            f"note: restart the service to apply {', '.join(restart)} "
+            "(systemctl restart filamentctl)",
+            err=True,
+        )
+    for problem in result.get("errors") or []:
+        typer.echo(f"warning: the running service could not apply {problem}", err=True)
+
+
+# -- export / import / edit / validate / rekey ---------------------------------------------------
+
+
+def _export_text(values: Mapping[str, Any], reveal: bool, header: list[str]) -> str:
+    from filamentctl.core.config_toml import REDACTED, dumps
+
+    shown = {
+        name: (REDACTED if schema.SCHEMA[name].secret and value and not reveal else value)
+        for name, value in values.items()
+        if name in schema.SCHEMA
+    }
+    return dumps(shown, header=header)
+
+
+@app.command()
+def export(
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Write secrets in clear (default: redacted).")
+    ] = False,
+    all_keys: Annotated[
+        bool, typer.Option("--all", help="Every key with its effective value, not just stored.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file (created 0600) instead of stdout."),
+    ] = None,
+) -> None:
+    """Write the stored configuration as TOML (secrets redacted unless --reveal).
+
+    The file can be read back with `config import`; redacted secrets are then left as stored.
+    """
+    paths, env = _context()
+    with _user_errors():
+        if all_keys:
+            from filamentctl.store.settings import load_settings
+
+            values: dict[str, Any] = dict(load_settings(paths, env, check_rules=False))
+        else:
+            from filamentctl.store.settings import stored_values
+
+            values = stored_values(paths, env)
+        what = "every key (effective values)" if all_keys else "stored values"
+        header = [f"filamentctl configuration: {what}"]
+        if not reveal:
+            header.append("secrets are redacted; `config import` leaves redacted secrets as stored")
+        text = _export_text(values, reveal, header)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write_private(output, text)
+    if output is not None:
+        typer.echo(f"wrote {len(values)} keys to {output}", err=True)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (it may hold secrets); never overwrite an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError(f"{path} already exists; choose another file or remove it") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _read_source(path: Path) -> dict[str, Any]:
+    """A config file as dotted keys: TOML (ours), YAML (the seed's) or JSON, by extension."""
+    from filamentctl.core import config_import
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text file") from None
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        from filamentctl.core.config_toml import loads
+
+        return loads(text)
+    if suffix == ".json":
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: expected a JSON object")
+        return config_import.flatten(doc)
+    if suffix in (".yaml", ".yml", ""):
+        try:
+            return config_import.flatten(config_import.parse_yaml(text))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    raise UsageError(f"{path}: unknown file type {suffix!r}; give a .yaml, .toml or .json file")
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(help="config.yaml of filamentbox v1/v2, or a TOML/JSON file of keys."),
+    ],
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env", help="The seed's .env (INFLUXDB_HOST=..., ...); overrides FILE."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")
+    ] = False,
+) -> None:
+    """Import settings: the seed's config.yaml (+ .env), v2-style dotted keys, or an export.
+
+    Every key is mapped to ours and the report lists what could not be mapped. An invalid value
+    exits 2 and nothing is stored.
+    """
+    paths, env = _context()
+    from filamentctl.core import config_import
+
+    with _user_errors():
+        flat = _read_source(file)
+        dotenv: dict[str, str] = {}
+        if env_file is not None:
+            try:
+                dotenv = config_import.parse_dotenv(env_file.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise UsageError(f"no such file: {env_file}") from None
+        result = config_import.map_config(flat, dotenv)
+        if result.errors:
+            raise ConfigError(
+                f"nothing imported from {file}: " + "; ".join(result.errors), EXIT_USAGE
+            )
+        if not dry_run and result.values:
+            from filamentctl.store.settings import import_values
+
+            import_values(paths, env, result.values)
+    verb = "would import" if dry_run else "imported"
+    typer.echo(f"{verb} {len(result.values)} keys from {file}:")
+    for line in config_import.describe(result):
+        typer.echo(line)
+    for name in result.kept_secrets:
+        typer.echo(f"  {name}: redacted in the file, left as stored")
+    if result.dropped:
+        typer.echo(f"not imported ({len(result.dropped)}):")
+        for item in result.dropped:
+            typer.echo(f"  {item.source}: {item.reason}")
+    if not dry_run and result.values:
+        _reload_service(ctx)
+
+
+_EDIT_HEADER = [
+    "filamentctl configuration. Uncomment a line to set a key; delete a line to return it to",
+    "its default. Redacted secrets are kept as stored; type a new value to replace one, or",
+    "better, use `filamentctl config set KEY -` so the secret never sits in a file.",
+]
+
+
+def _edit_text(stored: Mapping[str, Any]) -> str:
+    from filamentctl.core.config_toml import REDACTED, dumps
+
+    values = {n: (REDACTED if schema.SCHEMA[n].secret and v else v) for n, v in stored.items()}
+    defaults = {n: k.default for n, k in schema.SCHEMA.items() if n not in values}
+    return dumps(values, header=_EDIT_HEADER, commented=defaults, with_help=True)
+
+
+def _parse_edited(text: str, stored: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The edited file -> the values to store (redacted secrets kept), or the problems."""
+    from filamentctl.core.config_toml import REDACTED, loads
+    from filamentctl.store.settings import check_values
+
+    try:
+        values = loads(text)
+    except ConfigError as exc:
+        return {}, [str(exc)]
+    problems: list[str] = []
+    for name in list(values):
+        if name not in schema.SCHEMA:
+            problems.append(schema.unknown_key_message(name))
+            del values[name]
+        elif schema.SCHEMA[name].secret and values[name] == REDACTED:
+            if name in stored:
+                values[name] = stored[name]
+            else:
+                del values[name]
+    typed, more = check_values(values)
+    return typed, problems + more
+
+
+def _run_editor(path: Path) -> None:
+    import shlex
+    import subprocess
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        code = subprocess.call([*shlex.split(editor), str(path)])
+    except FileNotFoundError:
+        raise UsageError(f"editor {editor!r} not found; set EDITOR") from None
+    if code != 0:
+        raise UserError(f"the editor exited with status {code}; nothing changed")
+
+
+@app.command()
+def edit(ctx: typer.Context) -> None:
+    """Edit the configuration as TOML in $EDITOR; it is validated when you save.
+
+    Invalid files show the problems and offer to edit again; nothing changes until the file is
+    valid. The temporary file is private (0600) and removed afterwards.
+    """
+    import tempfile
+
+    paths, env = _context()
+    with _user_errors():
+        from filamentctl.store.settings import replace_stored, stored_values
+
+        stored = stored_values(paths, env)
+        original = _edit_text(stored)
+        fd, name = tempfile.mkstemp(prefix="filamentctl-", suffix=".toml")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(original)
+            while True:
+                _run_editor(tmp)
+                text = tmp.read_text(encoding="utf-8")
+                if text == original:
+                    typer.echo("no changes")
+                    return
+                values, problems = _parse_edited(text, stored)
+                if not problems:
+                    break
+                typer.echo("the configuration has problems:", err=True)
+                for problem in problems:
+                    typer.echo(f"  {problem}", err=True)
+                if not typer.confirm("edit again?", default=True, err=True):
+                    raise ConfigError("not saved; nothing changed")
+            changed, removed = replace_stored(paths, env, values)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if not changed and not removed:
+        typer.echo("no changes")
+        return
+    for name in changed:
+        typer.echo(f"{name} = {_shown(name, values[name], False)}")
+    for name in removed:
+        typer.echo(f"{name} unset")
+    _reload_service(ctx)
+
+
+@app.command()
+def validate(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="A TOML file to check (as `config edit` would); default: the store."),
+    ] = None,
+) -> None:
+    """Check the configuration (or a TOML file): values, cross-field rules. Exit 2 if invalid."""
+    paths, env = _context()
+    with _user_errors():
+        if file is None:
+            from filamentctl.store.settings import load_settings
+
+            settings = load_settings(paths, env, check_rules=False)
+            problems = schema.validate(settings)
+            where = str(paths.config_db) if settings.source == "store" else "the defaults"
+        else:
+            from filamentctl.store.settings import check_values
+
+            raw = _read_source(file)
+            unknown = [schema.unknown_key_message(n) for n in raw if n not in schema.SCHEMA]
+            _, more = check_values({k: v for k, v in raw.items() if k in schema.SCHEMA})
+            problems, where = unknown + more, str(file)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    typer.echo(f"{where}: valid")
+
+
+@app.command()
+def rekey(
+    new_key: Annotated[
+        str | None,
+        typer.Option(
+            "--new-key",
+            help="- reads the new key from stdin (needed when FILAMENTCTL_CONFIG_KEY holds it); "
+            "default: a new random key.",
+        ),
+    ] = None,
+) -> None:
+    """Re-encrypt the configuration with a new key (kept where the current one is).
+
+    The old file is kept until the new one has been decrypted and compared; on any failure the
+    old key and file are put back.
+    """
+    paths, env = _context()
+    with _user_errors():
+        text: str | None = None
+        if new_key is not None:
+            if new_key != "-":
+                raise UsageError(
+                    "keys are not accepted on the command line; use --new-key - and give "
+                    "it on stdin"
+                )
+            text = _read_stdin()
+        from filamentctl.store.settings import rekey as do_rekey
+
+        result = do_rekey(paths, env, text)
+    typer.echo(f"re-encrypted {result.keys_copied} keys with a new key")
+    if result.kind == "file":
+        typer.echo(f"the new key is in {paths.key_file}; replace your backup of the old one")
+    elif result.kind == "vault":
+        typer.echo(f"the new key is stored in {result.key_source} (a new version)")
+    else:
+        typer.echo("now set FILAMENTCTL_CONFIG_KEY to the new key wherever the service runs")

@@ -1,0 +1,258 @@
+"""Live reload: apply a changed configuration to the running service without a restart.
+
+The ``config.reload`` socket op (sent by ``filamentctl config set/unset/import/edit``) reloads the
+settings from the store and calls :func:`apply_reload`, which diffs old and new and applies:
+
+- heater/fan thresholds and limits, ``sensor.stale_after``: the controllers are reconfigured and
+  re-evaluated at once (a latched safety fault stays latched);
+- reading filter (offsets, jump limits): in place;
+- ``sensor.read_interval``, ``storage.commit_interval``: in ``service.settings``, which the
+  sampler reads on every loop;
+- ``storage.max_backlog``/``storage.retention_days``: on the history;
+- ``database.*``, ``writer.*``, ``retry.*``, ``data.*``: a new delivery worker with a new sink.
+  The backlog lives in the history with a per-sink cursor, so nothing is lost: the old worker
+  gets a short last attempt, the new one continues from its cursor (a new backend's cursor starts
+  at the oldest undelivered reading);
+- ``log.level``: the logger's level (unless the service runs with ``--debug``).
+
+Keys that need the hardware rebuilt (sensor type and pins, relay enable/pins/polarity, metrics
+listener, log format) keep their running value and are returned in ``restart_required``.
+Replies and logs name keys only, never values (secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger("filamentctl.service")
+
+# Keys whose change needs a restart: they pick hardware, pins or listeners at start.
+RESTART_KEYS = frozenset(
+    {
+        "sensor.type",
+        "sensor.gpio_pin",
+        "sensor.i2c_address",
+        "heater.enabled",
+        "heater.gpio_pin",
+        "heater.active_high",
+        "fan.enabled",
+        "fan.gpio_pin",
+        "fan.active_high",
+        "metrics.listen",
+        "log.format",
+    }
+)
+_FILTER_KEYS = {
+    "sensor.temperature_offset": "temperature_offset_c",
+    "sensor.humidity_offset": "humidity_offset",
+    "sensor.max_jump_c": "max_jump_c",
+    "sensor.max_jump_rh": "max_jump_humidity",
+}
+_LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
+_DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
+SWAP_DRAIN_S = 0.5  # the old worker's last delivery attempt while swapping sinks
+
+_reload_lock = threading.Lock()  # one reload at a time
+
+
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Keys whose value differs (or exists on one side only), sorted."""
+    return sorted(k for k in set(old) | set(new) if old.get(k, _NONE) != new.get(k, _NONE))
+
+
+_NONE = object()
+
+
+def apply_reload(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply ``new_settings`` (complete, validated) to a running :class:`Service`.
+
+    Returns ``{"changed": [...], "applied": [...], "restart_required": [...], "errors": [...]}``
+    (key names only). A part that fails (e.g. a sink that cannot be built) keeps its old
+    settings and is reported in ``errors``; the rest is still applied.
+    """
+    with _reload_lock:
+        return _apply(service, new_settings)
+
+
+def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+    old = dict(service.settings)
+    new = dict(new_settings)
+    if getattr(service, "simulate", False):
+        new["sensor.type"] = "simulated"  # `run --simulate` wins over the stored sensor
+    changed = changed_keys(old, new)
+    restart = [k for k in changed if k in RESTART_KEYS]
+    # What runs: the new values, except those that need a restart.
+    effective = {**new, **{k: old[k] for k in restart if k in old}}
+    applied: list[str] = []
+    errors: list[str] = []
+    live = [k for k in changed if k not in RESTART_KEYS]
+    if not live:
+        return _report(changed, applied, restart, errors)
+
+    # Plain values first: the sampler and status read service.settings.
+    service.settings.update({k: effective[k] for k in live if k in effective})
+    applied.extend(k for k in live if k in _LIVE_KEYS)
+
+    control_keys = [
+        k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"
+    ]
+    if control_keys:
+        try:
+            _reconfigure_control(service, effective)
+            applied.extend(control_keys)
+        except Exception as exc:
+            errors.append(f"control: {exc}")
+            service.settings.update({k: old[k] for k in control_keys if k in old})
+
+    filter_keys = [k for k in live if k in _FILTER_KEYS]
+    flt = getattr(service, "filter", None)
+    if filter_keys and flt is not None:
+        for k in filter_keys:
+            setattr(flt, _FILTER_KEYS[k], float(effective[k]))
+        applied.extend(filter_keys)
+    if "sensor.stale_after" in live and getattr(service, "health", None) is not None:
+        service.health.stale_after_s = float(effective["sensor.stale_after"])
+        if "sensor.stale_after" not in applied:
+            applied.append("sensor.stale_after")
+
+    history = getattr(service, "history", None)
+    if history is not None:
+        if "storage.max_backlog" in live:
+            history.max_backlog = int(effective["storage.max_backlog"])
+            applied.append("storage.max_backlog")
+        if "storage.retention_days" in live:
+            history.retention_days = float(effective["storage.retention_days"])
+            applied.append("storage.retention_days")
+
+    delivery_keys = [k for k in live if k.startswith(_DELIVERY_PREFIXES)]
+    if delivery_keys:
+        try:
+            _swap_delivery(service, effective)
+            applied.extend(delivery_keys)
+        except Exception as exc:
+            errors.append(f"delivery: {_one_line(exc)}")
+            service.settings.update({k: old[k] for k in delivery_keys if k in old})
+
+    if "log.level" in live:
+        _apply_log_level(str(old.get("log.level", "info")), str(effective["log.level"]))
+        applied.append("log.level")
+
+    return _report(changed, applied, restart, errors)
+
+
+def _report(
+    changed: list[str], applied: list[str], restart: list[str], errors: list[str]
+) -> dict[str, Any]:
+    if changed:
+        log.info(
+            "configuration reloaded: applied %s%s%s",
+            ", ".join(sorted(set(applied))) or "nothing",
+            f"; restart needed for {', '.join(restart)}" if restart else "",
+            f"; failed: {'; '.join(errors)}" if errors else "",
+        )
+    return {
+        "changed": changed,
+        "applied": sorted(set(applied)),
+        "restart_required": restart,
+        "errors": errors,
+    }
+
+
+def _reconfigure_control(service: Any, settings: Mapping[str, Any]) -> None:
+    """New heater/fan settings into the controllers, re-evaluated and applied to the relays now."""
+    from filamentctl.core.control import FanSettings, HeaterSettings
+
+    control = service.control
+    now = service.clock()
+    heater = HeaterSettings.from_settings(settings)  # ValueError: nothing changed
+    fan = FanSettings.from_settings(settings)
+    public = getattr(control, "reconfigure", None)
+    if callable(public):
+        public(settings, now)
+        return
+    # ControlLoop has no public reconfigure yet: the same steps under its lock, so a reading
+    # being processed concurrently sees either the old or the new thresholds, never a mix.
+    with control._lock:
+        decision = control.heater.reconfigure(heater, now)
+        if control.enabled["heater"]:
+            control._apply("heater", decision)
+        decision = control.fan.reconfigure(fan, now)
+        if control.enabled["fan"]:
+            control._apply("fan", decision)
+
+
+def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
+    """Replace the delivery worker (and sink); the backlog stays in the history."""
+    from filamentctl.service.delivery import DeliveryWorker
+
+    override = getattr(service, "_sink_override", None)
+    sink: Any = None
+    if override is not None:
+        sink = override
+    elif settings["database.type"] != "none":
+        from filamentctl.sinks.base import create_sink
+
+        sink = create_sink(settings)  # raises for an unsupported backend: keep the old one
+    old = service.delivery
+    if old is not None:
+        old.stop(SWAP_DRAIN_S)
+        old_sink = getattr(old, "sink", None)
+        if old_sink is not None and old_sink is not sink:
+            try:
+                old_sink.close()
+            except Exception:
+                log.debug("closing the old sink failed", exc_info=True)
+    if sink is None:
+        service.delivery = None
+        return
+    worker = DeliveryWorker(service.history, sink, settings, on_event=service.bus.publish)
+    worker.start()
+    service.delivery = worker
+    worker.wake()
+
+
+def _apply_log_level(old: str, new: str) -> None:
+    logger = logging.getLogger("filamentctl")
+    old_level = getattr(logging, old.upper(), logging.INFO)
+    # Under --debug the level is DEBUG whatever log.level says: leave it alone.
+    if logger.level not in (old_level, logging.NOTSET):
+        return
+    logger.setLevel(getattr(logging, new.upper(), logging.INFO))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def reload_from_store(service: Any, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Load the settings as ``run`` did (store, environment, run's overrides) and apply them.
+
+    Raises ProtocolError(REFUSED) with the one-line reason when the configuration cannot be
+    loaded (e.g. cannot decrypt); the running settings then stay as they are.
+    """
+    from filamentctl import protocol
+    from filamentctl.errors import UserError
+    from filamentctl.protocol import ProtocolError
+    from filamentctl.store.settings import load_settings
+
+    try:
+        settings = load_settings(service.paths, env, overrides=getattr(service, "overrides", None))
+    except UserError as exc:
+        raise ProtocolError(protocol.REFUSED, f"configuration not reloaded: {exc}") from None
+    try:
+        from filamentctl.store import vault
+
+        vault.clear_cache()  # a changed reference must be read again
+    except Exception:
+        log.debug("could not clear the Vault cache", exc_info=True)
+    return apply_reload(service, settings)
+
+
+def handle_config_reload(service: Any, req: Any, conn: Any) -> dict[str, Any]:
+    """The ``config.reload`` handler: ``"config.reload": lambda req, conn:
+    handle_config_reload(self, req, conn)`` in ``Service._handlers``."""
+    return reload_from_store(service)
