@@ -320,11 +320,16 @@ class VictoriaMetricsServer(_Server):
 
     kind = "victoriametrics"
 
-    def __init__(self, base_dir: Path | None = None) -> None:
+    def __init__(self, base_dir: Path | None = None, *, dedup_interval: str | None = None) -> None:
+        """``dedup_interval`` (e.g. ``"1ms"``) starts it with ``-dedup.minScrapeInterval``: a
+        resent sample at the same timestamp is then stored and exported once. That is how users
+        should run VictoriaMetrics behind an at-least-once writer; the default (None) keeps every
+        copy, so tests can count resends."""
         self.binary = _find_binary("victoria-metrics")
         super().__init__(base_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.dedup_interval = dedup_interval
 
     def _command(self) -> tuple[list[str], dict[str, str]]:
         argv = [
@@ -336,10 +341,24 @@ class VictoriaMetricsServer(_Server):
             "-search.disableCache",
             "-loggerLevel=WARN",
         ]
+        if self.dedup_interval:
+            argv.append(f"-dedup.minScrapeInterval={self.dedup_interval}")
         return argv, {}
 
     def _ready(self) -> bool:
         return _http_ok(f"{self.url}/health", (200,))
+
+    def rows_inserted(self, kind: str = "influx") -> int:
+        """Samples received since this process started (``vm_rows_inserted_total``), before
+        any dedup: with one field per row, resent copies count here even when not exported."""
+        status, body = http("GET", f"{self.url}/metrics")
+        if status != 200:
+            raise AssertionError(f"/metrics: HTTP {status}")
+        wanted = f'vm_rows_inserted_total{{type="{kind}"}} '
+        for line in body.decode().splitlines():
+            if line.startswith(wanted):
+                return int(float(line[len(wanted) :]))
+        raise AssertionError(f"no {wanted.strip()} in /metrics")
 
     def force_flush(self) -> None:
         """Make recently written samples searchable now (domain.md §6)."""
