@@ -1,0 +1,94 @@
+"""Packaging: the sdist builds, a wheel builds from it (what ``python -m build`` does), the wheel
+installs with pip into a fresh venv, and its ``filamentctl`` command runs.
+
+How, without minutes of downloads: the sdist comes from setuptools' PEP 517 hook in this
+interpreter; pip builds the wheel from the sdist in its usual isolated build environment (it
+fetches only setuptools and wheel, from the configured index). The wheel is installed with
+``--no-deps`` into a brand-new venv, and that venv reaches the *dependencies* through a ``.pth``
+line naming this interpreter's site-packages. A ``.pth`` path is appended after the venv's own
+site-packages and its own ``.pth`` files are not processed, so the development checkout's
+editable install stays out: ``filamentctl`` is imported from the wheel, as the test checks.
+Dependency resolution itself is pip's job and is not re-tested here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from filamentctl import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "MANIFEST.in")
+
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{cmd}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """sdist and wheel of the working tree, built outside the repository (no build/ left)."""
+    base = tmp_path_factory.mktemp("pkg")
+    src, out = base / "src", base / "dist"
+    out.mkdir()
+    shutil.copytree(
+        REPO / "filamentctl", src / "filamentctl", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in PROJECT_FILES:
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, src / name)
+    hook = f"from setuptools import build_meta; print(build_meta.build_sdist({str(out)!r}))"
+    sdist = out / run([sys.executable, "-c", hook], cwd=src).strip().splitlines()[-1]
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(sdist)], base)
+    (wheel,) = out.glob("*.whl")
+    return {"sdist": sdist, "wheel": wheel, "base": base}
+
+
+def test_sdist_and_wheel_carry_the_single_source_version(dists: dict[str, Path]) -> None:
+    assert dists["sdist"].name == f"filamentctl-{__version__}.tar.gz"
+    assert dists["wheel"].name == f"filamentctl-{__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(dists["wheel"]) as whl:
+        names = whl.namelist()
+        meta = whl.read(f"filamentctl-{__version__}.dist-info/METADATA").decode()
+        entry_points = whl.read(f"filamentctl-{__version__}.dist-info/entry_points.txt").decode()
+    assert "filamentctl/py.typed" in names
+    assert "filamentctl = filamentctl.cli.main:main" in entry_points
+    assert f"Version: {__version__}" in meta
+    assert "Requires-Dist: typer" in meta
+
+
+def test_wheel_installs_into_a_fresh_venv_and_the_command_runs(dists: dict[str, Path]) -> None:
+    base = dists["base"]
+    venv = base / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base)
+    python = venv / "bin" / "python"
+    run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+        + ["--no-index", str(dists["wheel"])],
+        base,
+    )
+    purelib = Path(
+        run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base
+        ).strip()
+    )
+    # Dependencies from the development environment, so nothing is downloaded (see above).
+    (purelib / "zz_filamentctl_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+    assert run([str(venv / "bin" / "filamentctl"), "--version"], base).strip() == (
+        f"filamentctl {__version__}"
+    )
+    where = run([str(python), "-c", "import filamentctl; print(filamentctl.__file__)"], base)
+    assert Path(where.strip()).is_relative_to(venv)
+    assert "Usage" in run([str(venv / "bin" / "filamentctl"), "--help"], base)
