@@ -5,7 +5,7 @@
 _filamentctl_subcommands() {
     case "$1" in
         "") echo "config demo fan flush heater history read run service sim status" ;;
-        "config") echo "get init list path set unset" ;;
+        "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
         "service") echo "install status uninstall" ;;
@@ -17,12 +17,17 @@ _filamentctl_options() {
     case "$1" in
         "") echo "--socket --debug --version --install-completion --show-completion -h --help" ;;
         "config") echo "-h --help" ;;
+        "config edit") echo "-h --help" ;;
+        "config export") echo "--reveal --all -o --output -h --help" ;;
         "config get") echo "--json --reveal -h --help" ;;
-        "config init") echo "-h --help" ;;
+        "config import") echo "--env --dry-run -h --help" ;;
+        "config init") echo "--vault -h --help" ;;
         "config list") echo "--json --reveal --all -h --help" ;;
         "config path") echo "--json -h --help" ;;
+        "config rekey") echo "--new-key -h --help" ;;
         "config set") echo "-h --help" ;;
         "config unset") echo "-h --help" ;;
+        "config validate") echo "-h --help" ;;
         "demo") echo "--plain -h --help" ;;
         "fan") echo "-h --help" ;;
         "fan auto") echo "--json -h --help" ;;
@@ -54,6 +59,9 @@ _filamentctl_options() {
 _filamentctl_value_options() {
     case "$1" in
         "") echo "--socket" ;;
+        "config export") echo "-o --output" ;;
+        "config import") echo "--env" ;;
+        "config rekey") echo "--new-key" ;;
         "fan off") echo "--for" ;;
         "fan on") echo "--for" ;;
         "flush") echo "--timeout --dead-letter --id" ;;
@@ -76,6 +84,9 @@ _filamentctl_choices() {
 _filamentctl_path_option() {
     case "$1" in
         "--socket") return 0 ;;
+        "config export -o") return 0 ;;
+        "config export --output") return 0 ;;
+        "config import --env") return 0 ;;
     esac
     return 1
 }

@@ -39,7 +39,7 @@ function __filamentctl_subcommands
         case ''
             printf '%s\n' config demo fan flush heater history read run service sim status
         case 'config'
-            printf '%s\n' get init list path set unset
+            printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
             printf '%s\n' auto off on reset status
         case 'heater'
@@ -55,6 +55,12 @@ function __filamentctl_value_options
     switch $argv[1]
         case ''
             printf '%s\n' -- --socket
+        case 'config export'
+            printf '%s\n' -- -o --output
+        case 'config import'
+            printf '%s\n' -- --env
+        case 'config rekey'
+            printf '%s\n' -- --new-key
         case 'fan off'
             printf '%s\n' -- --for
         case 'fan on'
@@ -80,7 +86,7 @@ end
 
 complete -c filamentctl -f
 
-complete -c filamentctl -n "__filamentctl_at ''" -a config -d 'The encrypted configuration: init, list, get, set, unset, path.'
+complete -c filamentctl -n "__filamentctl_at ''" -a config -d 'The encrypted configuration: init, list, get, set, unset, edit, import, export, validate, path, rekey.'
 complete -c filamentctl -n "__filamentctl_at ''" -a demo -d 'Start a simulated box in the background and watch it live; stops it when you quit.'
 complete -c filamentctl -n "__filamentctl_at ''" -a fan -d 'Switch the fan by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlog now, with a progress bar.'
@@ -98,18 +104,35 @@ complete -c filamentctl -n "__filamentctl_at ''" -l install-completion -d 'Insta
 complete -c filamentctl -n "__filamentctl_at ''" -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation.'
 complete -c filamentctl -n "__filamentctl_at ''" -s h -l help -d 'Show the help and exit.'
 
+complete -c filamentctl -n "__filamentctl_at 'config'" -a edit -d 'Edit the configuration as TOML in $EDITOR; it is validated when you save.'
+complete -c filamentctl -n "__filamentctl_at 'config'" -a export -d 'Write the stored configuration as TOML (secrets redacted unless --reveal).'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a get -d 'Print one key\'s effective value (plain text, for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'config'" -a import -d 'Import settings: the seed\'s config.yaml (+ .env), v2-style dotted keys, or an export.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a init -d 'Create the encrypted configuration and its key.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a list -d 'Every key with its effective value, where it comes from (default, stored, env), and help.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a path -d 'Where the configuration database, key file, state and socket are.'
+complete -c filamentctl -n "__filamentctl_at 'config'" -a rekey -d 'Re-encrypt the configuration with a new key (kept where the current one is).'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a set -d 'Validate and store one value (nothing changes when it is invalid).'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a unset -d 'Remove a stored value, so the key takes its default again.'
+complete -c filamentctl -n "__filamentctl_at 'config'" -a validate -d 'Check the configuration (or a TOML file): values, cross-field rules.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'config edit'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'config export'" -l reveal -d 'Write secrets in clear (default: redacted).'
+complete -c filamentctl -n "__filamentctl_at 'config export'" -l all -d 'Every key with its effective value, not just stored.'
+complete -c filamentctl -n "__filamentctl_at 'config export'" -s o -l output -r -F -d 'Write to this file (created 0600) instead of stdout.'
+complete -c filamentctl -n "__filamentctl_at 'config export'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'config get'" -l json -d '{"key", "value", "source", ...} on stdout.'
 complete -c filamentctl -n "__filamentctl_at 'config get'" -l reveal -d 'Show a secret in clear.'
 complete -c filamentctl -n "__filamentctl_at 'config get'" -s h -l help -d 'Show the help and exit.'
 
+complete -c filamentctl -n "__filamentctl_at 'config import'" -l env -r -F -d 'The seed\'s .env (INFLUXDB_HOST=..., ...); overrides FILE.'
+complete -c filamentctl -n "__filamentctl_at 'config import'" -l dry-run -d 'Show what would be imported; change nothing.'
+complete -c filamentctl -n "__filamentctl_at 'config import'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'config init'" -l vault -d 'Keep the key in Vault (VAULT_ADDR, VAULT_TOKEN or AppRole; FILAMENTCTL_VAULT_PATH, default secret/filamentctl#config_key) instead of a key file.'
 complete -c filamentctl -n "__filamentctl_at 'config init'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'config list'" -l json -d 'One JSON object on stdout.'
@@ -120,9 +143,14 @@ complete -c filamentctl -n "__filamentctl_at 'config list'" -s h -l help -d 'Sho
 complete -c filamentctl -n "__filamentctl_at 'config path'" -l json -d 'One JSON object on stdout.'
 complete -c filamentctl -n "__filamentctl_at 'config path'" -s h -l help -d 'Show the help and exit.'
 
+complete -c filamentctl -n "__filamentctl_at 'config rekey'" -l new-key -r -d '- reads the new key from stdin (needed when FILAMENTCTL_CONFIG_KEY holds it); default: a new random key.'
+complete -c filamentctl -n "__filamentctl_at 'config rekey'" -s h -l help -d 'Show the help and exit.'
+
 complete -c filamentctl -n "__filamentctl_at 'config set'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'config unset'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'config validate'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'demo'" -l plain -d 'Show the live status text instead of the dashboard.'
 complete -c filamentctl -n "__filamentctl_at 'demo'" -s h -l help -d 'Show the help and exit.'
