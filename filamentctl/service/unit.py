@@ -16,6 +16,8 @@ Choices worth knowing (docs/operations.md has the long form):
 * The configuration key is read from ``$STATE_DIRECTORY/secrets/config.key`` (what
   :mod:`filamentctl.paths` uses under systemd when no ``LoadCredential=`` is given), so the
   service user owns it with mode 0600 and nothing else is needed.
+* No ``ProcSubset=pid``: Blinka's board detection and gpiozero's board info read
+  ``/proc/cpuinfo`` and ``/proc/device-tree``, which it would hide.
 * No ``IPAddressDeny=``/``PrivateNetwork=``: the service must reach the user's database.
 """
 
@@ -115,6 +117,10 @@ def render_unit(opts: UnitOptions) -> str:
         # Group members reach the socket (0660) through this directory: SSH users, no flags.
         "RuntimeDirectoryMode=0750",
         "UMask=0027",
+        # / is read-only here; gpiozero's lgpio backend creates notification FIFOs in $LG_WD
+        # (default: the working directory), so give it the runtime directory.
+        f"WorkingDirectory=-{STATE_DIR}",
+        f"Environment=LG_WD={RUNTIME_DIR}",
         "",
         "# Hardware: only GPIO character devices and I2C buses (by device group, so chips",
         "# that appear later are covered too).",
@@ -137,7 +143,6 @@ def render_unit(opts: UnitOptions) -> str:
         "ProtectClock=yes",
         "ProtectHostname=yes",
         "ProtectProc=invisible",
-        "ProcSubset=pid",
         "PrivateIPC=yes",
         "RemoveIPC=yes",
         "KeyringMode=private",
