@@ -1,0 +1,1 @@
+"""The dashboard's screens: the dashboard itself, help, and dialogs that return typed results."""

@@ -1,0 +1,1 @@
+"""The dashboard's widgets: each shows attributes the app sets and posts messages up."""
