@@ -167,3 +167,19 @@ def test_resolved_references_are_cached_for_a_while(bao: OpenBaoServer, unique_n
     assert vault.resolve_secret(ref, env, clock=lambda: now[0]) == "v1"
     now[0] = 61.0
     assert vault.resolve_secret(ref, env, clock=lambda: now[0]) == "v2"
+
+
+def test_a_vault_that_accepts_but_never_answers_falls_back_to_the_key_file(home: Path) -> None:
+    import socket
+
+    ok("init", env={})
+    ok("set", "log.level", "error", env={})
+    # A listener that never accepts: connections complete in the kernel, no reply ever comes.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        env = {"VAULT_ADDR": f"http://127.0.0.1:{silent.getsockname()[1]}", "VAULT_TOKEN": "t"}
+        result = run("get", "log.level", env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "error\n"
+    assert "no answer within" in result.stderr and result.stderr.count("warning:") == 1
