@@ -35,6 +35,10 @@ BACKENDS: dict[str, str] = {
     "none": "none",
     "victoriametrics": "victoriametrics",
     "influxdb_v1": "influxdb_v1",
+    "influxdb_v2": "influxdb_v2",
+    "influxdb_v3": "influxdb_v3",
+    "prometheus": "prometheus",
+    "timescaledb": "timescaledb",
 }
 
 
