@@ -97,6 +97,7 @@ class DeliveryWorker:
 
         # Delivery state (guarded by _state_lock).
         self._failures = 0
+        self._errors_total = 0  # failed attempts since start, for /metrics (never reset)
         self._connected: bool | None = None  # None until the first attempt
         self._last_error: str | None = None
         self._retry_at: float | None = None
@@ -157,6 +158,12 @@ class DeliveryWorker:
     # -- the worker thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        # Create the database/table where the server allows it: on this thread, because it does
+        # network I/O that must not delay the service's start; best effort, never fatal.
+        try:
+            self._sink.open()
+        except Exception:
+            log.warning("preparing %s failed; delivery will retry", self._name, exc_info=True)
         while not self._stop_event.is_set():
             try:
                 wait = self._cycle()
@@ -171,6 +178,10 @@ class DeliveryWorker:
             self._final_drain()
         except Exception:  # the history may already be closed after a timed-out stop()
             log.debug("final delivery attempt failed", exc_info=True)
+        try:
+            self._sink.close()
+        except Exception:
+            log.debug("closing %s failed", self._name, exc_info=True)
 
     def _cycle(self) -> float:
         """Do what is due now; return how long to sleep before the next look."""
@@ -335,6 +346,7 @@ class DeliveryWorker:
         message = _describe(result)
         with self._state_lock:
             self._failures += 1
+            self._errors_total += 1
             failures = self._failures
             self._connected = False
             self._last_error = message
@@ -558,6 +570,7 @@ class DeliveryWorker:
                 "last_error": self._last_error,
                 "next_retry_s": None if retry_at is None else max(0.0, retry_at - now),
                 "consecutive_failures": self._failures,
+                "errors_total": self._errors_total,
                 "alert": alert,
                 "last_success": (
                     None if self._last_success_ns is None else iso_utc(self._last_success_ns)
