@@ -70,7 +70,8 @@ class App(TextualApp[None]):
     ``clock`` (monotonic seconds) ages readings and ``wall_clock`` (Unix seconds) stamps log
     lines; tests pass fixed ones so screenshots are stable. ``reconnect_base_s`` and
     ``reconnect_max_s`` shape the reconnect backoff; ``status_every_s`` is how often the
-    storage and relay details are refreshed (readings and relay switches arrive as events).
+    storage and relay details are refreshed (readings and relay switches arrive as events);
+    ``rand`` supplies the reconnect jitter.
     """
 
     CSS_PATH = "app.tcss"
@@ -95,6 +96,7 @@ class App(TextualApp[None]):
         reconnect_base_s: float = 0.5,
         reconnect_max_s: float = 5.0,
         status_every_s: float = 2.0,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         super().__init__()
         self.socket_path = socket_path
@@ -103,6 +105,7 @@ class App(TextualApp[None]):
         self.reconnect_base_s = reconnect_base_s
         self.reconnect_max_s = reconnect_max_s
         self.status_every_s = status_every_s
+        self.rand = rand
         # Built in get_default_screen: a screen must be created while the app is running.
         self.dashboard: DashboardScreen = None  # type: ignore[assignment]
         self.connected = False
@@ -194,7 +197,7 @@ class App(TextualApp[None]):
                 break
             failures += 1
             delay = backoff_delay(
-                failures, self.reconnect_base_s, self.reconnect_max_s, random.random()
+                failures, self.reconnect_base_s, self.reconnect_max_s, self.rand()
             )
             self.post_message(ServiceDisconnected(reason, delay, failures))
             self._link_closing.wait(delay)
@@ -225,9 +228,10 @@ class App(TextualApp[None]):
         if self.connected or message.attempt == 1:
             self._note(f"disconnected: {message.reason}")
         self.connected = False
+        # What and when first: the reason can be long and the banner is at most two lines.
         self._banner().message = (
-            f"DISCONNECTED — {message.reason} — retrying in {message.retry_in_s:.0f} s"
-            f" (attempt {message.attempt})"
+            f"DISCONNECTED — retrying in {message.retry_in_s:.0f} s (attempt {message.attempt}):"
+            f" {message.reason}"
         )
         self.sub_title = "disconnected"
         self._tick()

@@ -18,7 +18,7 @@ class FlushScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="flush-box"):
-            yield Static("Delivering the backlog…", id="flush-text")
+            yield Static("Delivering the backlog…", id="flush-text", markup=False)
             yield ProgressBar(total=None, show_eta=False, id="flush-bar")
 
     def on_mount(self) -> None:

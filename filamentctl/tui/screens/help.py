@@ -37,7 +37,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(HELP_TEXT, id="help-text")
+            yield Static(HELP_TEXT, id="help-text", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "Help"

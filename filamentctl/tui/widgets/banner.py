@@ -16,6 +16,10 @@ class ConnectionBanner(Static):
 
     message: reactive[str] = reactive("")
 
+    def __init__(self, *, id: str | None = None) -> None:
+        # Messages quote the service and paths verbatim: never read them as markup.
+        super().__init__(markup=False, id=id)
+
     def watch_message(self, message: str) -> None:
         self.set_class(bool(message), "-shown")
         self.update(message)

@@ -36,9 +36,9 @@ class HistoryChart(Vertical):
     range_s: reactive[float] = reactive(3600.0)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="temperature-label", classes="label")
+        yield Static(id="temperature-label", classes="label", markup=False)
         yield Sparkline([], summary_function=_mean, id="temperature-chart")
-        yield Static(id="humidity-label", classes="label")
+        yield Static(id="humidity-label", classes="label", markup=False)
         yield Sparkline([], summary_function=_mean, id="humidity-chart")
 
     def on_mount(self) -> None:

@@ -35,12 +35,12 @@ class ReadingsPanel(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="big"):
             yield Digits(fmt.DASH, id="temperature")
-            yield Static("°C", classes="unit")
+            yield Static("°C", classes="unit", markup=False)
             yield Digits(fmt.DASH, id="humidity")
-            yield Static("%RH", classes="unit")
-        yield Static(id="secondary", classes="line")
-        yield Static(id="derived", classes="line")
-        yield Static(id="age", classes="line")
+            yield Static("%RH", classes="unit", markup=False)
+        yield Static(id="secondary", classes="line", markup=False)
+        yield Static(id="derived", classes="line", markup=False)
+        yield Static(id="age", classes="line", markup=False)
 
     def on_mount(self) -> None:
         self.border_title = "Box"
@@ -80,5 +80,5 @@ class ReadingsPanel(Vertical):
         else:
             text = f"read {fmt.age(self.age_s)} ago"
         if self.stale:
-            text += "  [STALE]"
+            text += "  — STALE"
         self.query_one("#age", Static).update(text)

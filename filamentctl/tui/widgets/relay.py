@@ -45,9 +45,9 @@ class RelayPanel(Vertical):
         self.relay = relay
 
     def compose(self) -> ComposeResult:
-        yield Static(id="state", classes="line")
-        yield Static(id="reason", classes="line")
-        yield Static(id="thresholds", classes="line")
+        yield Static(id="state", classes="line", markup=False)
+        yield Static(id="reason", classes="line", markup=False)
+        yield Static(id="thresholds", classes="line", markup=False)
         with Horizontal(classes="buttons"):
             for mode in ("auto", "on", "off"):
                 yield Button(mode.capitalize(), id=f"{self.relay}-{mode}", compact=True)

@@ -23,10 +23,10 @@ class StoragePanel(Vertical):
     state: reactive[dict[str, Any] | None] = reactive(None, always_update=True)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="link", classes="line")
-        yield Static(id="backlog", classes="line")
-        yield Static(id="counts", classes="line")
-        yield Static(id="error", classes="line")
+        yield Static(id="link", classes="line", markup=False)
+        yield Static(id="backlog", classes="line", markup=False)
+        yield Static(id="counts", classes="line", markup=False)
+        yield Static(id="error", classes="line", markup=False)
 
     def on_mount(self) -> None:
         self.border_title = "Storage"
