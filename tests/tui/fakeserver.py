@@ -202,7 +202,7 @@ class FakeService:
             self._send(conn, protocol.event(req_id, name, data))
 
     def switch(self, relay: str, on: bool, reason: str, time: str = READING["time"]) -> None:
-        """The service switched ``relay`` by itself: status changes and a ``relay`` event goes out."""
+        """The service switched ``relay`` itself: status changes, a ``relay`` event goes out."""
         with self._lock:
             self.status[relay].update(on=on, pin_level=int(on), reason=reason)
         self.push("relay", {"relay": relay, "on": on, "reason": reason, "time": time})

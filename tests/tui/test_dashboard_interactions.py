@@ -36,7 +36,7 @@ async def connected(pilot: Any) -> None:
     await wait_for(pilot, lambda: app.connected and app.history, "the first status and history")
 
 
-def set_requests(service: FakeService, relay_name: str) -> list[str]:
+def set_requests(service: FakeService, relay_name: str) -> list[Any]:
     return [args.get("mode") for op, args in service.requests if op == f"{relay_name}.set"]
 
 
