@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from filamentctl import __version__
-from filamentctl.cli import common, config, control, data, service_cmds, sim
+from filamentctl.cli import common, config, control, data, service_cmds, service_unit, sim
 from filamentctl.errors import EXIT_FAILED, UserError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ data.register(app)
 control.register(app)
 app.add_typer(sim.app, name="sim")
 app.add_typer(config.app, name="config")
+app.add_typer(service_unit.app, name="service")
 
 
 def main() -> None:

@@ -45,8 +45,9 @@ class Service:
         socket_group: str | None = None,
     ) -> None:
         self.settings = dict(settings)
-        if simulate:
-            self.settings["sensor.type"] = "simulated"
+        # CLI flags outrank stored and env values, also across a live config reload.
+        self.overrides: dict[str, Any] = {"sensor.type": "simulated"} if simulate else {}
+        self.settings.update(self.overrides)
         self.paths = paths
         self.simulate = simulate
         self.clock = clock
@@ -233,16 +234,15 @@ class Service:
 
     # -- sampling ---------------------------------------------------------------------------
     def _sampler_loop(self) -> None:
-        s = self.settings
-        interval = max(
-            float(s["sensor.read_interval"]), float(getattr(self.sensor, "min_interval_s", 0))
-        )
-        commit_every = float(s["storage.commit_interval"])
+        min_interval = float(getattr(self.sensor, "min_interval_s", 0))
         last_commit = self.clock()
         last_retention = self.clock() - RETENTION_EVERY_S  # run once at start
         next_at = self.clock()
         previous: Sample | None = None
         while not self._stopping.is_set():
+            # Read each loop: a live config reload may change them.
+            interval = max(float(self.settings["sensor.read_interval"]), min_interval)
+            commit_every = float(self.settings["storage.commit_interval"])
             if self._forget_previous:  # a deliberate change (sim set) is not an implausible jump
                 previous, self._forget_previous = None, False
             previous = self.sample_once(previous)
@@ -414,8 +414,14 @@ class Service:
             "fan.reset": lambda req, conn: self.control.reset("fan", self.clock()),
             "deadletter.list": lambda req, conn: self.history.deadletter_list(),
             "deadletter.replay": self.op_deadletter_replay,
+            "config.reload": self.op_config_reload,
             "deadletter.purge": self.op_deadletter_purge,
         }
+
+    def op_config_reload(self, req: Request, conn: Connection) -> Any:
+        from filamentctl.service.reload import handle_config_reload
+
+        return handle_config_reload(self, req, conn)
 
     def op_deadletter_replay(self, req: Request, conn: Connection) -> Any:
         ids = _ids_arg(req.args)

@@ -35,13 +35,6 @@ def cli_commands() -> list[tuple[str, ...]]:
     """Every visible command path of the real CLI (e.g. ``("heater", "on")``)."""
     root: Any = typer.main.get_command(app)
     commands = dict(root.commands)
-    if "service" not in commands:  # until filamentctl/cli/main.py mounts it
-        from filamentctl.cli import service_unit
-
-        holder = typer.Typer()
-        holder.add_typer(service_unit.app, name="service")
-        holder.callback()(lambda: None)
-        commands["service"] = typer.main.get_command(holder).commands["service"]  # type: ignore[attr-defined]
     out: list[tuple[str, ...]] = []
 
     def walk(children: dict[str, Any], prefix: tuple[str, ...]) -> None:
@@ -55,13 +48,18 @@ def cli_commands() -> list[tuple[str, ...]]:
     return out
 
 
+GENERATED_FILES = ("docs/configuration.md",)  # beside docs written by hand
+
+
 def files_under(base: Path) -> dict[str, bytes]:
-    return {
+    found = {
         str(p.relative_to(base)): p.read_bytes()
         for d in GENERATED_DIRS
         for p in sorted((base / d).rglob("*"))
         if p.is_file()
     }
+    found.update({f: (base / f).read_bytes() for f in GENERATED_FILES if (base / f).exists()})
+    return found
 
 
 def render(page: Path) -> str:
