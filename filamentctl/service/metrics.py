@@ -17,7 +17,7 @@ Series (see docs/backends.md for the full list)::
     filamentctl_sensor_errors_total  filamentctl_sensor_rejected_total
     filamentctl_relay_on{relay}  filamentctl_relay_enabled{relay}   (heater, fan)
     filamentctl_delivery_written_total{backend}  ..._dropped_total  ..._rejected_total
-    filamentctl_delivery_errors_total{backend}   failed delivery attempts since start
+    filamentctl_delivery_errors_total{backend}   failed attempts (when status has errors_total)
     filamentctl_delivery_backlog_readings{backend}  filamentctl_delivery_dead_letter_entries
     filamentctl_delivery_connected{backend}  filamentctl_delivery_consecutive_failures
     filamentctl_delivery_oldest_unsent_age_seconds  filamentctl_delivery_alert{backend}
@@ -222,6 +222,8 @@ def _delivery(storage: dict[str, Any]) -> Iterator[Any]:
 
     backend = [str(storage.get("backend", ""))]
     for key, name, help_ in _DELIVERY_COUNTERS:
+        if key not in storage:  # errors_total: only once the service reports it
+            continue
         counter = CounterMetricFamily(name, help_, labels=["backend"])
         counter.add_metric(backend, float(storage.get(key) or 0))
         yield counter

@@ -32,7 +32,6 @@ DOCUMENTED = {
     "filamentctl_delivery_written",
     "filamentctl_delivery_dropped",
     "filamentctl_delivery_rejected",
-    "filamentctl_delivery_errors",
     "filamentctl_delivery_backlog_readings",
     "filamentctl_delivery_dead_letter_entries",
     "filamentctl_delivery_connected",
