@@ -26,6 +26,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from filamentctl.core import psychro
 from filamentctl.core.reading import Reading
 
 DEFAULT_MEASUREMENT = "environment"
@@ -34,6 +35,15 @@ DEFAULT_MEASUREMENT = "environment"
 _ESCAPED = (",", " ", "=")
 # A backslash followed by one of these (or at the end) is read differently by the servers.
 _AMBIGUOUS_AFTER_BACKSLASH = frozenset(", =\\")
+# The field names of Reading.fields(), in its order (the fast path of encode() relies on it).
+_FIELDS_WITHOUT_PRESSURE = (
+    "temperature_c",
+    "temperature_f",
+    "humidity",
+    "dew_point_c",
+    "absolute_humidity_g_m3",
+)
+_FIELDS_WITH_PRESSURE = (*_FIELDS_WITHOUT_PRESSURE, "pressure_hpa")
 # InfluxDB 1.x drops points whose tag key is "time" ("invalid tag key").
 _RESERVED_TAG_KEYS = frozenset({"time"})
 
@@ -142,20 +152,47 @@ class LineEncoder:
         return template
 
     def encode(self, readings: Iterable[Reading]) -> bytes:
-        """A batch as one UTF-8 body, one line per reading in the given order."""
+        """A batch as one UTF-8 body, one line per reading in the given order.
+
+        Hot path (a backlog drain encodes a million readings): the derived values are computed
+        inline with exactly the expressions of :meth:`Reading.fields`, in the same order, so the
+        results are the same floats, and formatted into a prepared template. Anything unusual
+        (a non-finite value, an arithmetic error) goes through :meth:`Reading.fields` itself.
+        """
         isfinite = math.isfinite
-        template_for = self._template
+        log = math.log
+        exp = math.exp
+        rnd = round
+        a, b, es0 = psychro.MAGNUS_A, psychro.MAGNUS_B, psychro.ES0_HPA
+        with_pressure = self._template(_FIELDS_WITH_PRESSURE)
+        without_pressure = self._template(_FIELDS_WITHOUT_PRESSURE)
         lines: list[str] = []
         append = lines.append
         for reading in readings:
-            fields = reading.fields()
-            values = tuple(fields.values())
-            # Fast path: the sum is finite exactly when every value is (barring overflow, which
-            # lands in the careful path below and is handled there).
-            if not isfinite(sum(values)):
-                fields = {k: v for k, v in fields.items() if isfinite(v)}
-                if not fields:
-                    continue
-                values = tuple(fields.values())
-            append(template_for(tuple(fields)) % (*values, reading.time_ns))
+            t = reading.temperature_c
+            rh = reading.humidity
+            p = reading.pressure_hpa
+            try:
+                magnus = a * t / (b + t)
+                gamma = log(max(rh, 0.01) / 100.0) + magnus
+                vapour_hpa = rh / 100.0 * es0 * exp(magnus)
+                values: tuple[float, ...] = (
+                    rnd(t, 3),
+                    rnd(t * 1.8 + 32.0, 3),
+                    rnd(rh, 3),
+                    rnd(b * gamma / (a - gamma), 3),
+                    rnd(216.7 * vapour_hpa / (t + 273.15), 3),
+                )
+                if p is not None:
+                    values = (*values, rnd(p, 3))
+                fast = isfinite(sum(values))
+            except (ArithmeticError, ValueError):
+                fast = False
+            if fast:
+                template = without_pressure if p is None else with_pressure
+                append(template % (*values, reading.time_ns))
+                continue
+            fields = {k: v for k, v in reading.fields().items() if isfinite(v)}
+            if fields:
+                append(self._template(tuple(fields)) % (*fields.values(), reading.time_ns))
         return "".join(lines).encode()
