@@ -4,7 +4,7 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "config demo fan flush heater history read run service sim status" ;;
+        "") echo "config demo fan flush heater history read run service sim status tui" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
@@ -53,6 +53,7 @@ _filamentctl_options() {
         "sim clear") echo "--json -h --help" ;;
         "sim set") echo "-t --temperature -u --humidity --fault --json -h --help" ;;
         "status") echo "--json -w --watch --interval -h --help" ;;
+        "tui") echo "-h --help" ;;
     esac
 }
 
@@ -83,10 +84,7 @@ _filamentctl_choices() {
 
 _filamentctl_path_option() {
     case "$1" in
-        "--socket") return 0 ;;
-        "config export -o") return 0 ;;
-        "config export --output") return 0 ;;
-        "config import --env") return 0 ;;
+
     esac
     return 1
 }

@@ -37,7 +37,7 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history read run service sim status
+            printf '%s\n' config demo fan flush heater history read run service sim status tui
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
@@ -97,7 +97,8 @@ complete -c filamentctl -n "__filamentctl_at ''" -a run -d 'Run the service in t
 complete -c filamentctl -n "__filamentctl_at ''" -a service -d 'Install, remove and inspect the systemd service (runs `filamentctl run`).'
 complete -c filamentctl -n "__filamentctl_at ''" -a sim -d 'Pin the simulated sensor to values or inject a fault (simulated service only).'
 complete -c filamentctl -n "__filamentctl_at ''" -a status -d 'Show the running service\'s whole state: reading, sensor, heater, fan, storage.'
-complete -c filamentctl -n "__filamentctl_at ''" -l socket -r -F -d 'Service socket to talk to (default: your own service\'s, then the system service\'s).'
+complete -c filamentctl -n "__filamentctl_at ''" -a tui -d 'Open the live dashboard: readings, chart, heater and fan, storage, events.'
+complete -c filamentctl -n "__filamentctl_at ''" -l socket -r -d 'Service socket to talk to (default: your own service\'s, then the system service\'s).'
 complete -c filamentctl -n "__filamentctl_at ''" -l debug -d 'Show tracebacks for errors.'
 complete -c filamentctl -n "__filamentctl_at ''" -l version -d 'Print the version and exit.'
 complete -c filamentctl -n "__filamentctl_at ''" -l install-completion -d 'Install completion for the current shell.'
@@ -121,14 +122,14 @@ complete -c filamentctl -n "__filamentctl_at 'config edit'" -s h -l help -d 'Sho
 
 complete -c filamentctl -n "__filamentctl_at 'config export'" -l reveal -d 'Write secrets in clear (default: redacted).'
 complete -c filamentctl -n "__filamentctl_at 'config export'" -l all -d 'Every key with its effective value, not just stored.'
-complete -c filamentctl -n "__filamentctl_at 'config export'" -s o -l output -r -F -d 'Write to this file (created 0600) instead of stdout.'
+complete -c filamentctl -n "__filamentctl_at 'config export'" -s o -l output -r -d 'Write to this file (created 0600) instead of stdout.'
 complete -c filamentctl -n "__filamentctl_at 'config export'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'config get'" -l json -d '{"key", "value", "source", ...} on stdout.'
 complete -c filamentctl -n "__filamentctl_at 'config get'" -l reveal -d 'Show a secret in clear.'
 complete -c filamentctl -n "__filamentctl_at 'config get'" -s h -l help -d 'Show the help and exit.'
 
-complete -c filamentctl -n "__filamentctl_at 'config import'" -l env -r -F -d 'The seed\'s .env (INFLUXDB_HOST=..., ...); overrides FILE.'
+complete -c filamentctl -n "__filamentctl_at 'config import'" -l env -r -d 'The seed\'s .env (INFLUXDB_HOST=..., ...); overrides FILE.'
 complete -c filamentctl -n "__filamentctl_at 'config import'" -l dry-run -d 'Show what would be imported; change nothing.'
 complete -c filamentctl -n "__filamentctl_at 'config import'" -s h -l help -d 'Show the help and exit.'
 
@@ -255,3 +256,5 @@ complete -c filamentctl -n "__filamentctl_at 'status'" -l json -d 'Print one JSO
 complete -c filamentctl -n "__filamentctl_at 'status'" -s w -l watch -d 'Refresh every second until Ctrl+C.'
 complete -c filamentctl -n "__filamentctl_at 'status'" -l interval -r -d 'Refresh period for --watch (s).'
 complete -c filamentctl -n "__filamentctl_at 'status'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'tui'" -s h -l help -d 'Show the help and exit.'

@@ -9,6 +9,7 @@ configuration directory, so copying the config directory does not copy its key.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +69,35 @@ def resolve(env: Mapping[str, str] | None = None) -> Paths:
         runtime = Path(env.get("RUNTIME_DIRECTORY", "/run/filamentctl").split(":")[0])
         creds = env.get("CREDENTIALS_DIRECTORY")
         return Paths(config, Path(creds) if creds else state / "secrets", state, runtime)
+    runtime_env = env.get("XDG_RUNTIME_DIR")
+    config, data, state = _user_dirs(env)
+    runtime = Path(runtime_env) / APP if runtime_env else state / "run"
+    return Paths(config, data / "secrets", state, runtime)
+
+
+def _user_dirs(env: Mapping[str, str]) -> tuple[Path, Path, Path]:
+    """Per-user config, data and state directories.
+
+    On Linux these are the XDG rules (what platformdirs computes), written out here because
+    every CLI command resolves them and importing platformdirs costs start-up time; elsewhere
+    platformdirs decides.
+    """
+    if sys.platform.startswith("linux"):
+        home = Path(env.get("HOME") or Path.home())
+
+        def xdg(var: str, default: str) -> Path:
+            value = env.get(var, "")
+            return Path(value) if value.startswith("/") else home / default
+
+        return (
+            xdg("XDG_CONFIG_HOME", ".config") / APP,
+            xdg("XDG_DATA_HOME", ".local/share") / APP,
+            xdg("XDG_STATE_HOME", ".local/state") / APP,
+        )
     import platformdirs
 
-    runtime_env = env.get("XDG_RUNTIME_DIR")
-    state = Path(platformdirs.user_state_dir(APP))
-    runtime = Path(runtime_env) / APP if runtime_env else state / "run"
-    return Paths(
+    return (
         Path(platformdirs.user_config_dir(APP)),
-        Path(platformdirs.user_data_dir(APP)) / "secrets",
-        state,
-        runtime,
+        Path(platformdirs.user_data_dir(APP)),
+        Path(platformdirs.user_state_dir(APP)),
     )

@@ -1,28 +1,50 @@
 """The ``filamentctl`` command: a thin Typer app. Commands import what they need when they run.
 
-Importing this module must stay cheap (typer + stdlib + small filamentctl modules): a test
-checks that textual, influxdb_client, psycopg, hvac and the hardware libraries are not loaded.
+Start-up time matters (scripts call ``status --json`` in loops, a Pi Zero is ~10x slower than a
+laptop): :func:`main` builds only the command group the command line names, so neither its
+modules nor Typer's conversion of the other 30-odd commands are paid for. ``--help``, shell
+completion and anything unrecognised get the full app. A test checks that importing this module
+loads none of textual, influxdb_client, psycopg, hvac, sqlcipher3, gpiozero or Adafruit/Blinka.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from filamentctl import __version__
-from filamentctl.cli import common, config, control, data, service_cmds, service_unit, sim
+from filamentctl.cli import common
 from filamentctl.errors import EXIT_FAILED, UserError
 
-app = typer.Typer(
-    name="filamentctl",
-    help="Keep 3D-printer filament dry: sample the box, keep its history, deliver it to your "
-    "database, drive the heater and fan. Talks to the running service over a Unix socket.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+HELP = (
+    "Keep 3D-printer filament dry: sample the box, keep its history, deliver it to your "
+    "database, drive the heater and fan. Talks to the running service over a Unix socket."
 )
+
+# Command group -> (module under filamentctl.cli, how it joins the root app), in --help order.
+# "register" modules add their commands with register(app); the others are Typer sub-apps.
+GROUPS: dict[str, tuple[str, str]] = {
+    "run": ("service_cmds", "register"),
+    "demo": ("service_cmds", "register"),
+    "status": ("data", "register"),
+    "read": ("data", "register"),
+    "flush": ("data", "register"),
+    "history": ("data", "register"),
+    "heater": ("control", "register"),
+    "fan": ("control", "register"),
+    "tui": ("tui", "register"),
+    "sim": ("sim", "app"),
+    "config": ("config", "app"),
+    "service": ("service_unit", "app"),
+}
+# Root options that take a value (so their value is not mistaken for a command name).
+_VALUE_OPTIONS = ("--socket",)
 
 
 def _version(value: bool) -> None:
@@ -31,7 +53,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     socket: Path | None = typer.Option(
@@ -48,19 +69,59 @@ def root(
     ctx.obj = common.Ctx(socket=socket, debug=debug)
 
 
-service_cmds.register(app)
-data.register(app)
-control.register(app)
-app.add_typer(sim.app, name="sim")
-app.add_typer(config.app, name="config")
-app.add_typer(service_unit.app, name="service")
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root app with every command group, or only the group named ``only``."""
+    app = typer.Typer(
+        name="filamentctl",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    done: set[str] = set()
+    for name, (module_name, how) in GROUPS.items():
+        if (only is not None and name != only) or module_name in done:
+            continue
+        done.add(module_name)
+        module = importlib.import_module(f"filamentctl.cli.{module_name}")
+        if how == "register":
+            module.register(app)
+        else:
+            app.add_typer(getattr(module, how), name=name)
+    return app
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The command group the arguments name, or None when the full app is needed."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):  # shell completion
+        return None
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-h", "--help"):
+            return None
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+            continue
+        if arg.startswith("-"):
+            continue
+        return arg if arg in GROUPS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    # ``filamentctl.cli.main.app``: the full app, built on first use (docs, completion, tests).
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Entry point: run the app; turn user errors into one line on stderr and an exit code."""
-    debug = "--debug" in sys.argv[1:]
+    argv = sys.argv[1:]
+    debug = "--debug" in argv
     try:
-        app()
+        build_app(command_name(argv))(prog_name="filamentctl")
     except UserError as exc:
         if debug:
             raise

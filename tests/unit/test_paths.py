@@ -1,0 +1,72 @@
+"""Where files live: FILAMENTCTL_HOME, systemd's directories, or the user's XDG directories."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from filamentctl import paths
+
+
+def test_home_puts_everything_under_one_directory(tmp_path: Path) -> None:
+    p = paths.resolve({"FILAMENTCTL_HOME": str(tmp_path)})
+    for path in (p.config_db, p.key_file, p.history_db, p.socket):
+        assert tmp_path in path.parents
+    assert p.key_file.parent != p.config_db.parent  # the key never sits beside the database
+
+
+def test_systemd_directories_are_used_under_a_unit() -> None:
+    p = paths.resolve(
+        {
+            "STATE_DIRECTORY": "/var/lib/filamentctl",
+            "CONFIGURATION_DIRECTORY": "/etc/filamentctl",
+            "RUNTIME_DIRECTORY": "/run/filamentctl",
+        }
+    )
+    assert p.config_db == Path("/etc/filamentctl/config.db")
+    assert p.history_db == Path("/var/lib/filamentctl/history.db")
+    assert p.socket == paths.SYSTEM_SOCKET
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG rules are Linux's")
+@pytest.mark.parametrize(
+    "xdg",
+    [{}, {"XDG_CONFIG_HOME": "/x/cfg", "XDG_DATA_HOME": "/x/data", "XDG_STATE_HOME": "/x/state"}],
+)
+def test_user_directories_match_platformdirs(
+    monkeypatch: pytest.MonkeyPatch, xdg: dict[str, str]
+) -> None:
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in xdg.items():
+        monkeypatch.setenv(var, value)
+    import os
+
+    p = paths.resolve(
+        {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            not in (
+                "FILAMENTCTL_HOME",
+                "STATE_DIRECTORY",
+                "CONFIGURATION_DIRECTORY",
+                "XDG_RUNTIME_DIR",
+            )
+        }
+    )
+    assert p.config_dir == Path(platformdirs.user_config_dir("filamentctl"))
+    assert p.state_dir == Path(platformdirs.user_state_dir("filamentctl"))
+    assert p.key_dir == Path(platformdirs.user_data_dir("filamentctl")) / "secrets"
+
+
+def test_clients_try_their_own_socket_then_the_system_one(tmp_path: Path) -> None:
+    p = paths.resolve({"HOME": str(tmp_path), "XDG_RUNTIME_DIR": "/run/user/1000"})
+    assert p.candidate_sockets({}) == [
+        Path("/run/user/1000/filamentctl/filamentctl.sock"),
+        paths.SYSTEM_SOCKET,
+    ]
+    assert p.candidate_sockets({"FILAMENTCTL_SOCKET": "/tmp/x.sock"}) == [Path("/tmp/x.sock")]
