@@ -37,3 +37,18 @@ def absolute_humidity_g_m3(temperature_c: float, humidity: float) -> float:
     """Water vapour density in g/m³ (216.7 · e / T_kelvin)."""
     e = humidity / 100.0 * saturation_vapour_pressure_hpa(temperature_c)
     return 216.7 * e / (temperature_c + 273.15)
+
+
+def derived(temperature_c: float, humidity: float) -> tuple[float, float]:
+    """``(dew point °C, absolute humidity g/m³)`` in one go, sharing the Magnus term.
+
+    The hot path of a backlog drain: :meth:`Reading.fields` and the line-protocol encoder both
+    call this, so they cannot disagree.
+    """
+    magnus = MAGNUS_A * temperature_c / (MAGNUS_B + temperature_c)
+    gamma = math.log(max(humidity, 0.01) / 100.0) + magnus
+    vapour_hpa = humidity / 100.0 * ES0_HPA * math.exp(magnus)
+    return (
+        MAGNUS_B * gamma / (MAGNUS_A - gamma),
+        216.7 * vapour_hpa / (temperature_c + 273.15),
+    )

@@ -7,7 +7,6 @@ Sensors produce :class:`Sample` (raw values, no time); the sampler stamps it int
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,20 +47,17 @@ class Reading:
     def fields(self) -> dict[str, float]:
         """The measured and derived values, as written to databases (pressure only when present).
 
-        Hot path (a backlog drain encodes a million of these): the Magnus term is computed once
-        and shared by dew point and absolute humidity; the results equal the psychro functions.
+        Values are rounded to 3 decimals (the sensors' resolution is far coarser).
         """
         t = self.temperature_c
         rh = self.humidity
-        magnus = psychro.MAGNUS_A * t / (psychro.MAGNUS_B + t)
-        gamma = math.log(max(rh, 0.01) / 100.0) + magnus
-        vapour_hpa = rh / 100.0 * psychro.ES0_HPA * math.exp(magnus)
+        dew, absolute = psychro.derived(t, rh)
         out = {
             "temperature_c": round(t, 3),
             "temperature_f": round(t * 1.8 + 32.0, 3),
             "humidity": round(rh, 3),
-            "dew_point_c": round(psychro.MAGNUS_B * gamma / (psychro.MAGNUS_A - gamma), 3),
-            "absolute_humidity_g_m3": round(216.7 * vapour_hpa / (t + 273.15), 3),
+            "dew_point_c": round(dew, 3),
+            "absolute_humidity_g_m3": round(absolute, 3),
         }
         if self.pressure_hpa is not None:
             out["pressure_hpa"] = round(self.pressure_hpa, 3)

@@ -60,7 +60,7 @@ def parse(line: str) -> tuple[str, dict[str, str], dict[str, str], int]:
 def test_line_has_measurement_sorted_tags_fields_and_ns_timestamp() -> None:
     enc = LineEncoder("environment", {"site": "shop", "box": "dryer"})
     line = enc.line(reading(seq=7))
-    assert line.startswith("environment,box=dryer,site=shop temperature_c=21.5,")
+    assert line.startswith("environment,box=dryer,site=shop temperature_c=21.500,")
     assert line.endswith(f" {T0 + 7}\n")
 
 
@@ -69,9 +69,9 @@ def test_fields_are_exactly_the_readings_fields_written_as_floats() -> None:
     _, _, fields, stamp = parse(LineEncoder().line(r))
     assert list(fields) == list(r.fields())
     assert {k: float(v) for k, v in fields.items()} == r.fields()
-    # "20.0", never "20" (which InfluxDB would take as a float too, but VictoriaMetrics
+    # "20.000", never "20" (which InfluxDB would take as a float too, but VictoriaMetrics
     # and humans reading the wire should see one consistent type).
-    assert fields["temperature_c"] == "20.0"
+    assert fields["temperature_c"] == "20.000"
     assert stamp == T0
 
 
@@ -80,7 +80,7 @@ def test_pressure_is_written_only_when_the_sensor_has_it() -> None:
     _, _, without, _ = parse(enc.line(reading(pressure=None)))
     _, _, with_pressure, _ = parse(enc.line(reading(pressure=1013.25)))
     assert "pressure_hpa" not in without
-    assert with_pressure["pressure_hpa"] == "1013.25"
+    assert with_pressure["pressure_hpa"] == "1013.250"
 
 
 def test_default_measurement_is_environment_without_tags() -> None:
