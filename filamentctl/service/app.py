@@ -75,6 +75,7 @@ class Service:
         self.box: Any = None
         self.control: Any = None
         self.server: SocketServer | None = None
+        self.metrics: Any = None
         self._state_lock: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -100,6 +101,7 @@ class Service:
             self._build_delivery()
             self.server = SocketServer(self.paths.socket, self.dispatch, group=self._socket_group)
             self.server.start()
+            self._start_metrics()
         except BaseException:
             self.stop()
             raise
@@ -112,6 +114,17 @@ class Service:
             s["database.type"],
             self.paths.socket,
         )
+
+    def _start_metrics(self) -> None:
+        listen = str(self.settings.get("metrics.listen") or "")
+        if not listen:
+            return
+        from filamentctl.service.metrics import start_metrics_server
+
+        try:
+            self.metrics = start_metrics_server(listen, self.status)
+        except (ValueError, OSError) as exc:  # a busy port must not stop the box
+            log.error("metrics endpoint not started on %s: %s", listen, exc)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -149,6 +162,8 @@ class Service:
         self._stopping.set()
         if self.server is not None:
             self.server.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         for t in self._threads:
             t.join(timeout=5.0)
         if self.history is not None:
@@ -374,6 +389,7 @@ class Service:
         return {
             "history_error": self.history.last_commit_error,
             "consecutive_failures": 0,
+            "errors_total": 0,
             "alert": None,
             "last_success": None,
             "backend": "none",

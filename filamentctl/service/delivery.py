@@ -97,6 +97,7 @@ class DeliveryWorker:
 
         # Delivery state (guarded by _state_lock).
         self._failures = 0
+        self._errors_total = 0  # every failed attempt since start (Telegraf-style self-metric)
         self._connected: bool | None = None  # None until the first attempt
         self._last_error: str | None = None
         self._retry_at: float | None = None
@@ -345,6 +346,7 @@ class DeliveryWorker:
         message = _describe(result)
         with self._state_lock:
             self._failures += 1
+            self._errors_total += 1
             failures = self._failures
             self._connected = False
             self._last_error = message
@@ -568,6 +570,7 @@ class DeliveryWorker:
                 "last_error": self._last_error,
                 "next_retry_s": None if retry_at is None else max(0.0, retry_at - now),
                 "consecutive_failures": self._failures,
+                "errors_total": self._errors_total,
                 "alert": alert,
                 "last_success": (
                     None if self._last_success_ns is None else iso_utc(self._last_success_ns)

@@ -45,7 +45,7 @@ class InfluxDBv2Sink:
         token: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: TID251 - lazy, inside the function
+        from influxdb_client.client.write_api import SYNCHRONOUS
 
         self.client = client
         self.encoder = encoder
@@ -74,8 +74,8 @@ class InfluxDBv2Sink:
 
     def write(self, readings: Sequence[Reading]) -> WriteResult:
         """Send the batch; 2xx → ACK, an HTTP error classified, no answer at all → RETRY."""
-        from influxdb_client.domain.write_precision import WritePrecision  # noqa: TID251 - lazy, inside the function
-        from influxdb_client.rest import ApiException  # noqa: TID251 - lazy, inside the function
+        from influxdb_client.domain.write_precision import WritePrecision
+        from influxdb_client.rest import ApiException
 
         body = self.encoder.encode(readings)
         if not body:  # nothing representable (e.g. all values non-finite): nothing to send
@@ -141,7 +141,7 @@ def create(settings: Mapping[str, Any]) -> InfluxDBv2Sink:
     """
     import os
 
-    from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: TID251 - lazy, inside the function
+    from influxdb_client.client.influxdb_client import InfluxDBClient
 
     url = str(settings.get("database.influxdb_v2.url") or "").strip()
     if not url.startswith(("http://", "https://")):

@@ -91,7 +91,7 @@ class TimescaleDBSink:
     # -- connection --------------------------------------------------------------------------
 
     def _connect(self) -> Any:
-        import psycopg  # noqa: TID251 - lazy, inside the function
+        import psycopg
 
         if self._conn is not None and not self._conn.closed and not self._conn.broken:
             return self._conn
@@ -124,13 +124,13 @@ class TimescaleDBSink:
                 log.debug("closing the PostgreSQL connection failed", exc_info=True)
 
     def _table_sql(self) -> Any:
-        from psycopg import sql  # noqa: TID251 - lazy, inside the function
+        from psycopg import sql
 
         return sql.Identifier(*self.table.split("."))
 
     def ensure_table(self) -> None:
         """Create the table (hypertable when possible) and its unique key; raises psycopg errors."""
-        from psycopg import sql  # noqa: TID251 - lazy, inside the function
+        from psycopg import sql
 
         conn = self._connect()
         table = self._table_sql()
@@ -167,7 +167,7 @@ class TimescaleDBSink:
 
     def _make_hypertable(self, conn: Any, table: Any) -> bool:
         """Turn the table into a hypertable if the extension can be used; False otherwise."""
-        import psycopg  # noqa: TID251 - lazy, inside the function
+        import psycopg
 
         row = conn.execute(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
@@ -202,7 +202,7 @@ class TimescaleDBSink:
 
     def write(self, readings: Sequence[Reading]) -> WriteResult:
         """COPY the batch and insert it, skipping rows already stored; never raises."""
-        import psycopg  # noqa: TID251 - lazy, inside the function
+        import psycopg
 
         if not readings:
             return ACKED
@@ -228,7 +228,7 @@ class TimescaleDBSink:
         return ACKED
 
     def _insert(self, readings: Sequence[Reading]) -> None:
-        from psycopg import sql  # noqa: TID251 - lazy, inside the function
+        from psycopg import sql
 
         conn = self._connect()
         columns = ", ".join(FIELDS)
@@ -291,7 +291,7 @@ def create(settings: Mapping[str, Any]) -> TimescaleDBSink:
     """
     import os
 
-    from psycopg.conninfo import conninfo_to_dict  # noqa: TID251 - lazy, inside the function
+    from psycopg.conninfo import conninfo_to_dict
 
     url = str(settings.get("database.timescaledb.url") or "").strip()
     if not url:

@@ -111,7 +111,7 @@ class VaultClient:
         addr = env.get(ENV_ADDR, "").strip()
         if not addr:
             raise UserError(f"{ENV_ADDR} is not set; set it to your Vault's address")
-        import hvac  # noqa: TID251 - lazy: only when Vault is used
+        import hvac
 
         verify: bool | str = True
         if env.get(ENV_CACERT):
@@ -145,7 +145,7 @@ class VaultClient:
 
     def read(self, ref: VaultRef) -> str | None:
         """The field's value, or None when the secret or the field does not exist."""
-        import hvac.exceptions  # noqa: TID251 - lazy: only when Vault is used
+        import hvac.exceptions
 
         def read() -> Any:
             return self._client.secrets.kv.v2.read_secret_version(
@@ -164,7 +164,7 @@ class VaultClient:
 
     def write(self, ref: VaultRef, value: str) -> None:
         """Set one field, keeping the secret's other fields (a new KV v2 version)."""
-        import hvac.exceptions  # noqa: TID251 - lazy: only when Vault is used
+        import hvac.exceptions
 
         def current() -> Any:
             return self._client.secrets.kv.v2.read_secret_version(
@@ -188,7 +188,7 @@ class VaultClient:
         self, fn: Callable[[], Any], what: str, missing: type[Exception] | None = None
     ) -> Any:
         """Run one hvac call, turning its errors into ours (messages without secrets)."""
-        import hvac.exceptions  # noqa: TID251 - lazy: only when Vault is used
+        import hvac.exceptions
         import requests
 
         try:

@@ -228,6 +228,7 @@ def test_status_has_exactly_the_documented_keys(history: History, engine: Engine
         "last_error",
         "next_retry_s",
         "consecutive_failures",
+        "errors_total",
         "alert",
         "last_success",
     }
