@@ -199,6 +199,9 @@ def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
     old = service.delivery
     if old is not None:
         old.stop(SWAP_DRAIN_S)
+        old_name = old.status().get("backend")
+        if sink is None or old_name != getattr(sink, "name", None):
+            service.history.release_sink(old_name)
         old_sink = getattr(old, "sink", None)
         if old_sink is not None and old_sink is not sink:
             try:

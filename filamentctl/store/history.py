@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -87,8 +88,10 @@ class History:
         retention_days: float,
         clock_ns: Callable[[], int] = time.time_ns,
         max_buffer: int = 50_000,
+        recover_corrupt: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.recover_corrupt = recover_corrupt
         self.max_backlog = int(max_backlog)
         self.retention_days = float(retention_days)
         self._clock_ns = clock_ns
@@ -101,6 +104,8 @@ class History:
         self._unsaved_dropped = 0  # buffer overflow drops not yet persisted in meta
         self._active_sinks: set[str] = set()
         self.last_commit_error: str | None = None
+        # Set by open() when it set a damaged file aside: {"kept": path, "reason": why}.
+        self.recovered: dict[str, str] | None = None
 
     @classmethod
     def from_settings(cls, path: Path, settings: Mapping[str, Any]) -> History:
@@ -116,37 +121,94 @@ class History:
     def open(self) -> None:
         """Open (creating or migrating) the database. Idempotent.
 
-        Fails with :class:`UserError` when the file is not a usable SQLite database or was
-        written by a newer filamentctl.
+        A damaged file (not SQLite, garbage, truncated, unreadable tables) fails with
+        :class:`UserError` saying so — or, with ``recover_corrupt=True``, is renamed to
+        ``history.db.corrupt-<UTC time>`` (its WAL alongside), logged as an error, recorded in
+        ``recovered``, and a new, empty history is started in its place. A file written by a
+        newer filamentctl always fails with UserError (it is not damaged; upgrade instead).
+        A zero-length file is an empty database to SQLite (a crash during the very first start
+        leaves one): it is used as is, with a warning.
         """
         with self._lock:
             if self._conn is not None:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(
-                    self.path, check_same_thread=False, isolation_level=None, timeout=5.0
-                )
-            except sqlite3.Error as exc:
-                raise UserError(f"cannot open history database {self.path}: {exc}") from exc
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                self._migrate(conn)
-                last_seq = self._meta_get(conn, "last_seq")
-                (max_row,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise UserError(
-                    f"history database {self.path} is unreadable ({exc}); "
-                    "move it aside and restart to begin a new history"
-                ) from exc
-            except UserError:
-                conn.close()
-                raise
+            damage = _file_damage(self.path)
+            conn: sqlite3.Connection | None = None
+            if damage is None:
+                try:
+                    conn, last_seq, max_row = self._connect()
+                except _Damaged as exc:
+                    damage = str(exc)
+            if damage is not None:
+                if not self.recover_corrupt:
+                    raise UserError(
+                        f"history database {self.path} is unreadable ({damage}); "
+                        "move it aside and restart to begin a new history"
+                    )
+                self._set_aside(damage)
+                try:
+                    conn, last_seq, max_row = self._connect()
+                except _Damaged as exc:  # a fresh file failing means the disk itself is bad
+                    raise UserError(
+                        f"cannot create a new history database {self.path} ({exc})"
+                    ) from None
+            assert conn is not None
             self._conn = conn
             self._last_committed = max(int(last_seq), int(max_row))
             self._last_issued = max(self._last_issued, self._last_committed)
+
+    def _connect(self) -> tuple[sqlite3.Connection, int, int]:
+        """Connect, migrate and read the seq high-water marks; raises _Damaged or UserError."""
+        if self.path.exists() and self.path.stat().st_size == 0:
+            log.warning(
+                "history database %s is empty (0 bytes); starting a new history in it", self.path
+            )
+        try:
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=5.0
+            )
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open history database {self.path}: {exc}") from exc
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(conn)
+            last_seq = self._meta_get(conn, "last_seq")
+            (max_row,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM readings").fetchone()
+            # Touch every table the service relies on, so damage shows now, not mid-run.
+            conn.execute("SELECT COUNT(*) FROM cursors").fetchone()
+            conn.execute("SELECT COUNT(*) FROM dead_letter").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise _Damaged(str(exc)) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn, int(last_seq), int(max_row)
+
+    def _set_aside(self, reason: str) -> None:
+        """Rename the damaged file (and its WAL) out of the way; drop its shared-memory index."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock_ns() / 1e9))
+        kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        n = 1
+        while kept.exists():
+            n += 1
+            kept = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
+        os.replace(self.path, kept)
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists():
+            os.replace(wal, kept.with_name(kept.name + "-wal"))
+        self.path.with_name(self.path.name + "-shm").unlink(missing_ok=True)
+        log.error(
+            "history database %s is damaged (%s): kept it as %s and started a new, empty "
+            "history; readings in the old file are not delivered (inspect it with sqlite3, "
+            "then delete it)",
+            self.path,
+            reason,
+            kept,
+        )
+        self.recovered = {"kept": str(kept), "reason": reason}
 
     def close(self) -> None:
         """Commit buffered readings and close. Safe to call twice; later calls need ``open()``."""
@@ -332,6 +394,14 @@ class History:
             (start,) = conn.execute("SELECT COALESCE(MIN(last_seq), 0) FROM cursors").fetchone()
             conn.execute("INSERT INTO cursors(sink, last_seq) VALUES (?, ?)", (sink, int(start)))
             return int(start)
+
+    def release_sink(self, sink: str) -> None:
+        """The sink was replaced (live reload): its cursor no longer holds back retention.
+
+        The cursor row stays, so switching back later resumes where it stopped.
+        """
+        with self._lock:
+            self._active_sinks.discard(sink)
 
     def cursor(self, sink: str) -> int:
         """The highest seq ``sink`` is done with (created as in ``ensure_cursor``)."""
@@ -645,6 +715,46 @@ class History:
             except sqlite3.Error:
                 # SQLite may already have rolled back by itself (e.g. after SQLITE_FULL).
                 pass
+
+
+class _Damaged(Exception):
+    """The history file exists but is not a usable SQLite database."""
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _file_damage(path: Path) -> str | None:
+    """Cheap checks of the file header (no full scan): what is wrong, or None.
+
+    Catches garbage, a foreign file and truncation without reading the whole database, so a
+    large history still opens quickly on a Pi.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None  # an empty database to SQLite (see open())
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        return "not an SQLite database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"invalid page size {page_size}"
+    if size % page_size:
+        return f"truncated: {size} bytes is not a whole number of {page_size}-byte pages"
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = header[92:96] == header[24:28]
+    wal = path.with_name(path.name + "-wal")
+    wal_pending = wal.exists() and wal.stat().st_size > 0
+    # With a WAL pending, a checkpoint cut short by a crash may have written the new header
+    # before the pages it counts; SQLite finishes that from the WAL, so it is not damage.
+    if header_valid and pages and pages * page_size > size and not wal_pending:
+        return f"truncated: {size} bytes but the header counts {pages} pages of {page_size}"
+    return None
 
 
 _COLUMNS = "seq, time_ns, temperature_c, humidity, pressure_hpa"

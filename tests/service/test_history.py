@@ -361,3 +361,23 @@ def test_the_database_uses_wal_and_passes_integrity_check(history: History, db: 
     assert conn.execute("PRAGMA user_version").fetchone() == (1,)
     conn.close()
     assert history.integrity_check() == "ok"
+
+
+def test_released_sink_no_longer_holds_back_retention(tmp_path: Path) -> None:
+    """After a live backend swap the old cursor must not keep old readings forever."""
+    now_ns = 1_800_000_000_000_000_000
+    day = 86_400_000_000_000
+    h = History(tmp_path / "h.db", max_backlog=1000, retention_days=1)
+    h.open()
+    try:
+        for i in range(1, 4):
+            h.add(Reading(now_ns - 3 * day + i, h.next_seq(), 20.0, 40.0))
+        h.commit()
+        h.ensure_cursor("old")  # never acknowledged anything
+        h.ensure_cursor("new")
+        h.ack("new", 3, 3)
+        assert h.apply_retention(now_ns) == 0  # "old" still needs them
+        h.release_sink("old")
+        assert h.apply_retention(now_ns) == 3
+    finally:
+        h.close()
