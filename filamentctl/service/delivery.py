@@ -317,6 +317,8 @@ class DeliveryWorker:
         )
 
     def _write(self, batch: Sequence[Reading]) -> WriteResult:
+        if log.isEnabledFor(logging.DEBUG) and batch:
+            _log_preview(self._name, batch)
         try:
             return self._sink.write(batch)
         except Exception as exc:  # a sink bug must not stop delivery or lose data: retry
@@ -577,6 +579,27 @@ class DeliveryWorker:
                 ),
             }
         return out
+
+
+PREVIEW_POINTS = 3
+
+
+def _log_preview(backend: str, batch: Sequence[Reading]) -> None:
+    """``--debug``: what is about to be written (readings only: no URL, no credentials)."""
+    import json
+
+    log.debug(
+        "batch ready for %s: %d readings, #%d-#%d",
+        backend,
+        len(batch),
+        batch[0].seq,
+        batch[-1].seq,
+    )
+    shown = list(batch[:PREVIEW_POINTS])
+    if len(batch) > PREVIEW_POINTS:
+        shown.append(batch[-1])
+    for r in shown:
+        log.debug("  #%d %s %s", r.seq, iso_utc(r.time_ns), json.dumps(r.fields()))
 
 
 def _guarded(progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:

@@ -8,6 +8,7 @@ Deadlines run on a hand-driven clock where a test needs to step over a backoff.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -558,3 +559,19 @@ def test_a_backlog_over_the_cap_drops_the_oldest_and_reports_once(
         for w in engine.workers:
             w.stop(1.0)
         history.close()
+
+
+def test_debug_log_previews_each_batch_without_flooding(
+    history: History, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--debug shows what is about to be written: a header and a few points per batch."""
+    commit(history, 10)
+    worker = engine(ScriptedSink())
+    with caplog.at_level(logging.DEBUG, logger="filamentctl.delivery"):
+        assert worker.flush(5.0, None)["delivered"] == 10
+    lines = [r.getMessage() for r in caplog.records if r.name == "filamentctl.delivery"]
+    headers = [ln for ln in lines if ln.startswith("batch ready for")]
+    assert headers and "#1-#" in headers[0]
+    points = [ln for ln in lines if ln.startswith("  #")]
+    assert 0 < len(points) <= 4 * len(headers)
+    assert '"temperature_c"' in points[0]
