@@ -53,6 +53,38 @@ def interleaved(
     return out
 
 
+def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run once; (wall seconds, the child's own peak RSS in MB from ``os.wait4``)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def measured_interleaved(
+    commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Like :func:`interleaved`, also returning each run's peak RSS (MB)."""
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    rss: dict[str, list[float]] = {name: [] for name in commands}
+    for argv in commands.values():  # warm-up
+        run_measured(argv, env)
+    for _ in range(runs):
+        for name, argv in commands.items():
+            elapsed, mb = run_measured(argv, env)
+            wall[name].append(elapsed)
+            rss[name].append(mb)
+    return wall, rss
+
+
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 

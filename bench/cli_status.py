@@ -1,48 +1,64 @@
-"""Median wall time of ``filamentctl status --json`` against a running simulated service,
-as ratios to ``python -c pass`` (the interpreter) and ``python -c "import typer"`` (Typer's floor).
+"""CLI cost: median wall time and peak RSS of ``status --json``, ``heater status --json`` and
+``--help`` against a running simulated service, next to ``python -c pass`` (the interpreter) and
+``python -c "import typer"`` (Typer's floor), all interleaved in the same run.
 
-Goal: at most 1.3x the Typer floor. Run: ``./dev bench cli`` or ``python -m bench.cli_status``.
+Peak RSS is each child's own ``ru_maxrss`` (``os.wait4``), so runs do not blur into each other.
+Goals: wall time at most 1.3x the Typer floor, peak RSS at most 25 MB.
+Run: ``./dev bench`` (all benchmarks) or ``python -m bench.cli_status [--runs N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
-from bench._util import interleaved, machine, median_ms, simulated_service
+from bench._util import machine, measured_interleaved, simulated_service
+
+PYTHON = "python -c pass"
+TYPER = "python -c 'import typer'"
+COMMANDS = ("filamentctl status --json", "filamentctl heater status --json", "filamentctl --help")
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Returns ``{"<command> ms": median, "<command> MB": median peak RSS, ...}``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="10 runs")
     args = parser.parse_args(argv)
+    runs = 10 if args.quick else args.runs
     exe = str(Path(sys.executable).with_name("filamentctl"))
     with simulated_service() as (_home, env):
-        times = interleaved(
+        wall, rss = measured_interleaved(
             {
-                "python -c pass": [sys.executable, "-c", "pass"],
-                "python -c 'import typer'": [sys.executable, "-c", "import typer"],
-                "filamentctl status --json": [exe, "status", "--json"],
-                "filamentctl --help": [exe, "--help"],
+                PYTHON: [sys.executable, "-c", "pass"],
+                TYPER: [sys.executable, "-c", "import typer"],
+                COMMANDS[0]: [exe, "status", "--json"],
+                COMMANDS[1]: [exe, "heater", "status", "--json"],
+                COMMANDS[2]: [exe, "--help"],
             },
-            args.runs,
+            runs,
             env,
         )
-    py = median_ms(times["python -c pass"])
-    typer_floor = median_ms(times["python -c 'import typer'"])
-    print(f"machine: {machine()}; {args.runs} interleaved runs each, median wall time")
-    print(f"{'command':<30}{'ms':>9}{'x python':>10}{'x typer':>10}")
-    result = {}
-    for name, values in times.items():
-        ms = median_ms(values)
-        result[name] = ms
-        print(f"{name:<30}{ms:>9.1f}{ms / py:>10.2f}{ms / typer_floor:>10.2f}")
-    ratio = result["filamentctl status --json"] / typer_floor
-    print(
-        f"status --json = {ratio:.2f}x the Typer floor (goal <= 1.3x): "
-        + ("met" if ratio <= 1.3 else "MISSED")
-    )
+    py = statistics.median(wall[PYTHON]) * 1000
+    typer_floor = statistics.median(wall[TYPER]) * 1000
+    print(f"machine: {machine()}; {runs} interleaved runs each, medians")
+    print(f"{'command':<36}{'ms':>9}{'x python':>10}{'x typer':>10}{'peak MB':>10}")
+    result: dict[str, float] = {}
+    for name in wall:
+        ms = statistics.median(wall[name]) * 1000
+        mb = statistics.median(rss[name])
+        result[f"{name} ms"] = ms
+        result[f"{name} MB"] = mb
+        print(f"{name:<36}{ms:>9.1f}{ms / py:>10.2f}{ms / typer_floor:>10.2f}{mb:>10.1f}")
+    for name in COMMANDS:
+        ratio = result[f"{name} ms"] / typer_floor
+        mb = result[f"{name} MB"]
+        print(
+            f"{name}: {ratio:.2f}x the Typer floor (goal <= 1.3x), {mb:.1f} MB (goal <= 25 MB): "
+            + ("met" if ratio <= 1.3 and mb <= 25 else "MISSED")
+        )
     return result
 
 

@@ -1,0 +1,176 @@
+"""The running service's footprint with the VictoriaMetrics sink: resident memory, CPU time per
+reading at 1 Hz and 10 Hz, and bytes written to disk per hour at 1 Hz.
+
+For each rate: a throw-away VictoriaMetrics (``tests.servers``) and ``filamentctl run --simulate``
+in a temporary FILAMENTCTL_HOME; after a warm-up, a measured window reads from ``/proc/PID``:
+``VmRSS``/``VmHWM`` (status), ``utime+stime`` (stat) and ``write_bytes`` (io: what reached the
+block layer), and ``readings_total`` from ``status`` over the socket. CPU per reading = CPU
+seconds / readings in the window; disk bytes per hour are the window's write_bytes extrapolated.
+Goals: RSS at most 40 MB; disk writes at most 2 MB/h at 1 Hz. Linux only.
+Run: ``python -m bench.service_footprint [--seconds 60] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._util import machine
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _status(sock: Path) -> dict[str, Any]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(sock))
+        s.sendall(b'{"id":1,"op":"status"}\n')
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply: dict[str, Any] = json.loads(buf)
+    if not reply.get("ok"):
+        raise RuntimeError(f"status failed: {reply}")
+    result: dict[str, Any] = reply["result"]
+    return result
+
+
+def _proc(pid: int) -> dict[str, float]:
+    """CPU seconds, write_bytes, VmRSS and VmHWM (MB) of ``pid`` now."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines() if line)
+    mem = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            mem[key] = int(value.split()[0]) / 1024
+    return {
+        "cpu_s": cpu,
+        "write_bytes": float(io["write_bytes"]),
+        "rss_mb": mem["VmRSS"],
+        "hwm_mb": mem["VmHWM"],
+    }
+
+
+def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[str, float]:
+    """One service at ``rate_hz`` readings per second, measured over ``seconds``."""
+    home = Path(tempfile.mkdtemp(prefix="fcf"))
+    env = {
+        **os.environ,
+        "FILAMENTCTL_HOME": str(home),
+        "FILAMENTCTL_DATABASE__TYPE": "victoriametrics",
+        "FILAMENTCTL_DATABASE__VICTORIAMETRICS__URL": vm_url,
+        "FILAMENTCTL_DATA__TAGS": json.dumps({"bench": f"footprint{rate_hz:g}"}),
+        "FILAMENTCTL_SENSOR__READ_INTERVAL": str(1.0 / rate_hz),
+    }
+    env.pop("FILAMENTCTL_SOCKET", None)
+    sock = home / "run" / "filamentctl.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "filamentctl", "run", "--simulate"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited with {proc.returncode}")
+            try:
+                _status(sock)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the service did not come up in 30 s") from None
+                time.sleep(0.1)
+        time.sleep(warmup)
+        before, readings0, t0 = _proc(proc.pid), _status(sock)["readings_total"], time.monotonic()
+        time.sleep(seconds)
+        after, status, t1 = _proc(proc.pid), _status(sock), time.monotonic()
+        readings = status["readings_total"] - readings0
+        window = t1 - t0
+        if readings <= 0:
+            raise RuntimeError("no readings in the measuring window")
+        cpu = after["cpu_s"] - before["cpu_s"]
+        return {
+            "rss_mb": after["rss_mb"],
+            "peak_rss_mb": after["hwm_mb"],
+            "cpu_ms_per_reading": cpu / readings * 1000,
+            "cpu_percent": cpu / window * 100,
+            "disk_mb_per_h": (after["write_bytes"] - before["write_bytes"]) / window * 3600 / 1e6,
+            "readings": float(readings),
+            "backlog": float(status["storage"]["backlog"]),
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Returns ``{"1 Hz rss_mb": ..., "10 Hz cpu_ms_per_reading": ..., ...}``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measuring window per rate")
+    parser.add_argument("--quick", action="store_true", help="15 s windows")
+    parser.add_argument("--url", help="an existing VictoriaMetrics (default: start one)")
+    args = parser.parse_args(argv)
+    seconds = 15.0 if args.quick else args.seconds
+    server: Any = None
+    work = Path(tempfile.mkdtemp(prefix="fc-footprint-"))
+    try:
+        url = args.url
+        if not url:
+            from tests.servers import VictoriaMetricsServer
+
+            (work / "vm").mkdir()
+            server = VictoriaMetricsServer(work / "vm").start()
+            url = server.url
+        # The window must cover several commits and delivery flushes (2 s and 10 s by default).
+        results = {rate: measure(rate, seconds, warmup=5.0, vm_url=url) for rate in (1.0, 10.0)}
+    finally:
+        if server is not None:
+            server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"machine: {machine()}; {seconds:.0f} s measuring window per rate")
+    print(
+        f"{'rate':>6}{'RSS MB':>9}{'peak MB':>9}{'CPU ms/reading':>16}{'CPU %':>8}{'disk MB/h':>11}"
+    )
+    out: dict[str, float] = {}
+    for rate, r in results.items():
+        print(
+            f"{rate:>4g}Hz{r['rss_mb']:>9.1f}{r['peak_rss_mb']:>9.1f}"
+            f"{r['cpu_ms_per_reading']:>16.2f}{r['cpu_percent']:>8.2f}{r['disk_mb_per_h']:>11.2f}"
+        )
+        for key, value in r.items():
+            out[f"{rate:g} Hz {key}"] = value
+    worst_rss = max(r["peak_rss_mb"] for r in results.values())
+    disk = results[1.0]["disk_mb_per_h"]
+    print(
+        f"peak RSS {worst_rss:.1f} MB (goal <= 40 MB): "
+        + ("met" if worst_rss <= 40 else "MISSED")
+        + f"; disk writes at 1 Hz {disk:.2f} MB/h (goal <= 2 MB/h): "
+        + ("met" if disk <= 2 else "MISSED")
+    )
+    return out
+
+
+if __name__ == "__main__":
+    main()
