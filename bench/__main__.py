@@ -1,0 +1,331 @@
+"""Run every benchmark and print one table; write ``docs/performance.md``.
+
+``python -m bench`` (or ``./dev bench``) runs, each as its own module with ``main(argv) -> dict``:
+CLI cost (``bench.cli_status``), service footprint (``bench.service_footprint``), backlog drain
+(``bench.drain``), control latency (``bench.control_latency``) and dashboard launch
+(``bench.tui_launch``). A module that is missing or fails is reported in the table with its error;
+the others still run. Every ratio is against a baseline measured in the same run.
+
+Options: ``--quick`` (shorter runs, for a smoke test), ``--only NAME ...``, ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._util import machine
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "performance.md"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row: how to read the figure out of a module's result and what it is held to."""
+
+    label: str
+    unit: str
+    value: Callable[[dict[str, float]], float]
+    baseline: Callable[[dict[str, float]], float] | None = None
+    baseline_label: str = ""
+    goal: str = ""
+    met: Callable[[float, float | None], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    module: str
+    argv: list[str]
+    quick_argv: list[str]
+    command: str
+    figures: list[Figure]
+
+
+def _key(name: str) -> Callable[[dict[str, float]], float]:
+    return lambda r: r[name]
+
+
+def _cli_figures() -> list[Figure]:
+    typer = _key("python -c 'import typer' ms")
+    out = [
+        Figure("python -c pass", "ms", _key("python -c pass ms"), typer, "Typer floor", "(floor)"),
+    ]
+    for cmd in ("status --json", "heater status --json", "--help"):
+        name = f"filamentctl {cmd}"
+        out.append(
+            Figure(
+                f"`{name}` wall",
+                "ms",
+                _key(f"{name} ms"),
+                typer,
+                "Typer floor",
+                "≤ 1.3× Typer",
+                lambda v, b: b is not None and v <= 1.3 * b,
+            )
+        )
+        out.append(
+            Figure(
+                f"`{name}` peak RSS",
+                "MB",
+                _key(f"{name} MB"),
+                _key("python -c pass MB"),
+                "python -c pass",
+                "≤ 25 MB",
+                lambda v, b: v <= 25,
+            )
+        )
+    return out
+
+
+def _footprint_figures() -> list[Figure]:
+    out = []
+    for rate in ("1", "10"):
+        out += [
+            Figure(
+                f"service peak RSS at {rate} Hz",
+                "MB",
+                _key(f"{rate} Hz peak_rss_mb"),
+                goal="≤ 40 MB",
+                met=lambda v, b: v <= 40,
+            ),
+            Figure(
+                f"service CPU per reading at {rate} Hz",
+                "ms",
+                _key(f"{rate} Hz cpu_ms_per_reading"),
+                goal="(reported)",
+            ),
+        ]
+    out.append(
+        Figure(
+            "disk writes at 1 Hz",
+            "MB/h",
+            _key("1 Hz disk_mb_per_h"),
+            goal="≤ 2 MB/h",
+            met=lambda v, b: v <= 2,
+        )
+    )
+    return out
+
+
+BENCHES = [
+    Bench(
+        "cli",
+        "bench.cli_status",
+        [],
+        ["--quick"],
+        "python -m bench.cli_status --runs 30",
+        _cli_figures(),
+    ),
+    Bench(
+        "footprint",
+        "bench.service_footprint",
+        [],
+        ["--quick"],
+        "python -m bench.service_footprint --seconds 60",
+        _footprint_figures(),
+    ),
+    Bench(
+        "drain",
+        "bench.drain",
+        [],
+        ["--readings", "100000"],
+        "python -m bench.drain --readings 1000000",
+        [
+            Figure(
+                "drain of the backlog (filamentctl)",
+                "s",
+                _key("ours_s"),
+                _key("curl_s"),
+                "curl, same batches",
+                "≥ 0.8× curl speed",
+                lambda v, b: b is not None and b / v >= 0.8,
+            )
+        ],
+    ),
+    Bench(
+        "control",
+        "bench.control_latency",
+        [],
+        ["--quick"],
+        "python -m bench.control_latency",
+        [
+            Figure(
+                "reading → relay switch (median)",
+                "ms",
+                lambda r: r.get("median_ms", r.get("p50_ms", float("nan"))),
+                goal="< 50 ms",
+                met=lambda v, b: v < 50,
+            )
+        ],
+    ),
+    Bench(
+        "tui",
+        "bench.tui_launch",
+        [],
+        ["--runs", "2", "--seconds", "5"],
+        "python -m bench.tui_launch --runs 5",
+        [
+            Figure(
+                "dashboard launch → first frame with data",
+                "ms",
+                _key("filamentctl tui launch ms"),
+                _key("empty Textual app launch ms"),
+                "empty Textual app",
+                "≤ 1000 ms",
+                lambda v, b: v <= 1000,
+            )
+        ],
+    ),
+]
+
+
+@dataclass
+class Row:
+    bench: str
+    label: str
+    value: str
+    unit: str
+    baseline: str
+    ratio: str
+    goal: str
+    met: str
+
+
+def _rows(bench: Bench, result: dict[str, float] | None, error: str | None) -> list[Row]:
+    if result is None:
+        return [Row(bench.name, f"({bench.module})", "—", "", "", "", "", f"ERROR: {error}")]
+    rows = []
+    for fig in bench.figures:
+        try:
+            value = float(fig.value(result))
+            base = float(fig.baseline(result)) if fig.baseline else None
+        except Exception as exc:  # a renamed key in a module must not sink the table
+            rows.append(Row(bench.name, fig.label, "—", fig.unit, "", "", fig.goal, f"ERROR {exc}"))
+            continue
+        met = "" if fig.met is None else ("yes" if fig.met(value, base) else "NO")
+        rows.append(
+            Row(
+                bench.name,
+                fig.label,
+                f"{value:.2f}",
+                fig.unit,
+                "" if base is None else f"{base:.2f} ({fig.baseline_label})",
+                "" if not base else f"{value / base:.2f}×",
+                fig.goal,
+                met,
+            )
+        )
+    return rows
+
+
+def run(bench: Bench, quick: bool) -> tuple[dict[str, float] | None, str | None, str]:
+    """Run one benchmark; (result, error, its printed output). Never raises."""
+    out = io.StringIO()
+    try:
+        module = importlib.import_module(bench.module)
+    except ModuleNotFoundError as exc:
+        if exc.name == bench.module:
+            return None, "not written yet (module missing)", ""
+        return None, f"import failed: {exc}", traceback.format_exc()
+    try:
+        with contextlib.redirect_stdout(out):
+            result: Any = module.main(bench.quick_argv if quick else bench.argv)
+    except SystemExit as exc:
+        return None, f"exited: {exc.code}", out.getvalue()
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}", out.getvalue() + traceback.format_exc()
+    if not isinstance(result, dict):
+        return None, f"main() returned {type(result).__name__}, not a dict", out.getvalue()
+    return result, None, out.getvalue()
+
+
+def table(rows: list[Row]) -> str:
+    head = ["benchmark", "figure", "value", "unit", "baseline (same run)", "ratio", "goal", "met?"]
+    cells = [[r.bench, r.label, r.value, r.unit, r.baseline, r.ratio, r.goal, r.met] for r in rows]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def write_doc(rows: list[Row], outputs: dict[str, str], quick: bool, stamp: str) -> None:
+    commands = "\n".join(f"    {b.command}" for b in BENCHES)
+    details = "\n\n".join(
+        f"### {name}\n\n```\n{text.strip() or '(no output)'}\n```" for name, text in outputs.items()
+    )
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(
+        f"""# Performance
+
+Measured {stamp} on: {machine()} ({platform.node() and "shared machine"}).
+{"**Quick run** (`--quick`): shorter windows, fewer readings — indicative only." if quick else ""}
+
+Every ratio is against a baseline measured in the same run, because machines here are shared and
+noisy; absolute times move from run to run, ratios much less.
+
+{table(rows)}
+
+## Reproduce
+
+All of it (prints this table and rewrites this file):
+
+    ./dev bench            # or: .venv/bin/python -m bench [--quick] [--only cli footprint ...]
+
+One at a time:
+
+{commands}
+
+VictoriaMetrics behind an at-least-once writer: run it with `-dedup.minScrapeInterval=1ms`, so a
+batch resent after a crash (stored by the server, but the acknowledgement not yet recorded) is kept
+once (see `tests/reliability/test_kill9_storm.py`).
+
+## Output of each benchmark
+
+{details}
+"""
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
+    parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES])
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite the doc")
+    args = parser.parse_args(argv)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    rows: list[Row] = []
+    outputs: dict[str, str] = {}
+    for bench in BENCHES:
+        if args.only and bench.name not in args.only:
+            continue
+        print(f"== {bench.name}: {bench.module} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        result, error, text = run(bench, args.quick)
+        print(
+            f"   {'ok' if error is None else error} ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        outputs[bench.name] = text
+        rows += _rows(bench, result, error)
+    print(f"machine: {machine()}")
+    print(table(rows))
+    if not args.no_write:
+        write_doc(rows, outputs, args.quick, stamp)
+        print(f"wrote {DOC.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
