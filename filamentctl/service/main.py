@@ -122,7 +122,7 @@ def start_watchdog(
         while not service.wait(period):
             if control_path_healthy(service):
                 if stalled:
-                    log.warning("control loop healthy again; pinging the watchdog")
+                    log.warning("control path healthy again; pinging the watchdog")
                     systemd.notify("STATUS=sampling", env)
                 stalled = False
                 systemd.notify("WATCHDOG=1", env)
@@ -130,8 +130,11 @@ def start_watchdog(
             # Withholding the ping is the point: systemd then restarts the service, and the
             # new process starts with both relays OFF. One error per episode, not per period.
             if not stalled:
-                log.error("control loop stalled; withholding the watchdog ping")
-                systemd.notify("STATUS=control loop stalled; watchdog ping withheld", env)
+                log.error(
+                    "control path unhealthy (control loop stalled or relays shut off); "
+                    "withholding the watchdog ping"
+                )
+                systemd.notify("STATUS=control path unhealthy; watchdog ping withheld", env)
             log.debug("watchdog ping withheld")
             stalled = True
 
