@@ -1,4 +1,9 @@
-"""``filamentctl heater|fan on|off|auto [--for D]``, ``status`` and ``reset``."""
+"""``filamentctl heater|fan on|off|auto [--for D]``, ``status`` and ``reset``.
+
+Each command is one socket request (``heater.set``, ``heater.reset``, ``status``; the same for
+the fan). A request the service refuses (e.g. ``heater on`` during a latched fault) exits 1 with
+the service's reason on one stderr line; an invalid argument exits 2; no service exits 3.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ def _make(name: str) -> typer.Typer:
                 args["for_s"] = parse_duration(for_)
             except ValueError as exc:
                 raise UsageError(f"invalid --for {for_!r}: {exc}") from None
+            if args["for_s"] <= 0:
+                raise UsageError(f"invalid --for {for_!r}: the override must last longer than 0 s")
         state = call(ctx, f"{name}.set", args)
         _show(name, state, json_)
 
@@ -96,6 +103,8 @@ def _show(name: str, state: dict[str, Any] | None, json_: bool) -> None:
         f"{name}: {'ON' if state.get('on') else 'off'} [{state.get('mode')}{until}], "
         f"pin level {state.get('pin_level')} — {state.get('reason', '')}\n"
     )
+    if state.get("latched"):
+        sys.stdout.write(f"  latched: {state['latched']} (clear with 'filamentctl {name} reset')\n")
     th = state.get("thresholds") or {}
     if th:
         sys.stdout.write("  " + ", ".join(f"{k} {v}" for k, v in th.items()) + "\n")
