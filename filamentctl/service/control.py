@@ -17,6 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from filamentctl import protocol
@@ -165,6 +166,26 @@ class ControlLoop:
 
     def _failure_reason(self) -> str:
         return f"safety: {self.failure}; both relays held OFF, restart the service"
+
+    def reconfigure(self, settings: Mapping[str, Any], now: float) -> None:
+        """Apply changed thresholds and limits at once (a latch stays latched).
+
+        Raises ValueError, changing nothing, when the new settings are inconsistent. Switching
+        a relay off with ``*.enabled = false`` applies now; enabling one, or another pin or
+        polarity, needs a restart (the pins are claimed at start) and is ignored until then.
+        """
+        heater = HeaterSettings.from_settings(settings)
+        fan = FanSettings.from_settings(settings)
+        with self._lock:
+            for name, new in (("heater", heater), ("fan", fan)):
+                if new.enabled and not self.enabled[name]:
+                    log.warning("%s.enabled = true takes effect after a restart", name)
+                self.enabled[name] = self.enabled[name] and new.enabled
+            heater = replace(heater, enabled=self.enabled["heater"])
+            fan = replace(fan, enabled=self.enabled["fan"])
+            # Applied even when now disabled: the controller's decision is then OFF.
+            self._apply("heater", self.heater.reconfigure(heater, now))
+            self._apply("fan", self.fan.reconfigure(fan, now))
 
     # -- requests from the socket -----------------------------------------------------------
     def set_mode(self, name: str, args: Mapping[str, Any], now: float) -> dict[str, Any]:

@@ -370,3 +370,26 @@ def test_relay_that_cannot_be_switched_leaves_both_off_and_reports_a_fault(
         assert "heater relay could not be switched" in heater["reason"]
         assert svc.control.healthy() is False
         assert "restart" in refused(svc, "fan.set", mode="on")
+
+
+def test_changed_thresholds_apply_at_once_and_disabling_switches_off(
+    service: Service, factory: MockFactory
+) -> None:
+    reading_at(service, temperature=20.0)
+    assert level(factory, HEATER_PIN) == 0
+
+    service.control.reconfigure(control_settings(heater__min_temp_c=21.0), service.clock())
+
+    assert level(factory, HEATER_PIN) == 1  # 20 °C is now below the band, no new reading needed
+    assert service.status()["heater"]["thresholds"]["min_temp_c"] == 21.0
+
+    service.control.reconfigure(
+        control_settings(heater__min_temp_c=21.0, heater__enabled=False), service.clock()
+    )
+
+    assert level(factory, HEATER_PIN) == 0
+    reading_at(service, temperature=10.0)
+    assert level(factory, HEATER_PIN) == 0
+    assert "disabled" in refused(service, "heater.set", mode="on")
+    with pytest.raises(ValueError):
+        service.control.reconfigure(control_settings(heater__max_temp_c=50.0), service.clock())
