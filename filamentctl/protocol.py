@@ -94,6 +94,8 @@ def parse_request(line: bytes) -> Request:
         msg = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(BAD_JSON, f"request is not valid JSON: {exc}") from None
+    except RecursionError:  # absurdly deep nesting: json gives up before we would
+        raise ProtocolError(BAD_JSON, "request is nested too deeply") from None
     if not isinstance(msg, dict):
         raise ProtocolError(BAD_REQUEST, "request must be a JSON object")
     version = msg.get("v", VERSION)

@@ -401,7 +401,7 @@ _KEYS: tuple[Key, ...] = (
     _k(
         "writer.flush_interval",
         "float",
-        10.0,
+        30.0,
         "Send a partial batch after this long",
         min=0.1,
         max=3600,
@@ -411,7 +411,7 @@ _KEYS: tuple[Key, ...] = (
     _k(
         "storage.commit_interval",
         "float",
-        2.0,
+        10.0,
         "Commit the local history at least this often (the most a hard crash can lose)",
         min=0.1,
         max=300,

@@ -88,12 +88,15 @@ class Service:
         self._state_lock.acquire()
         try:
             self._build_control()
-            self.history = History(
+            history = History(
                 self.paths.history_db,
                 max_backlog=int(s["storage.max_backlog"]),
                 retention_days=float(s["storage.retention_days"]),
+                recover_corrupt=True,  # a damaged history is kept aside, never fatal
             )
-            self.history.open()
+            history.open()
+            # Only an open history is kept: stop() after a failed open must not try to commit.
+            self.history = history
             last = self.history.latest()
             if last is not None:
                 log.info("history: %s readings kept, last #%d", "existing", last.seq)
@@ -384,10 +387,12 @@ class Service:
         if self.delivery is not None:
             out = dict(self.delivery.status())
             out["history_error"] = self.history.last_commit_error
+            out["history_recovered"] = self.history.recovered
             return out
         counters = self.history.counters()
         return {
             "history_error": self.history.last_commit_error,
+            "history_recovered": self.history.recovered,
             "consecutive_failures": 0,
             "errors_total": 0,
             "alert": None,

@@ -28,6 +28,7 @@ from typing import Any
 from filamentctl.core.reading import Reading, iso_utc
 from filamentctl.errors import UserError
 
+PAGE_SIZE = 1024
 log = logging.getLogger("filamentctl.history")
 
 SCHEMA_VERSION = 1
@@ -171,6 +172,10 @@ class History:
         except sqlite3.Error as exc:
             raise UserError(f"cannot open history database {self.path}: {exc}") from exc
         try:
+            # Small pages for a new file: each commit rewrites whole pages (to the WAL, then at
+            # checkpoint to the file), so 1 KiB pages cut the bytes written per commit ~4x on an
+            # SD card. Ignored for an existing file.
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate(conn)
@@ -298,9 +303,9 @@ class History:
                     " VALUES (?, ?, ?, ?, ?)",
                     rows,
                 )
-                conn.execute(
-                    "UPDATE meta SET value = MAX(value, ?) WHERE key = 'last_seq'", (last,)
-                )
+                # meta.last_seq is not touched here: MAX(seq) of the table is the high-water
+                # mark, and one page less per commit matters for the disk-write budget.
+                # Retention, which deletes rows, records it first.
                 if self._unsaved_dropped:
                     self._meta_add(conn, "dropped", self._unsaved_dropped)
                 conn.execute("COMMIT")
@@ -551,6 +556,11 @@ class History:
                     sql += " AND seq <= ?"
                     args.append(done_upto)
                 args.append(_RETENTION_CHUNK)
+                # Keep the seq high-water mark: the newest rows may be among those deleted.
+                conn.execute(
+                    "UPDATE meta SET value = MAX(value, (SELECT COALESCE(MAX(seq), 0)"
+                    " FROM readings)) WHERE key = 'last_seq'"
+                )
                 n = conn.execute(
                     f"DELETE FROM readings WHERE seq IN ({sql} LIMIT ?)", args
                 ).rowcount

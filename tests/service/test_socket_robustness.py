@@ -32,6 +32,8 @@ def _seq(svc) -> int:  # type: ignore[no-untyped-def]
         (b'{"id": 1, "op": "status", "args": [1]}', "bad_request"),
         (b'{"id": {"nested": true}, "op": "status"}', "bad_request"),
         (b'{"v": 99, "id": 1, "op": "status"}', "unsupported_version"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_large"),
+        (b"[" * 30_000 + b"]" * 30_000, "bad_json"),
         (b'{"id": 1, "op": "reactor.meltdown"}', "unknown_op"),
         (b'{"id": 1, "op": "history", "args": {"since_s": "yesterday"}}', "invalid_args"),
         (b'{"id": 1, "op": "history", "args": {"limit": -5}}', "invalid_args"),
