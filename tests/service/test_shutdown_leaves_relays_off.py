@@ -108,7 +108,8 @@ class Child:
     def __init__(self, mode: str) -> None:
         self.home = short_home()
         env = {**os.environ, **ENV, "FILAMENTCTL_HOME": str(self.home)}
-        env.pop("FILAMENTCTL_SOCKET", None)
+        for name in ("FILAMENTCTL_SOCKET", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            env.pop(name, None)  # never talk to a real systemd around the test run
         self.stderr_path = self.home / "stderr.log"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
