@@ -358,8 +358,9 @@ class Service:
             self.last_control_tick = self.clock()
 
     def control_healthy(self) -> bool:
-        """For the systemd watchdog: the control timer ran recently."""
-        return self.clock() - self.last_control_tick < 5 * CONTROL_TICK_S + 1.0
+        """For the systemd watchdog: the control timer ran recently and the relays respond."""
+        recent = self.clock() - self.last_control_tick < 5 * CONTROL_TICK_S + 1.0
+        return recent and (self.control is None or self.control.healthy())
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
