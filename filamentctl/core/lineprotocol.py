@@ -22,12 +22,14 @@ into one ``bytes``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat, starmap
+from math import isfinite
+from operator import add, attrgetter, mul
 from typing import Any
 
 from filamentctl.core import psychro
-from filamentctl.core.reading import Reading
+from filamentctl.core.reading import Reading, ReadingRow
 
 DEFAULT_MEASUREMENT = "environment"
 
@@ -44,6 +46,10 @@ _FIELDS_WITHOUT_PRESSURE = (
     "absolute_humidity_g_m3",
 )
 _FIELDS_WITH_PRESSURE = (*_FIELDS_WITHOUT_PRESSURE, "pressure_hpa")
+_TIME_NS = attrgetter("time_ns")
+_TEMPERATURE = attrgetter("temperature_c")
+_HUMIDITY = attrgetter("humidity")
+_PRESSURE = attrgetter("pressure_hpa")
 # InfluxDB 1.x drops points whose tag key is "time" ("invalid tag key").
 _RESERVED_TAG_KEYS = frozenset({"time"})
 
@@ -154,34 +160,72 @@ class LineEncoder:
     def encode(self, readings: Iterable[Reading]) -> bytes:
         """A batch as one UTF-8 body, one line per reading in the given order.
 
-        Hot path (a backlog drain encodes a million readings): the derived values come from the
-        same :func:`psychro.derived` as :meth:`Reading.fields`, formatted with ``%.3f`` (C-speed
-        rounding to the same 3 decimals) into a prepared template. Anything unusual (a
-        non-finite value, an arithmetic error) goes through :meth:`Reading.fields` itself.
+        Hot path (a backlog drain encodes a million readings): see :meth:`encode_rows`, which
+        this shares.
         """
-        isfinite = math.isfinite
-        derived = psychro.derived
-        with_pressure = self._template(_FIELDS_WITH_PRESSURE)
-        without_pressure = self._template(_FIELDS_WITHOUT_PRESSURE)
+        batch = readings if isinstance(readings, Sequence) else list(readings)
+        if not batch:
+            return b""
+        body = self._encode_columns(
+            list(map(_TIME_NS, batch)),
+            list(map(_TEMPERATURE, batch)),
+            list(map(_HUMIDITY, batch)),
+            list(map(_PRESSURE, batch)),
+        )
+        return self._encode_each(batch) if body is None else body
+
+    def encode_rows(self, rows: Sequence[ReadingRow]) -> bytes:
+        """:meth:`encode` for readings given as :data:`ReadingRow` tuples; the same bytes.
+
+        The backlog drain's path: it skips building a :class:`Reading` per row.
+        """
+        if not rows:
+            return b""
+        times, _seqs, temperatures, humidities, pressures = zip(*rows, strict=True)
+        body = self._encode_columns(times, temperatures, humidities, pressures)
+        return self._encode_each(starmap(Reading, rows)) if body is None else body
+
+    def _encode_columns(
+        self,
+        times: Sequence[int],
+        temperatures: Sequence[float],
+        humidities: Sequence[float],
+        pressures: Sequence[float | None],
+    ) -> bytes | None:
+        """The batch (given column by column) when every field of every reading is finite.
+
+        None when anything is unusual (a non-finite or impossible value, pressure on only some
+        readings): :meth:`_encode_each` then handles the batch reading by reading. The derived
+        values come from :func:`psychro.derived_columns` (the same numbers as
+        :func:`psychro.derived`), formatted with ``%.3f`` (C-speed rounding to the same 3
+        decimals as :meth:`Reading.fields`) into a prepared template, one ``%`` per line.
+        """
+        n = len(temperatures)
+        with_pressure = pressures[0] is not None
+        if (None in pressures) if with_pressure else (pressures.count(None) != n):
+            return None
+        try:
+            fahrenheit = list(map(add, map(mul, temperatures, repeat(1.8)), repeat(32.0)))
+            dew, absolute = psychro.derived_columns(temperatures, humidities)
+            columns: list[Sequence[Any]] = [temperatures, fahrenheit, humidities, dew, absolute]
+            if with_pressure:
+                columns.append(pressures)
+            # A sum is finite only if every term is (inf/NaN propagate); a sum that overflows
+            # merely sends the batch down the slow path, which writes the same lines.
+            if not all(isfinite(sum(column)) for column in columns):
+                return None
+        except (ArithmeticError, ValueError, TypeError):
+            return None
+        template = self._template(
+            _FIELDS_WITH_PRESSURE if with_pressure else _FIELDS_WITHOUT_PRESSURE
+        )
+        return "".join(map(template.__mod__, zip(*columns, times, strict=True))).encode()
+
+    def _encode_each(self, readings: Iterable[Reading]) -> bytes:
+        """Reading by reading, leaving out non-finite fields and skipping readings with none."""
         lines: list[str] = []
-        append = lines.append
         for reading in readings:
-            t = reading.temperature_c
-            rh = reading.humidity
-            p = reading.pressure_hpa
-            try:
-                dew, absolute = derived(t, rh)
-                values: tuple[float, ...] = (t, t * 1.8 + 32.0, rh, dew, absolute)
-                if p is not None:
-                    values = (*values, p)
-                fast = isfinite(sum(values))
-            except (ArithmeticError, ValueError):
-                fast = False
-            if fast:
-                template = without_pressure if p is None else with_pressure
-                append(template % (*values, reading.time_ns))
-                continue
             fields = {k: v for k, v in reading.fields().items() if isfinite(v)}
             if fields:
-                append(self._template(tuple(fields)) % (*fields.values(), reading.time_ns))
+                lines.append(self._template(tuple(fields)) % (*fields.values(), reading.time_ns))
         return "".join(lines).encode()

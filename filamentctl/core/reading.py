@@ -74,6 +74,12 @@ class Reading:
         }
 
 
+# A reading as a plain tuple in the order of Reading's constructor: (time_ns, seq, temperature_c,
+# humidity, pressure_hpa). The backlog drain moves these instead of Reading objects (building a
+# frozen dataclass per row costs as much as encoding it); ``Reading(*row)`` turns one back.
+ReadingRow = tuple[int, int, float, float, float | None]
+
+
 def iso_utc(time_ns: int) -> str:
     """RFC 3339 UTC timestamp with microseconds, e.g. ``2026-11-23T18:40:37.123456Z``."""
     secs, ns = divmod(time_ns, 1_000_000_000)

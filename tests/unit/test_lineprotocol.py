@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from filamentctl.core import psychro
 from filamentctl.core.lineprotocol import LineEncoder, LineProtocolError, escape, problems
 from filamentctl.core.reading import Reading
 
@@ -180,3 +181,74 @@ def test_escape_leaves_no_unescaped_separator(text: str) -> None:
     escaped = escape(text)
     assert split_unescaped(escaped, ",") == [escaped]
     assert split_unescaped(escaped, " ") == [escaped]
+
+
+def reference_body(encoder: LineEncoder, readings: list[Reading]) -> bytes:
+    """What the encoder must write: each reading's finite fields() with %.3f, in order."""
+    lines = []
+    for r in readings:
+        fields = [f"{k}={v:.3f}" for k, v in r.fields().items() if math.isfinite(v)]
+        if fields:
+            lines.append(f"{encoder.prefix}{','.join(fields)} {r.time_ns}\n")
+    return "".join(lines).encode()
+
+
+any_value = st.one_of(
+    st.floats(-60.0, 120.0),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([-243.12, 0.0, -0.0, 1e308, 0.01, -273.15]),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(any_value, any_value, st.one_of(st.none(), any_value)), min_size=1, max_size=20
+    )
+)
+def test_a_batch_is_each_readings_finite_fields_whatever_the_values(
+    values: list[tuple[float, float, float | None]],
+) -> None:
+    enc = LineEncoder("environment", {"site": "shop"})
+    readings = [Reading(T0 + i, i + 1, t, rh, p) for i, (t, rh, p) in enumerate(values)]
+    try:
+        expected = reference_body(enc, readings)
+    except (ArithmeticError, ValueError):
+        # fields() itself cannot compute these (e.g. -243.12 °C divides by zero): so can't encode.
+        with pytest.raises((ArithmeticError, ValueError)):
+            enc.encode(readings)
+        return
+    assert enc.encode(readings) == expected
+    rows = [(r.time_ns, r.seq, r.temperature_c, r.humidity, r.pressure_hpa) for r in readings]
+    assert enc.encode_rows(rows) == expected
+
+
+def test_rows_encode_to_the_same_bytes_as_readings_in_a_large_batch() -> None:
+    enc = LineEncoder("environment", {"run": "x"})
+    readings = [
+        Reading(T0 + i * 200_000_000, i + 1, 20.0 + (i % 997) / 37.0, 30.0 + (i % 613) / 11.0, p)
+        for i in range(5000)
+        for p in ((1000.0 + (i % 89) / 7.0) if i < 2500 else None,)
+    ]
+    rows = [(r.time_ns, r.seq, r.temperature_c, r.humidity, r.pressure_hpa) for r in readings]
+    for part in (readings[:2500], readings[2500:], readings):  # with, without, mixed pressure
+        part_rows = rows[part[0].seq - 1 : part[-1].seq]
+        assert enc.encode(part) == enc.encode_rows(part_rows) == reference_body(enc, part)
+    assert enc.encode([]) == enc.encode_rows([]) == b""
+
+
+@given(st.lists(st.tuples(any_value, any_value), min_size=1, max_size=20))
+def test_column_derived_values_are_bit_for_bit_the_single_ones(
+    pairs: list[tuple[float, float]],
+) -> None:
+    temperatures = [t for t, _ in pairs]
+    humidities = [rh for _, rh in pairs]
+    try:
+        singles = [psychro.derived(t, rh) for t, rh in pairs]
+    except (ArithmeticError, ValueError):
+        with pytest.raises((ArithmeticError, ValueError)):
+            psychro.derived_columns(temperatures, humidities)
+        return
+    dew, absolute = psychro.derived_columns(temperatures, humidities)
+    # repr compares NaNs and signed zeros too: the same bits, not just equal values.
+    assert [repr(v) for v in dew] == [repr(d) for d, _ in singles]
+    assert [repr(v) for v in absolute] == [repr(a) for _, a in singles]
