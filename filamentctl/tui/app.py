@@ -74,7 +74,7 @@ class App(TextualApp[None]):
     ``rand`` supplies the reconnect jitter.
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: also right for subclasses
     TITLE = "filamentctl"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("h", "cycle('heater')", "Heater"),
@@ -95,7 +95,7 @@ class App(TextualApp[None]):
         wall_clock: Callable[[], float] = time.time,
         reconnect_base_s: float = 0.5,
         reconnect_max_s: float = 5.0,
-        status_every_s: float = 2.0,
+        status_every_s: float = 5.0,
         rand: Callable[[], float] = random.random,
     ) -> None:
         super().__init__()

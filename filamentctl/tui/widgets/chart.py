@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
 from filamentctl.tui import format as fmt
+from filamentctl.tui.widgets.text import set_text
 
 #: Points kept per series: wider than any terminal, so the sparkline still buckets by column.
 MAX_POINTS = 400
@@ -68,5 +69,5 @@ class HistoryChart(Vertical):
                 text = f"{label}  {fmt.num(min(values), 1)} – {fmt.num(max(values), 1, unit)}"
             else:
                 text = f"{label}  no history yet"
-            self.query_one(f"#{name}-label", Static).update(text)
+            set_text(self.query_one(f"#{name}-label", Static), text)
             self.query_one(f"#{name}-chart", Sparkline).data = fmt.downsample(values, MAX_POINTS)

@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Digits, Static
 
 from filamentctl.tui import format as fmt
+from filamentctl.tui.widgets.text import set_text
 
 
 class ReadingsPanel(Vertical):
@@ -60,16 +61,17 @@ class ReadingsPanel(Vertical):
         if not self.is_mounted:
             return
         r = self.reading or {}
-        self.query_one("#temperature", Digits).update(fmt.num(r.get("temperature_c")))
-        self.query_one("#humidity", Digits).update(fmt.num(r.get("humidity")))
-        self.query_one("#secondary", Static).update(
+        set_text(self.query_one("#temperature", Digits), fmt.num(r.get("temperature_c")))
+        set_text(self.query_one("#humidity", Digits), fmt.num(r.get("humidity")))
+        set_text(
+            self.query_one("#secondary", Static),
             f"{fmt.num(r.get('temperature_f'), 1, ' °F')}   "
-            f"dew point {fmt.num(r.get('dew_point_c'), 1, ' °C')}"
+            f"dew point {fmt.num(r.get('dew_point_c'), 1, ' °C')}",
         )
         derived = f"absolute {fmt.num(r.get('absolute_humidity_g_m3'), 1, ' g/m³')}"
         if r.get("pressure_hpa") is not None:
             derived += f"   {fmt.num(r.get('pressure_hpa'), 1, ' hPa')}"
-        self.query_one("#derived", Static).update(derived)
+        set_text(self.query_one("#derived", Static), derived)
         self._show_age()
 
     def _show_age(self) -> None:
@@ -81,4 +83,4 @@ class ReadingsPanel(Vertical):
             text = f"read {fmt.age(self.age_s)} ago"
         if self.stale:
             text += "  — STALE"
-        self.query_one("#age", Static).update(text)
+        set_text(self.query_one("#age", Static), text)

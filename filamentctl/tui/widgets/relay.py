@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import Button, Static
 
 from filamentctl.tui import format as fmt
+from filamentctl.tui.widgets.text import set_text
 
 
 class RelayPanel(Vertical):
@@ -83,9 +84,9 @@ class RelayPanel(Vertical):
             if st.get("latched"):
                 reason = f"FAULT (r resets): {st['latched']}"
             th = fmt.thresholds(self.relay, st.get("thresholds"))
-        self.query_one("#state", Static).update(line)
-        self.query_one("#reason", Static).update(reason)
-        self.query_one("#thresholds", Static).update(th)
+        set_text(self.query_one("#state", Static), line)
+        set_text(self.query_one("#reason", Static), reason)
+        set_text(self.query_one("#thresholds", Static), th)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

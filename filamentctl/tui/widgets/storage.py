@@ -10,6 +10,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from filamentctl.tui import format as fmt
+from filamentctl.tui.widgets.text import set_text
 
 
 class StoragePanel(Vertical):
@@ -55,7 +56,7 @@ class StoragePanel(Vertical):
             f"  rejected {st.get('rejected', fmt.DASH)}"
         )
         error = f"last error: {st['last_error']}" if st.get("last_error") else "no errors"
-        self.query_one("#link", Static).update(link)
-        self.query_one("#backlog", Static).update(backlog)
-        self.query_one("#counts", Static).update(counts)
-        self.query_one("#error", Static).update(error)
+        set_text(self.query_one("#link", Static), link)
+        set_text(self.query_one("#backlog", Static), backlog)
+        set_text(self.query_one("#counts", Static), counts)
+        set_text(self.query_one("#error", Static), error)
