@@ -14,6 +14,7 @@ dead-lettered, or the backlog cap dropped it (counted).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -27,8 +28,8 @@ from typing import Any
 
 from filamentctl.core.backoff import retry_delay, split_batch
 from filamentctl.core.outcome import Outcome, WriteResult
-from filamentctl.core.reading import Reading, iso_utc
-from filamentctl.sinks.base import Sink
+from filamentctl.core.reading import Reading, ReadingRow, iso_utc
+from filamentctl.sinks.base import PipelinedSink, Sink
 from filamentctl.store.history import History
 
 log = logging.getLogger("filamentctl.delivery")
@@ -37,6 +38,9 @@ CAP_CHECK_INTERVAL_S = 10.0  # how often the backlog cap is enforced
 RETENTION_INTERVAL_S = 3600.0  # how often old delivered readings are deleted
 IDLE_WAIT_S = 60.0  # longest sleep with nothing to do (wake() normally ends it sooner)
 ALERT_COMMAND_TIMEOUT_S = 60.0  # an alert command still running after this is killed
+# Longest a pipelined drain holds the send lock in one go; restarting it costs one batch whose
+# encoding does not overlap the backend's work, so a few seconds lose almost nothing.
+PIPELINE_RUN_S = 2.0
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 AlertRunner = Callable[[dict[str, str]], None]
@@ -202,7 +206,18 @@ class DeliveryWorker:
             if len(batch) < self._batch_size and now < due_at:
                 return min(due_at - now, next_look - now)
             progress = _Progress()
-            failure = self._deliver(batch, progress)
+            if len(batch) >= self._batch_size and isinstance(self._sink, PipelinedSink):
+                # A backlog: drain full batches with one in flight, for a bounded time so a
+                # flush() or stop() is not kept waiting for the lock.
+                run_until = now + PIPELINE_RUN_S
+                failure = self._pipeline(
+                    self._sink,
+                    progress,
+                    full_only=True,
+                    should_stop=lambda: self._stop_event.is_set() or self._clock() >= run_until,
+                )
+            else:
+                failure = self._deliver(batch, progress)
         if failure is not None:
             self._note_failure(failure)
             return 0.0  # the next cycle computes the backoff wait
@@ -222,10 +237,19 @@ class DeliveryWorker:
         """After stop(): deliver what is committed until done, a failure, or the deadline."""
         while self._clock() < self._stop_deadline:
             with self._send_lock:
-                batch = self._history.backlog(self._name, self._batch_size)
-                if not batch:
-                    return
-                failure = self._deliver(batch, _Progress())
+                if isinstance(self._sink, PipelinedSink):
+                    if not self._history.backlog_rows(self._name, 1):
+                        return
+                    failure = self._pipeline(
+                        self._sink,
+                        _Progress(),
+                        should_stop=lambda: self._clock() >= self._stop_deadline,
+                    )
+                else:
+                    batch = self._history.backlog(self._name, self._batch_size)
+                    if not batch:
+                        return
+                    failure = self._deliver(batch, _Progress())
             if failure is not None:
                 self._note_failure(failure)
                 break
@@ -272,7 +296,12 @@ class DeliveryWorker:
 
         Returns the RETRY/AUTH result that stopped it otherwise (earlier parts stay acked).
         """
-        result = self._write(batch)
+        return self._settle(batch, self._write(batch), progress)
+
+    def _settle(
+        self, batch: Sequence[Reading], result: WriteResult, progress: _Progress
+    ) -> WriteResult | None:
+        """Act on the sink's answer for ``batch`` (see :meth:`_deliver`)."""
         if result.outcome is Outcome.ACK:
             self._history.ack(self._name, batch[-1].seq, len(batch))
             progress.delivered += len(batch)
@@ -293,6 +322,89 @@ class DeliveryWorker:
             self._dead_letter(batch, result.status, result.message, progress)
             return None
         return result
+
+    def _pipeline(
+        self,
+        sink: PipelinedSink,
+        progress: _Progress,
+        *,
+        upto: int | None = None,
+        full_only: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
+        after_batch: Callable[[], None] = lambda: None,
+    ) -> WriteResult | None:
+        """Drain the backlog with one batch in flight (call with _send_lock held).
+
+        While the backend works on batch N (the thread waits on the socket, the GIL is free),
+        batch N+1 is fetched and encoded; it is sent as soon as N's answer came back, and only if
+        N was acknowledged, so acks stay strictly in order and nothing is sent past a failure.
+        Any other answer for N is settled exactly as :meth:`_deliver` would (split, dead letter),
+        after which the drain goes on. Stops when the backlog (readings up to seq ``upto``) is
+        empty, when only a partial batch is left and ``full_only``, or once ``should_stop()``
+        (asked before each new batch) says so; the batch in flight is still settled. Returns
+        the RETRY/AUTH result that stopped it, else None. ``after_batch`` runs after each ack.
+        """
+        debug = log.isEnabledFor(logging.DEBUG)
+        last_sent = self._history.cursor(self._name)
+        in_flight: list[ReadingRow] | None = None  # the rows of the batch awaiting its answer
+        try:
+            while True:
+                rows: list[ReadingRow] = []
+                body = b""
+                failed: WriteResult | None = None  # preparing the next batch failed
+                if not should_stop():
+                    rows = self._history.backlog_rows(
+                        self._name, self._batch_size, after=last_sent, upto=upto
+                    )
+                    if full_only and len(rows) < self._batch_size:
+                        rows = []
+                if rows:
+                    if debug:
+                        _log_preview(self._name, [Reading(*row) for row in rows])
+                    try:
+                        body = sink.prepare(rows)
+                    except Exception as exc:  # a sink bug must not lose data: retry later
+                        failed = _raised(self._name, "prepare", exc)
+                if in_flight is not None:
+                    sent, in_flight = in_flight, None
+                    result = self._receive(sink)
+                    if result.outcome is Outcome.ACK:
+                        if rows and failed is None:
+                            # The next batch leaves before this ack's disk write.
+                            sink.send_prepared(body)
+                            in_flight, last_sent = rows, rows[-1][1]
+                        self._history.ack(self._name, sent[-1][1], len(sent))
+                        progress.delivered += len(sent)
+                        self._note_success()
+                        after_batch()
+                        if in_flight is not None:
+                            continue
+                    else:
+                        # Nothing after ``sent`` is on the wire: settle it on its own (a
+                        # 413 resends halves through write()), then send what was prepared.
+                        failure = self._settle([Reading(*row) for row in sent], result, progress)
+                        after_batch()
+                        if failure is not None:
+                            return failure
+                if failed is not None:
+                    return failed
+                if not rows:
+                    return None
+                sink.send_prepared(body)
+                in_flight, last_sent = rows, rows[-1][1]
+        finally:
+            if in_flight is not None:  # an error (e.g. the ack's disk write): never read
+                sink.abort()
+
+    def _past(self, moment: float) -> bool:
+        return self._clock() >= moment
+
+    def _receive(self, sink: PipelinedSink) -> WriteResult:
+        try:
+            return sink.receive()
+        except Exception as exc:  # a sink bug must not stop delivery or lose data: retry
+            sink.abort()
+            return _raised(self._name, "receive", exc)
 
     def _dead_letter(
         self, batch: Sequence[Reading], status: int | None, error: str, progress: _Progress
@@ -322,9 +434,7 @@ class DeliveryWorker:
         try:
             return self._sink.write(batch)
         except Exception as exc:  # a sink bug must not stop delivery or lose data: retry
-            log.debug("%s.write raised", self._name, exc_info=True)
-            text = str(exc).splitlines()[0][:200] if str(exc) else ""
-            return WriteResult(Outcome.RETRY, None, f"{type(exc).__name__}: {text}".rstrip(": "))
+            return _raised(self._name, "write", exc)
 
     def _note_success(self, *, reached_backend_only: bool = False) -> None:
         with self._state_lock:
@@ -463,21 +573,41 @@ class DeliveryWorker:
         error: str | None = None
         report = _guarded(progress)
         report(0, total)
-        while True:
-            with self._send_lock:
-                batch = [
-                    r
-                    for r in self._history.backlog(self._name, self._batch_size)
-                    if r.seq <= target
-                ]
-                if not batch:
-                    break
-                if self._clock() >= deadline:
-                    error = error or f"timed out after {timeout:g} s"
-                    break
-                failure = self._deliver(batch, moved)
+
+        def after_batch() -> None:
             done = moved.delivered + moved.rejected
             report(done, max(total, done))
+
+        while True:
+            with self._send_lock:
+                if isinstance(self._sink, PipelinedSink):
+                    if not self._history.backlog_rows(self._name, 1, upto=target):
+                        break
+                    if self._clock() >= deadline:
+                        error = error or f"timed out after {timeout:g} s"
+                        break
+                    # Bounded runs: the lock is let go now and then (worker, stop()).
+                    run_until = min(deadline, self._clock() + PIPELINE_RUN_S)
+                    failure = self._pipeline(
+                        self._sink,
+                        moved,
+                        upto=target,
+                        should_stop=functools.partial(self._past, run_until),
+                        after_batch=after_batch,
+                    )
+                else:
+                    batch = [
+                        r
+                        for r in self._history.backlog(self._name, self._batch_size)
+                        if r.seq <= target
+                    ]
+                    if not batch:
+                        break
+                    if self._clock() >= deadline:
+                        error = error or f"timed out after {timeout:g} s"
+                        break
+                    failure = self._deliver(batch, moved)
+                    after_batch()
             if failure is None:
                 continue
             self._note_failure(failure)
@@ -614,6 +744,13 @@ def _guarded(progress: Callable[[int, int], None] | None) -> Callable[[int, int]
             log.debug("flush progress callback failed", exc_info=True)
 
     return report
+
+
+def _raised(backend: str, method: str, exc: Exception) -> WriteResult:
+    """A sink method raised: a RETRY result naming the exception (the data stays)."""
+    log.debug("%s.%s raised", backend, method, exc_info=True)
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return WriteResult(Outcome.RETRY, None, f"{type(exc).__name__}: {text}".rstrip(": "))
 
 
 def _describe(result: WriteResult) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from filamentctl.core.outcome import WriteResult
-from filamentctl.core.reading import Reading
+from filamentctl.core.reading import Reading, ReadingRow
 
 
 class Sink(Protocol):
@@ -28,6 +28,28 @@ class Sink(Protocol):
         """Where it writes, for status and logs (URL without credentials)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class PipelinedSink(Protocol):
+    """Optional extra of a :class:`Sink`: encode a batch ahead, send it, read the answer later.
+
+    The delivery engine uses it to drain a backlog faster: while the backend works on batch N
+    it fetches and encodes batch N+1, and sends that the moment N's answer came back. At most one
+    batch is in flight; ``send_prepared`` then ``receive`` always come in pairs (or ``abort``).
+    """
+
+    def prepare(self, rows: Sequence[ReadingRow]) -> bytes:
+        """The request body for these readings (oldest first); pure work, no I/O."""
+
+    def send_prepared(self, body: bytes) -> None:
+        """Send a body from :meth:`prepare` without waiting; never raises for network trouble."""
+
+    def receive(self) -> WriteResult:
+        """The outcome of the body sent last, as :meth:`Sink.write` would have returned it."""
+
+    def abort(self) -> None:
+        """Forget a sent body whose answer will not be read (it counts as not delivered)."""
 
 
 # database.type -> module under filamentctl.sinks that defines ``create(settings) -> Sink``.

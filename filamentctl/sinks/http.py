@@ -73,6 +73,18 @@ class Response:
         return text
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A request sent by start_request whose answer was not read yet."""
+
+    method: str
+    url: str  # prefix + path
+    body: bytes | None
+    headers: dict[str, str]
+    reused: bool  # sent on a connection that had carried a request before (may be stale)
+    error: OSError | http.client.HTTPException | None = None  # why sending failed
+
+
 def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
     """Collapse whitespace (newlines included) and cut to ``limit`` characters."""
     text = " ".join(text.split())
@@ -134,6 +146,7 @@ class HttpClient:
                 self._ssl.verify_mode = ssl.CERT_NONE
         self._conn: http.client.HTTPConnection | None = None
         self._used = False  # whether _conn already carried a request (it may have gone stale)
+        self._pending: _Pending | None = None  # the request start_request() sent, if unanswered
 
     @property
     def base_url(self) -> str:
@@ -145,6 +158,7 @@ class HttpClient:
         return self.base_url
 
     def close(self) -> None:
+        self._pending = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -173,40 +187,102 @@ class HttpClient:
         Raises :class:`TransportError` when no HTTP answer came back. A connection the server
         closed while idle is reopened once, transparently.
         """
+        self.start_request(method, path, body, headers)
+        return self.finish_request()
+
+    def start_request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Send a request without waiting for the answer; :meth:`finish_request` reads it.
+
+        Lets the caller work (encode the next batch) while the server handles this one. Never
+        raises for network trouble: a failed send is reported by :meth:`finish_request`.
+        Fails with ``RuntimeError`` while another request is unfinished (one connection carries
+        one request at a time).
+        """
+        if self._pending is not None:
+            raise RuntimeError("a request is still waiting for its answer")
         all_headers = {"User-Agent": "filamentctl", "Accept": "application/json"}
         if self._auth:
             all_headers["Authorization"] = self._auth
         all_headers.update(headers or {})
-        url = self.prefix + path
-        for attempt in (1, 2):
-            conn = self._connection()
-            reused = self._used
-            try:
-                self._used = True
-                conn.request(method, url, body=body, headers=all_headers)
-                resp = conn.getresponse()
-                data = resp.read(_MAX_BODY + 1)
-                # A huge error page is not worth draining: drop the connection instead.
-                if len(data) > _MAX_BODY or not resp.isclosed() or resp.will_close:
-                    self.close()
-                    data = data[:_MAX_BODY]
-                return Response(resp.status, resp.reason, dict(resp.getheaders()), data)
-            except _STALE_CONNECTION_ERRORS as exc:
+        self._send(method, self.prefix + path, body, all_headers)
+
+    def _send(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> None:
+        conn = self._connection()
+        pending = _Pending(method, url, body, headers, reused=self._used)
+        self._pending = pending
+        self._used = True
+        try:
+            conn.request(method, url, body=body, headers=headers)
+        except (OSError, http.client.HTTPException) as exc:
+            pending.error = exc
+        except BaseException:
+            self.close()  # nothing sensible can be read from this connection any more
+            raise
+
+    def finish_request(self) -> Response:
+        """Read the answer to the request :meth:`start_request` sent.
+
+        Raises :class:`TransportError` when no HTTP answer came back, ``RuntimeError`` when no
+        request was started. A reused connection the server had closed while idle fails before
+        the request reached it: then it is sent once more on a fresh connection.
+        """
+        pending, self._pending = self._pending, None
+        if pending is None:
+            raise RuntimeError("no request was started")
+        try:
+            if pending.error is not None:
+                raise pending.error
+            assert self._conn is not None
+            resp = self._conn.getresponse()
+            data = resp.read(_MAX_BODY + 1)
+            # A huge error page is not worth draining: drop the connection instead.
+            if len(data) > _MAX_BODY or not resp.isclosed() or resp.will_close:
                 self.close()
-                if reused and attempt == 1:
-                    continue
-                raise TransportError(self._network_message(exc)) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
-                raise TransportError(self._network_message(exc)) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                data = data[:_MAX_BODY]
+            return Response(resp.status, resp.reason, dict(resp.getheaders()), data)
+        except _STALE_CONNECTION_ERRORS as exc:
+            self.close()
+            if pending.reused:
+                # A fresh connection now, so a second failure is reported, not retried.
+                self._send(pending.method, pending.url, pending.body, pending.headers)
+                return self.finish_request()
+            raise TransportError(self._network_message(exc)) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise TransportError(self._network_message(exc)) from exc
+
+    def abort_request(self) -> None:
+        """Give up on an unfinished request: its answer is never read, the connection closed.
+
+        The server may still store what was sent; the caller must treat it as not delivered.
+        """
+        if self._pending is not None:
+            self._pending = None
+            self.close()
 
     def write(
         self, path: str, body: bytes, content_type: str = "text/plain; charset=utf-8"
     ) -> WriteResult:
         """POST ``body`` and classify the answer; never raises for network or server trouble."""
+        self.start_write(path, body, content_type)
+        return self.finish_write()
+
+    def start_write(
+        self, path: str, body: bytes, content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        """:meth:`write` in two steps: POST ``body`` now, :meth:`finish_write` reads the answer."""
+        self.start_request("POST", path, body, {"Content-Type": content_type})
+
+    def finish_write(self) -> WriteResult:
+        """The classified answer to :meth:`start_write`; never raises for network trouble."""
         try:
-            resp = self.request("POST", path, body, {"Content-Type": content_type})
+            resp = self.finish_request()
         except TransportError as exc:
             return WriteResult(Outcome.RETRY, None, str(exc))
         return self.classify(resp)

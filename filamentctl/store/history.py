@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from filamentctl.core.reading import Reading, iso_utc
+from filamentctl.core.reading import Reading, ReadingRow, iso_utc
 from filamentctl.errors import UserError
 
 PAGE_SIZE = 1024
@@ -427,6 +427,31 @@ class History:
         # Hot path of a backlog drain: the columns come in Reading's field order and with its
         # types (INTEGER/REAL columns), so no per-row conversion is needed.
         return list(starmap(Reading, rows))
+
+    def backlog_rows(
+        self, sink: str, limit: int, *, after: int | None = None, upto: int | None = None
+    ) -> list[ReadingRow]:
+        """Like :meth:`backlog`, as plain :data:`ReadingRow` tuples (no object per reading).
+
+        ``after``: start after this seq rather than at the cursor (never before the cursor, which
+        the backlog cap may have moved on): the pipelined drain reads batch N+1 while batch N is
+        still unacknowledged. ``upto``: leave out readings with a higher seq.
+        """
+        with self._lock:
+            start = self.ensure_cursor(sink)
+            if after is not None:
+                start = max(start, int(after))
+            sql = f"SELECT {_READING_ORDER} FROM readings WHERE seq > ?"
+            args: list[int] = [start]
+            if upto is not None:
+                sql += " AND seq <= ?"
+                args.append(int(upto))
+            args.append(max(int(limit), 0))
+            # The columns come in Reading's field order and with its types (INTEGER/REAL).
+            rows: list[ReadingRow] = (
+                self._require().execute(sql + " ORDER BY seq LIMIT ?", args).fetchall()
+            )
+            return rows
 
     def backlog_count(self, sink: str) -> int:
         """How many committed readings ``sink`` has not yet delivered."""
