@@ -45,6 +45,8 @@ from filamentctl.core.duration import format_duration, parse_duration
 Mode = Literal["auto", "manual", "fault"]
 REQUEST_MODES = ("auto", "on", "off")
 RESET_HINT = "run 'filamentctl heater reset'"
+#: Shortest rest after heater.max_on_s ended an ON period (longer when min_cycle_s is).
+MAX_ON_REST_S = 60.0
 
 #: Turns an override expiry (monotonic seconds) into display text, given ``now``:
 #: the service passes one that shows wall-clock time ("until 14:05").
@@ -456,7 +458,10 @@ def decide_heater(
     normal_mode: Mode = "manual" if st.override is not None else "auto"
     if st.on:
         ref, since = st.runaway_ref_c, st.runaway_since
-        near_target = temp >= s.max_temp_c - s.runaway_gain_c
+        # Close to the target a heater legitimately slows down, so auto control pauses the
+        # check there. A manual ON has no target: a sensor that fell out of the box reads flat
+        # whatever the heater does, so the check always runs.
+        near_target = st.override is None and temp >= s.max_temp_c - s.runaway_gain_c
         if ref is None or since is None or near_target or temp >= ref + s.runaway_gain_c:
             st = replace(st, runaway_ref_c=temp, runaway_since=now)
         elif now - since >= s.runaway_window_s:
@@ -468,13 +473,15 @@ def decide_heater(
             )
         on_for = now - st.on_since if st.on_since is not None else 0.0
         if on_for >= s.max_on_s:
-            st = replace(st, rest_until=now + s.min_cycle_s)
+            # The rest is at least MAX_ON_REST_S even with min_cycle_s = 0: a cap that lets the
+            # heater back on 250 ms later would be no cap at all.
+            rest = max(s.min_cycle_s, MAX_ON_REST_S)
+            st = replace(st, rest_until=now + rest)
             return _heater_switch(
                 st,
                 False,
                 normal_mode,
-                f"safety: ON for {_span(on_for)} (heater.max_on_s); "
-                f"resting OFF for {_span(s.min_cycle_s)}",
+                f"safety: ON for {_span(on_for)} (heater.max_on_s); resting OFF for {_span(rest)}",
                 now,
             )
 

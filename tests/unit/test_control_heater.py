@@ -282,11 +282,17 @@ RUNAWAY = {
         "fault",
         "17.0 → 17.5 °C",
     ),
-    "near the target (within the gain of max) the check pauses": Row(
-        [("read", 0, 17.0), ("req", 1, "on"), ("read", 100, 20.5), ("read", 1000, 20.5)],
+    "near the target (within the gain of max) auto control pauses the check": Row(
+        [("read", 0, 17.0), ("read", 100, 20.5), ("read", 1000, 20.5)],
         True,
-        "manual",
-        "manual on",
+        "auto",
+        "staying ON",
+    ),
+    "a manual ON is checked even near the target (a sensor fallen out reads flat)": Row(
+        [("read", 0, 17.0), ("req", 1, "on"), ("read", 100, 20.5), ("read", 1000, 20.5)],
+        False,
+        "fault",
+        "runaway",
     ),
     "not checked while the heater is OFF": Row(
         [("read", 0, 19.0), ("read", 290, 19.0), ("read", 580, 19.0), ("read", 870, 19.0)],
@@ -388,6 +394,13 @@ MAX_ON = {
         "manual",
         "manual on",
         settings=LONG,
+    ),
+    "with min_cycle_s 0 the rest still lasts MAX_ON_REST_S (a cap, not a blip)": Row(
+        [("read", 0, 15.0), ("read", 600, 15.0), ("read", 630, 15.0), ("read", 659, 15.0)],
+        False,
+        "auto",
+        "resting OFF",
+        settings={**LONG, "min_cycle_s": 0.0},
     ),
     "heater on refused while resting": Row(
         [("read", 0, 15.0), ("read", 600, 15.0), ("req", 610, "on")],
