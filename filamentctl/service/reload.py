@@ -58,6 +58,14 @@ SWAP_DRAIN_S = 0.5  # the old worker's last delivery attempt while swapping sink
 _reload_lock = threading.Lock()  # one reload at a time
 
 
+def _needs_restart(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    # Switching a relay OFF for good must never wait for a restart (its pin stays claimed
+    # until then, which is harmless); enabling one does, because the pin is claimed at start.
+    if key in ("heater.enabled", "fan.enabled") and old.get(key) and not new.get(key):
+        return False
+    return key in RESTART_KEYS
+
+
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Keys whose value differs (or exists on one side only), sorted."""
     return sorted(k for k in set(old) | set(new) if old.get(k, _NONE) != new.get(k, _NONE))
@@ -83,12 +91,12 @@ def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
     if getattr(service, "simulate", False):
         new["sensor.type"] = "simulated"  # `run --simulate` wins over the stored sensor
     changed = changed_keys(old, new)
-    restart = [k for k in changed if k in RESTART_KEYS]
+    restart = [k for k in changed if _needs_restart(k, old, new)]
     # What runs: the new values, except those that need a restart.
     effective = {**new, **{k: old[k] for k in restart if k in old}}
     applied: list[str] = []
     errors: list[str] = []
-    live = [k for k in changed if k not in RESTART_KEYS]
+    live = [k for k in changed if k not in restart]
     if not live:
         return _report(changed, applied, restart, errors)
 

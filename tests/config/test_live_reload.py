@@ -41,6 +41,21 @@ def test_changed_heater_thresholds_apply_at_once_in_process() -> None:
         assert service.status()["heater"]["thresholds"]["min_temp_c"] == 21.0
 
 
+def test_disabling_a_running_heater_switches_it_off_at_once() -> None:
+    values = settings(**HEATER)
+    with in_process_service(values) as service:
+        service.box.set(temperature_c=12.0, humidity=30.0, fault=None)
+        wait_until(lambda: heater_on(service), what="heater ON below the band")
+        report = apply_reload(service, {**values, "heater.enabled": False})
+        assert report["applied"] == ["heater.enabled"] and report["restart_required"] == []
+        assert not heater_on(service)
+        assert service.control.board.heater.pin_level == 0  # active-high: OFF is level 0
+        # ... and enabling it again waits for a restart (the pin is claimed at start).
+        report = apply_reload(service, values)
+        assert report["restart_required"] == ["heater.enabled"]
+        assert not heater_on(service)
+
+
 def test_keys_that_need_hardware_are_reported_not_applied() -> None:
     values = settings(**HEATER)
     with in_process_service(values) as service:
