@@ -30,6 +30,9 @@ PERMISSION = "permission_denied"
 TIMEOUT = "timeout"
 INTERNAL = "internal"
 
+# Event topics a subscriber may ask for (an event ``storage.rejected`` matches ``storage``).
+TOPICS = ("reading", "relay", "sensor", "storage", "alert")
+
 OPS = (
     "status",
     "read",

@@ -26,6 +26,7 @@ log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
 RETENTION_EVERY_S = 3600.0
+SUBSCRIBER_SEND_TIMEOUT_S = 10.0
 
 
 class Service:
@@ -247,7 +248,7 @@ class Service:
             from filamentctl.sinks.base import create_sink
 
             sink = create_sink(s)
-        self.delivery = DeliveryWorker(self.history, sink, s, on_event=self.bus.publish)
+        self.delivery = DeliveryWorker(self.history, sink, s, on_event=self.publish_storage)
         self.delivery.start()
 
     # -- sampling ---------------------------------------------------------------------------
@@ -480,19 +481,32 @@ class Service:
             not isinstance(topics, list) or not all(isinstance(t, str) for t in topics)
         ):
             raise ProtocolError(protocol.INVALID_ARGS, "'topics' must be a list of strings")
+        unknown = sorted(set(topics or ()) - set(protocol.TOPICS))
+        if unknown:
+            raise ProtocolError(
+                protocol.INVALID_ARGS,
+                f"unknown topic(s) {unknown}; known: {', '.join(protocol.TOPICS)}",
+            )
         sub = self.bus.subscribe(frozenset(topics) if topics else None)
-        conn.sock.settimeout(None)
+        # A subscriber that stops reading is dropped after this long, not waited on forever.
+        conn.sock.settimeout(SUBSCRIBER_SEND_TIMEOUT_S)
         try:
             conn.send_event(req.id, "status", self.status())
             while not conn.closed.is_set() and not self._stopping.is_set():
                 item = sub.get(timeout=1.0)
                 if item is None:
+                    if _peer_gone(conn):  # quiet topics: notice a client that went away
+                        break
                     continue
                 if not conn.send_event(req.id, item[0], item[1]):
                     break
         finally:
             self.bus.unsubscribe(sub)
         return {"ended": True}
+
+    def publish_storage(self, name: str, data: Any) -> None:
+        """Delivery events on the bus: ``alert`` as is, the rest as ``storage.<name>``."""
+        self.bus.publish(name if name == "alert" else f"storage.{name}", data)
 
     def op_flush(self, req: Request, conn: Connection) -> Any:
         timeout = _number_arg(req.args, "timeout", 60.0, minimum=0.1)
@@ -541,6 +555,18 @@ class Service:
         box.clear()
         log.info("sim: cleared")
         return box.state()
+
+
+def _peer_gone(conn: Connection) -> bool:
+    """True when the client closed its end (a zero-byte peek), without consuming anything."""
+    import socket
+
+    try:
+        return conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _ids_arg(args: Mapping[str, Any]) -> list[int] | None:

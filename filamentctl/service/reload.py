@@ -219,7 +219,7 @@ def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
     if sink is None:
         service.delivery = None
         return
-    worker = DeliveryWorker(service.history, sink, settings, on_event=service.bus.publish)
+    worker = DeliveryWorker(service.history, sink, settings, on_event=service.publish_storage)
     worker.start()
     service.delivery = worker
     worker.wake()

@@ -261,14 +261,14 @@ class App(TextualApp[None]):
         elif name == "alert":
             self._note(f"ALERT: {d.get('message', '')}")
             self._refresh_status()
-        elif name == "dropped":
+        elif name == "storage.dropped":
             self._note(f"storage: {d.get('dropped', '?')} readings dropped (backlog full)")
-        elif name == "rejected":
+        elif name == "storage.rejected":
             self._note(
                 f"storage: {d.get('backend', '?')} rejected {d.get('count', '?')} readings"
                 f" ({d.get('status', '?')}): {d.get('error', '')}"
             )
-        elif name == "recovered":
+        elif name == "storage.recovered":
             self._note(f"storage: delivery recovered after {d.get('failures', '?')} failures")
             self._refresh_status()
         else:

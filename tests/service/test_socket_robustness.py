@@ -128,3 +128,26 @@ def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-u
     for relay in ("heater", "fan"):
         for key in ("on", "pin_level", "mode", "reason", "override_until", "thresholds"):
             assert key in st[relay], (relay, key)
+
+
+def test_subscribers_that_hang_up_do_not_use_up_the_clients(service) -> None:  # type: ignore[no-untyped-def]
+    """Quiet topics mean no send ever fails: the service must still notice a closed client."""
+    from filamentctl.service.server import MAX_CLIENTS
+
+    for _ in range(MAX_CLIENTS - 2):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(service.server.path))
+            s.sendall(b'{"id": 1, "op": "subscribe", "args": {"topics": ["alert"]}}\n')
+            assert json.loads(s.makefile("rb").readline())["event"] == "status"
+    # Before the fix these threads lived forever and the next clients were refused.
+    wait_until(lambda: len(service.server._clients) == 0, what="subscriber threads to end")
+    [reply] = raw_request(service.server.path, b'{"id": 2, "op": "status"}\n')
+    assert reply["ok"]
+
+
+def test_unknown_subscribe_topic_is_refused(service) -> None:  # type: ignore[no-untyped-def]
+    [reply] = raw_request(
+        service.server.path, b'{"id": 1, "op": "subscribe", "args": {"topics": ["weather"]}}\n'
+    )
+    assert reply["error"]["code"] == "invalid_args" and "reading" in reply["error"]["message"]
