@@ -7,6 +7,7 @@ which order is observable; one test runs against a real VictoriaMetrics.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,3 +215,46 @@ def test_a_pipelined_drain_stores_every_reading_in_victoriametrics(
         "environment", {"run": unique_name}, expected=len(readings)
     )
     assert points == [(r.time_ns, r.fields()) for r in readings]
+
+
+class AckFailsOnce(History):
+    """The real history, except that one chosen ack fails as a full disk would make it fail.
+
+    Fault injection, not a mock of behaviour: SQLite offers no way to fail exactly one commit
+    while the next batch is already on the wire.
+    """
+
+    fail_at_call = 2
+    calls = 0
+
+    def ack(self, sink: str, last_seq: int, count: int) -> None:
+        self.calls += 1
+        if self.calls == self.fail_at_call:
+            raise sqlite3.OperationalError("database or disk is full")
+        super().ack(sink, last_seq, count)
+
+
+def test_an_ack_that_cannot_be_saved_abandons_the_batch_in_flight_and_loses_nothing(
+    tmp_path: Path, proxy: FaultProxy
+) -> None:
+    history = AckFailsOnce(tmp_path / "history.db", max_backlog=0, retention_days=0)
+    history.open()
+    try:
+        readings = commit(history, 4 * BATCH)
+        worker = worker_for(history, proxy.url)
+        with pytest.raises(sqlite3.OperationalError):
+            worker.flush(30)
+        # Batch 1 is acked; batch 2 was acknowledged by the server but its ack was not saved,
+        # and batch 3 was already sent: both stay in the backlog and are simply sent again.
+        assert history.cursor("victoriametrics") == readings[BATCH - 1].seq
+        result = worker.flush(30)
+        assert result["ok"] and result["delivered"] == 3 * BATCH
+        first, second, third, fourth = (encoded(b) for b in batches(readings))
+        # The abandoned connection carried 1-3; a fresh one resent 2 and 3, then 4.
+        by_connection: dict[int, list[bytes]] = {}
+        for seen in proxy.seen:
+            by_connection.setdefault(seen.connection, []).append(seen.body)
+        assert list(by_connection.values()) == [[first, second, third], [second, third, fourth]]
+        assert history.counters()["written"] == len(readings)
+    finally:
+        history.close()
