@@ -2,14 +2,17 @@
 
 Batches go out oldest first when ``writer.batch_size`` readings are waiting or when the oldest
 waiting reading was committed ``writer.flush_interval`` seconds ago; a large backlog drains batch
-after batch without pause. Per batch the sink's :class:`~filamentctl.core.outcome.Outcome` decides:
-ACK advances the cursor, SPLIT halves and resends, REJECT moves the batch to the dead-letter table,
-AUTH and RETRY keep everything and back off (``retry.backoff_base``/``retry.backoff_max`` with
-jitter, at least the server's Retry-After). After ``retry.alert_threshold`` consecutive failures,
-or at once for an authentication failure, an alert fires once per episode: logged, passed to
-``on_event``, shown in ``status()`` and, if ``retry.alert_command`` is set, run as a shell command
-with the details in its environment. Nothing leaves the history unless the backend took it, it was
-dead-lettered, or the backlog cap dropped it (counted).
+after batch without pause; with a sink that can send a prepared body (:class:`PipelinedSink`, e.g.
+VictoriaMetrics) the next batch is fetched and encoded while the backend stores the current one,
+and sent only once that one was acknowledged. Per batch the sink's
+:class:`~filamentctl.core.outcome.Outcome` decides: ACK advances the cursor, SPLIT halves and
+resends, REJECT moves the batch to the dead-letter table, AUTH and RETRY keep everything and back
+off (``retry.backoff_base``/``retry.backoff_max`` with jitter, at least the server's Retry-After).
+After ``retry.alert_threshold`` consecutive failures, or at once for an authentication failure, an
+alert fires once per episode: logged, passed to ``on_event``, shown in ``status()`` and, if
+``retry.alert_command`` is set, run as a shell command with the details in its environment. Nothing
+leaves the history unless the backend took it, it was dead-lettered, or the backlog cap dropped it
+(counted).
 """
 
 from __future__ import annotations
