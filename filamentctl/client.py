@@ -38,6 +38,7 @@ class Client:
         self._ids = itertools.count(1)
         self._sock: socket.socket | None = None
         self._buf = b""
+        self._interrupted = False
 
     # -- connection -------------------------------------------------------------------------
     @classmethod
@@ -122,21 +123,43 @@ class Client:
 
     def _recv_line(self) -> bytes:
         assert self._sock is not None, "not connected"
-        while b"\n" not in self._buf:
-            try:
-                chunk = self._sock.recv(65536)
-            except TimeoutError as exc:
-                raise UserError(
-                    "the service did not answer in time; it may be overloaded — "
-                    "check 'journalctl -u filamentctl' or retry"
-                ) from exc
-            except OSError as exc:
-                raise ServiceNotRunning(f"the service closed the connection: {exc}") from exc
-            if not chunk:
-                raise ServiceNotRunning("the service closed the connection (did it stop?)")
-            self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        newline = self._buf.find(b"\n")
+        if newline < 0:
+            chunks = [self._buf]  # a list, not +=: replies can be megabytes (history)
+            while True:
+                try:
+                    chunk = self._sock.recv(1 << 20)
+                except TimeoutError as exc:
+                    raise UserError(
+                        "the service did not answer in time; it may be overloaded — "
+                        "check 'journalctl -u filamentctl' or retry"
+                    ) from exc
+                except OSError as exc:
+                    if self._interrupted:
+                        raise ServiceNotRunning("connection closed by this client") from exc
+                    raise ServiceNotRunning(f"the service closed the connection: {exc}") from exc
+                if not chunk:
+                    raise ServiceNotRunning("the service closed the connection (did it stop?)")
+                chunks.append(chunk)
+                if b"\n" in chunk:
+                    break
+            self._buf = b"".join(chunks)
+            newline = self._buf.find(b"\n")
+        line, self._buf = self._buf[:newline], self._buf[newline + 1 :]
         return line
+
+    def interrupt(self) -> None:
+        """Wake a thread blocked reading from this client (e.g. a subscription) so it ends.
+
+        Safe from another thread; the blocked call raises ServiceNotRunning.
+        """
+        self._interrupted = True
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def set_timeout(self, timeout: float | None) -> None:
         self._timeout = timeout
@@ -158,7 +181,9 @@ class Client:
                 if on_event is not None:
                     on_event(str(msg["event"]), msg.get("data"))
                 continue
-            if msg.get("id") != req_id:
+            # An error without an id answers the pending request too: the server could not read
+            # the id (framing errors) or refused the connection ("too many clients").
+            if msg.get("id") != req_id and not (msg.get("id") is None and not msg.get("ok")):
                 continue
             if msg.get("ok"):
                 return msg.get("result")

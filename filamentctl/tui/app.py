@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -149,7 +148,7 @@ class App(TextualApp[None]):
         with self._stream_lock:
             stream = self._stream
         if stream is not None:
-            _interrupt(stream)
+            stream.interrupt()
 
     # -- widgets ----------------------------------------------------------------------------
     def _banner(self) -> ConnectionBanner:
@@ -524,20 +523,6 @@ def _event_message(name: str, data: Any) -> StatusReceived | ReadingReceived | S
     if name == "reading" and isinstance(data, dict):
         return ReadingReceived(data)
     return ServiceEventReceived(name, data)
-
-
-def _interrupt(client: Client) -> None:
-    """End a blocking read on ``client`` from another thread.
-
-    ``close()`` alone does not wake a thread blocked in ``recv`` on Linux; ``shutdown`` does.
-    The client has no public way to do this yet, hence the private attribute.
-    """
-    sock: socket.socket | None = getattr(client, "_sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed by the other side
 
 
 def run_dashboard(socket_path: Path | None) -> None:
