@@ -42,7 +42,7 @@ _filamentctl_options() {
         "heater on") echo "--for --json -h --help" ;;
         "heater reset") echo "--json -h --help" ;;
         "heater status") echo "--json -h --help" ;;
-        "history") echo "--since -f --format --limit -h --help" ;;
+        "history") echo "--since -f --format --limit --every -h --help" ;;
         "read") echo "--json --direct -h --help" ;;
         "run") echo "--simulate --debug --log-format -h --help" ;;
         "service") echo "-h --help" ;;
@@ -68,7 +68,7 @@ _filamentctl_value_options() {
         "flush") echo "--timeout --dead-letter --id" ;;
         "heater off") echo "--for" ;;
         "heater on") echo "--for" ;;
-        "history") echo "--since -f --format --limit" ;;
+        "history") echo "--since -f --format --limit --every" ;;
         "run") echo "--log-format" ;;
         "service install") echo "--user" ;;
         "sim set") echo "-t --temperature -u --humidity --fault" ;;

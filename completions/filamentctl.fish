@@ -72,7 +72,7 @@ function __filamentctl_value_options
         case 'heater on'
             printf '%s\n' -- --for
         case 'history'
-            printf '%s\n' -- --since -f --format --limit
+            printf '%s\n' -- --since -f --format --limit --every
         case 'run'
             printf '%s\n' -- --log-format
         case 'service install'
@@ -213,6 +213,7 @@ complete -c filamentctl -n "__filamentctl_at 'heater status'" -s h -l help -d 'S
 complete -c filamentctl -n "__filamentctl_at 'history'" -l since -r -d 'How far back, e.g. 90m, 24h, 7d.'
 complete -c filamentctl -n "__filamentctl_at 'history'" -s f -l format -r -d 'table, csv or json.'
 complete -c filamentctl -n "__filamentctl_at 'history'" -l limit -r -d 'At most this many readings (newest kept).'
+complete -c filamentctl -n "__filamentctl_at 'history'" -l every -r -d 'Average into buckets of this length, e.g. 10m (long spans).'
 complete -c filamentctl -n "__filamentctl_at 'history'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'read'" -l json -d 'Print one JSON document on stdout (for scripts).'

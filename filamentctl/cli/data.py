@@ -268,19 +268,27 @@ def history(
     since: str = typer.Option("24h", "--since", help="How far back, e.g. 90m, 24h, 7d."),
     format_: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     limit: int = typer.Option(
-        100_000, "--limit", min=1, help="At most this many readings (newest kept)."
+        100_000, "--limit", min=1, max=100_000, help="At most this many readings (newest kept)."
+    ),
+    every: str | None = typer.Option(
+        None, "--every", help="Average into buckets of this length, e.g. 10m (long spans)."
     ),
 ) -> None:
     """Print readings from the local history (works with or without a running service)."""
     if format_ not in ("table", "csv", "json"):
         raise UsageError(f"invalid --format {format_!r}: use table, csv or json")
     since_s = parse_since(since)
+    args: dict[str, Any] = {"since_s": since_s, "limit": limit}
+    if every is not None:
+        args["step_s"] = parse_since(every)
+        if args["step_s"] < 1:
+            raise UsageError(f"invalid --every {every!r}: use at least 1s")
     try:
-        rows = call(ctx, "history", {"since_s": since_s, "limit": limit}, timeout=30.0)
+        rows = call(ctx, "history", args, timeout=30.0)
     except ServiceNotRunning:
         from filamentctl.service.direct import history_direct
 
-        rows = history_direct(since_s, limit)
+        rows = history_direct(since_s, limit, args.get("step_s"))
     if format_ == "json":
         print_json(rows)
     elif format_ == "csv":

@@ -134,3 +134,12 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_FAILED)
+    except Exception as exc:  # a bug: still one line, the traceback only with --debug
+        if debug:
+            raise
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        sys.stderr.write(
+            f"filamentctl: internal error: {type(exc).__name__}: {first} "
+            "(run again with --debug for the traceback, and please report it)\n"
+        )
+        sys.exit(EXIT_FAILED)

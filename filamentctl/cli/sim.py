@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import typer
 
 from filamentctl.cli.common import call, print_json
@@ -32,6 +34,9 @@ def set_(
     """Pin the simulated sensor's values and/or inject a fault until 'sim clear'."""
     if temperature is None and humidity is None and fault is None:
         raise UsageError("nothing to set: give --temperature, --humidity and/or --fault")
+    for name, value in (("--temperature", temperature), ("--humidity", humidity)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"invalid {name} {value}: give a finite number")
     if fault is not None and fault not in FAULTS:
         raise UsageError(f"invalid --fault {fault!r}: use one of {', '.join(FAULTS)}")
     args = {

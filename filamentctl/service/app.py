@@ -27,6 +27,10 @@ log = logging.getLogger("filamentctl.service")
 CONTROL_TICK_S = 0.25
 RETENTION_EVERY_S = 3600.0
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
+# One history reply at most this many readings (ask for step_s to cover long spans): bounds
+# the service's memory and how long the query holds the history lock.
+HISTORY_LIMIT = 100_000
+MAX_SINCE_S = 100 * 366 * 86400.0
 
 
 class Service:
@@ -283,15 +287,16 @@ class Service:
         from filamentctl.core.validation import Rejected
         from filamentctl.hw.sensor import SensorError
 
-        now = self.clock()
         try:
             raw = self.sensor.read()
         except SensorError as exc:
-            self._sensor_failed(now, str(exc))
+            self._sensor_failed(self.clock(), str(exc))
             return previous
         except Exception as exc:  # a driver bug is a sensor fault, not a service crash
-            self._sensor_failed(now, f"{type(exc).__name__}: {exc}")
+            self._sensor_failed(self.clock(), f"{type(exc).__name__}: {exc}")
             return previous
+        # The sample's moment: after the read returned (a DHT read with retries takes seconds).
+        now = self.clock()
         time_ns = self.wall_ns()
         try:
             sample = self.filter.check(raw, previous)
@@ -299,6 +304,8 @@ class Service:
             event = self.health.reject(now, str(exc), key=exc.reason)
             self._log_health(event, logging.WARNING)
             return previous
+        # Control first: it must never wait for the history (a long query holds its lock).
+        self.control.on_reading(sample, now)
         with self._lock:
             seq = self.history.next_seq()
             reading = Reading(
@@ -309,7 +316,6 @@ class Service:
             self.latest_at = now
             self.readings_total += 1
         self._sensor_ok(now)
-        self.control.on_reading(reading, now)
         self.bus.publish("reading", reading.to_dict())
         return sample
 
@@ -470,10 +476,15 @@ class Service:
         return out
 
     def op_history(self, req: Request, conn: Connection) -> Any:
-        since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0)
-        limit = int(_number_arg(req.args, "limit", 100_000, minimum=1))
+        since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0, maximum=MAX_SINCE_S)
+        limit = int(_number_arg(req.args, "limit", HISTORY_LIMIT, 1, maximum=HISTORY_LIMIT))
         since_ns = self.wall_ns() - int(since_s * 1e9)
-        return [r.to_dict() for r in self.history.query(since_ns, limit=limit)]
+        if "step_s" in req.args:
+            step_s = _number_arg(req.args, "step_s", 60.0, minimum=1.0, maximum=MAX_SINCE_S)
+            rows = self.history.downsample(since_ns, int(step_s * 1e9), limit)
+        else:
+            rows = self.history.query(since_ns, limit=limit)
+        return [r.to_dict() for r in rows]
 
     def op_subscribe(self, req: Request, conn: Connection) -> Any:
         topics = req.args.get("topics")
@@ -580,10 +591,18 @@ def _ids_arg(args: Mapping[str, Any]) -> list[int] | None:
     return ids
 
 
-def _number_arg(args: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
+def _number_arg(
+    args: Mapping[str, Any],
+    name: str,
+    default: float,
+    minimum: float,
+    maximum: float = float("inf"),
+) -> float:
     value = args.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be a number")
     if value < minimum:
-        raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be at least {minimum}")
+        raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be at least {minimum:g}")
+    if value > maximum:
+        raise ProtocolError(protocol.INVALID_ARGS, f"'{name}' must be at most {maximum:g}")
     return float(value)

@@ -29,10 +29,14 @@ from filamentctl.core.control import (
     HeaterSettings,
     RequestResult,
 )
-from filamentctl.core.reading import Reading, iso_utc
+from filamentctl.core.reading import Reading, Sample, iso_utc
 from filamentctl.protocol import ProtocolError
 
 log = logging.getLogger("filamentctl.control")
+
+# Longest manual override: a year is already "forever" for a dry box; larger values overflow
+# the timestamps status shows.
+MAX_OVERRIDE_S = 366 * 86400.0
 
 Publish = Callable[[str, Any], None]
 
@@ -92,8 +96,12 @@ class ControlLoop:
         return self.heater if name == "heater" else self.fan
 
     # -- inputs -----------------------------------------------------------------------------
-    def on_reading(self, reading: Reading, now: float) -> None:
-        """Control on a new reading taken at ``now`` (the clock value of the sample)."""
+    def on_reading(self, reading: Reading | Sample, now: float) -> None:
+        """Control on a new accepted sample taken at ``now`` (the clock value of the sample).
+
+        The service calls this before it stores the reading, so control never waits on the
+        history (a long query or a slow disk).
+        """
         with self._lock:
             if self.enabled["heater"]:
                 self._apply("heater", self.heater.observe(reading.temperature_c, 0.0, now))
@@ -205,9 +213,11 @@ class ControlLoop:
                 or not isinstance(for_s, (int, float))
                 or not math.isfinite(for_s)
                 or for_s <= 0
+                or for_s > MAX_OVERRIDE_S
             ):
                 raise ProtocolError(
-                    protocol.INVALID_ARGS, "'for_s' must be a positive number of seconds"
+                    protocol.INVALID_ARGS,
+                    "'for_s' must be a positive number of seconds, at most a year",
                 )
             if mode == "auto":
                 raise ProtocolError(

@@ -41,7 +41,7 @@ def read_direct() -> dict[str, Any]:
     return out
 
 
-def history_direct(since_s: float, limit: int) -> list[dict[str, Any]]:
+def history_direct(since_s: float, limit: int, step_s: float | None = None) -> list[dict[str, Any]]:
     """Readings from the history file (read-only; fine while a service writes it)."""
     from filamentctl.store.history import History
     from filamentctl.store.settings import load_settings
@@ -53,7 +53,11 @@ def history_direct(since_s: float, limit: int) -> list[dict[str, Any]]:
     history = History.from_settings(paths.history_db, load_settings(paths))
     history.open()
     try:
-        return [r.to_dict() for r in history.query(since_ns)[-limit:]]
+        if step_s is not None:
+            rows = history.downsample(since_ns, int(step_s * 1e9), limit)
+        else:
+            rows = history.query(since_ns, limit=limit)
+        return [r.to_dict() for r in rows]
     finally:
         history.close()
 

@@ -94,6 +94,9 @@ def render_unit(opts: UnitOptions) -> str:
         # DeviceAllow=char-i2c only resolves when i2c-dev is loaded at start; load it first.
         "Wants=modprobe@i2c_dev.service",
         "After=modprobe@i2c_dev.service",
+        # Readings carry wall-clock timestamps: a Pi has no RTC, so start after the clock is
+        # synchronised where the system orders that (systemd-time-wait-sync).
+        "After=time-sync.target",
         "",
         "[Service]",
         "Type=notify",

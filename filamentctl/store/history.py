@@ -377,6 +377,26 @@ class History:
             out = out[len(out) - max(int(limit), 0) :]
         return out
 
+    def downsample(self, since_ns: int, step_ns: int, limit: int) -> list[Reading]:
+        """Averages over ``step_ns`` buckets since ``since_ns`` (charts of days of data).
+
+        Each bucket is one Reading: mean values, mean time, the bucket's first seq. Computed
+        by SQLite in one pass; the newest ``limit`` buckets, oldest first. Buffered (not yet
+        committed) readings are left out: at most one commit interval, finer than a bucket.
+        """
+        if step_ns <= 0:
+            raise ValueError("step must be positive")
+        sql = (
+            # AVG is a double: average offsets from since_ns, not 19-digit timestamps.
+            "SELECT MIN(seq), ? + CAST(AVG(time_ns - ?) AS INTEGER), AVG(temperature_c),"
+            " AVG(humidity), AVG(pressure_hpa) FROM readings WHERE time_ns >= ?"
+            " GROUP BY time_ns / ? ORDER BY MIN(seq) DESC LIMIT ?"
+        )
+        args = (since_ns, since_ns, since_ns, step_ns, max(limit, 0))
+        with self._lock:
+            rows = self._require().execute(sql, args).fetchall()
+        return [_reading(row) for row in reversed(rows)]
+
     def last_committed_seq(self) -> int:
         """The highest seq ever committed (0 for a new history)."""
         with self._lock:

@@ -57,6 +57,7 @@ CHART_RANGES = (3600.0, 6 * 3600.0, 24 * 3600.0)
 #: At most this many readings per history request: bounds the reply at a few MB even at 1 s
 #: reads over 24 h (the chart needs a few hundred points; the rest is averaged away).
 HISTORY_LIMIT = 20_000
+CHART_POINTS = 720  # buckets per chart range, more than any terminal is wide
 #: A reading older than this is stale when the service does not say otherwise.
 DEFAULT_STALE_AFTER_S = 30.0
 NEXT_MODE = {"auto": "on", "on": "off", "off": "auto"}
@@ -326,7 +327,11 @@ class App(TextualApp[None]):
     def _load_history(self, range_s: float) -> None:
         try:
             with Client.connect(self.socket_path, timeout=30.0) as client:
-                rows = client.call("history", {"since_s": range_s, "limit": HISTORY_LIMIT})
+                # Averaged by the service into CHART_POINTS buckets: 24 h of 1 s readings would
+                # otherwise be 86,400 rows for a chart a few hundred cells wide.
+                step_s = max(1.0, range_s / CHART_POINTS)
+                args = {"since_s": range_s, "step_s": step_s, "limit": HISTORY_LIMIT}
+                rows = client.call("history", args)
         except (UserError, OSError, ValueError) as exc:
             self.post_message(CommandFinished("history", error=str(exc)))
             return

@@ -176,3 +176,21 @@ def test_missing_sensor_never_stops_the_service() -> None:
         assert svc.proc is not None and svc.proc.poll() is None
     finally:
         svc.cleanup()
+
+
+def test_sim_set_non_finite_value_is_usage_error(box) -> None:  # type: ignore[no-untyped-def]
+    result = box.cli("sim", "set", "--temperature", "nan")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "finite" in result.stderr
+
+
+def test_history_span_beyond_a_century_is_usage_error(box) -> None:  # type: ignore[no-untyped-def]
+    result = box.cli("history", "--since", "1000000000000000d")
+    assert result.returncode == 2
+    assert "since_s" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_history_every_averages_into_buckets(box) -> None:  # type: ignore[no-untyped-def]
+    rows = json.loads(box.cli("history", "--every", "1h", "--format", "json").stdout)
+    raw = json.loads(box.cli("history", "--format", "json").stdout)
+    assert 1 <= len(rows) <= 2 < len(raw)  # a short run falls into one or two hour buckets

@@ -381,3 +381,21 @@ def test_released_sink_no_longer_holds_back_retention(tmp_path: Path) -> None:
         assert h.apply_retention(now_ns) == 3
     finally:
         h.close()
+
+
+def test_downsample_averages_buckets_oldest_first(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db", max_backlog=1000, retention_days=0)
+    h.open()
+    try:
+        base = 1_800_000_000_000_000_000
+        for i in range(60):  # one reading a second for a minute; T rises 0.1 °C a second
+            h.add(Reading(base + i * 1_000_000_000, h.next_seq(), 20.0 + i * 0.1, 40.0))
+        h.commit()
+        buckets = h.downsample(base, 10 * 1_000_000_000, limit=100)
+        assert len(buckets) == 6
+        assert [b.seq for b in buckets] == [1, 11, 21, 31, 41, 51]
+        assert buckets[0].temperature_c == pytest.approx(20.45)  # mean of 20.0 .. 20.9
+        assert buckets[-1].time_ns == base + 55 * 1_000_000_000 - 500_000_000
+        assert [b.seq for b in h.downsample(base, 10 * 1_000_000_000, limit=2)] == [41, 51]
+    finally:
+        h.close()
