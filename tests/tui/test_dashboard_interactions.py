@@ -67,7 +67,10 @@ def test_live_values_status_and_storage_appear_on_connect(
             ):
                 assert expected in text
             assert "DISCONNECTED" not in text
-            assert ("history", {"since_s": 3600.0, "limit": 20000}) in service.requests
+            assert (
+                "history",
+                {"since_s": 3600.0, "step_s": 5.0, "limit": 20000},
+            ) in service.requests
 
     run(scenario)
 
@@ -311,7 +314,10 @@ def test_c_switches_the_chart_range_and_reloads_history(
             await pilot.press("c")
             await wait_for(
                 pilot,
-                lambda: ("history", {"since_s": 21600.0, "limit": 20000}) in service.requests,
+                lambda: (
+                    ("history", {"since_s": 21600.0, "step_s": 30.0, "limit": 20000})
+                    in service.requests
+                ),
                 "a 6 h history request",
             )
             await wait_for(pilot, lambda: "Last 6 h" in screen_text(app), "the 6 h title")
