@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import typer
 
+from filamentctl import display
 from filamentctl.errors import UsageError
 
 
@@ -40,24 +40,11 @@ def print_json(data: Any) -> None:
 
 
 def fmt_num(value: Any, unit: str = "", digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, (int, float)):
-        return f"{value:.{digits}f}{unit}"
-    return f"{value}{unit}"
+    """``21.3 °C``; "—" for a missing or non-finite value (see :func:`display.num`)."""
+    return display.num(value, digits, unit)
 
 
-def fmt_age(seconds: Any) -> str:
-    if seconds is None:
-        return "—"
-    s = float(seconds)
-    if s < 90:
-        return f"{s:.1f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} d"
+fmt_age = display.age
 
 
 def parse_since(text: str) -> float:

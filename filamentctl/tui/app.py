@@ -26,10 +26,10 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from filamentctl import display as fmt
 from filamentctl.client import Client
 from filamentctl.core.backoff import backoff_delay
 from filamentctl.errors import UserError
-from filamentctl.tui import format as fmt
 from filamentctl.tui.messages import (
     CommandFinished,
     FlushProgressed,

@@ -9,7 +9,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Sparkline, Static
 
-from filamentctl.tui import format as fmt
+from filamentctl import display as fmt
 from filamentctl.tui.widgets.text import set_text
 
 #: Points kept per series: wider than any terminal, so the sparkline still buckets by column.

@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Button, Static
 
-from filamentctl.tui import format as fmt
+from filamentctl import display as fmt
 from filamentctl.tui.widgets.text import set_text
 
 

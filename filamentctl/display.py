@@ -1,4 +1,4 @@
-"""Text for the dashboard: numbers, ages, clock times, relay thresholds (pure; no Textual).
+"""Text for people: numbers, ages, clock times, thresholds (pure; shared by the CLI and the TUI).
 
 Every function accepts ``None`` (a value the service did not send) and returns "—" for it, so a
 half-filled ``status`` never breaks the screen.
