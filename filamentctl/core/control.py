@@ -763,95 +763,93 @@ def fan_status(settings: FanSettings, state: FanState, now: float) -> ControlSta
 # --------------------------------------------------------------------------- holders
 
 
-class HeaterController:
-    """Holds the heater's settings and state; each method is one pure step that replaces it."""
+P = TypeVar("P", HeaterSettings, FanSettings)
+
+
+class _Controller(Generic[P, S]):
+    """Holds one relay's settings and state; each method is one pure step that replaces it."""
 
     def __init__(
         self,
-        settings: HeaterSettings,
-        now: float,
-        format_until: UntilFormatter = relative_until,
+        settings: P,
+        state: S,
+        format_until: UntilFormatter,
+        decide: Callable[[P, S, Observation | None, float, UntilFormatter], Decision[S]],
+        request: Callable[[P, S, str, float | None, float, UntilFormatter], RequestResult[S]],
+        reset: Callable[[P, S, float, UntilFormatter], RequestResult[S]],
+        status: Callable[[P, S, float], ControlStatus],
     ) -> None:
-        self.settings = settings
-        self.state = HeaterState.initial(now)
+        self.settings: P = settings
+        self.state: S = state
         self.format_until = format_until
+        self._decide: Callable[[P, S, Observation | None, float, UntilFormatter], Decision[S]] = (
+            decide
+        )
+        self._request: Callable[
+            [P, S, str, float | None, float, UntilFormatter], RequestResult[S]
+        ] = request
+        self._reset: Callable[[P, S, float, UntilFormatter], RequestResult[S]] = reset
+        self._status: Callable[[P, S, float], ControlStatus] = status
 
-    def _apply(self, decision: Decision[HeaterState]) -> Decision[HeaterState]:
+    def _step(self, observation: Observation | None, now: float) -> Decision[S]:
+        decision = self._decide(self.settings, self.state, observation, now, self.format_until)
         self.state = decision.state
         return decision
 
-    def observe(self, temperature_c: float, age_s: float, now: float) -> Decision[HeaterState]:
-        """A new reading (°C) sampled ``age_s`` seconds before ``now``."""
-        obs = Observation(temperature_c, age_s)
-        return self._apply(decide_heater(self.settings, self.state, obs, now, self.format_until))
+    def observe(self, value: float, age_s: float, now: float) -> Decision[S]:
+        """A new reading (°C for the heater, %RH for the fan) sampled ``age_s`` before ``now``."""
+        return self._step(Observation(value, age_s), now)
 
-    def tick(self, now: float) -> Decision[HeaterState]:
+    def tick(self, now: float) -> Decision[S]:
         """Re-evaluate without a new reading (staleness, expiry, max on-time)."""
-        return self._apply(decide_heater(self.settings, self.state, None, now, self.format_until))
+        return self._step(None, now)
 
-    def request(self, mode: str, until: float | None, now: float) -> RequestResult[HeaterState]:
-        """``heater on|off|auto``; see :func:`request_heater`."""
-        result = request_heater(self.settings, self.state, mode, until, now, self.format_until)
-        self._apply(result.decision)
+    def request(self, mode: str, until: float | None, now: float) -> RequestResult[S]:
+        """``on|off|auto``; see :func:`request_heater` / :func:`request_fan`."""
+        result = self._request(self.settings, self.state, mode, until, now, self.format_until)
+        self.state = result.decision.state
         return result
 
-    def reset(self, now: float) -> RequestResult[HeaterState]:
-        """``heater reset``; see :func:`reset_heater`."""
-        result = reset_heater(self.settings, self.state, now, self.format_until)
-        self._apply(result.decision)
+    def reset(self, now: float) -> RequestResult[S]:
+        """``reset``; see :func:`reset_heater` / :func:`reset_fan`."""
+        result = self._reset(self.settings, self.state, now, self.format_until)
+        self.state = result.decision.state
         return result
 
-    def reconfigure(self, settings: HeaterSettings, now: float) -> Decision[HeaterState]:
+    def reconfigure(self, settings: P, now: float) -> Decision[S]:
         """Apply changed settings and re-evaluate at once (a latch stays latched)."""
         self.settings = settings
         return self.tick(now)
 
     def status(self, now: float) -> ControlStatus:
-        return heater_status(self.settings, self.state, now)
+        return self._status(self.settings, self.state, now)
 
 
-class FanController:
-    """Holds the fan's settings and state; each method is one pure step that replaces it."""
-
+class HeaterController(_Controller[HeaterSettings, HeaterState]):
     def __init__(
-        self,
-        settings: FanSettings,
-        now: float,
-        format_until: UntilFormatter = relative_until,
+        self, settings: HeaterSettings, now: float, format_until: UntilFormatter = relative_until
     ) -> None:
-        self.settings = settings
-        self.state = FanState.initial(now)
-        self.format_until = format_until
+        super().__init__(
+            settings,
+            HeaterState.initial(now),
+            format_until,
+            decide_heater,
+            request_heater,
+            reset_heater,
+            heater_status,
+        )
 
-    def _apply(self, decision: Decision[FanState]) -> Decision[FanState]:
-        self.state = decision.state
-        return decision
 
-    def observe(self, humidity: float, age_s: float, now: float) -> Decision[FanState]:
-        """A new reading (%RH) sampled ``age_s`` seconds before ``now``."""
-        obs = Observation(humidity, age_s)
-        return self._apply(decide_fan(self.settings, self.state, obs, now, self.format_until))
-
-    def tick(self, now: float) -> Decision[FanState]:
-        """Re-evaluate without a new reading (staleness, expiry)."""
-        return self._apply(decide_fan(self.settings, self.state, None, now, self.format_until))
-
-    def request(self, mode: str, until: float | None, now: float) -> RequestResult[FanState]:
-        """``fan on|off|auto``; see :func:`request_fan`."""
-        result = request_fan(self.settings, self.state, mode, until, now, self.format_until)
-        self._apply(result.decision)
-        return result
-
-    def reset(self, now: float) -> RequestResult[FanState]:
-        """``fan reset``; see :func:`reset_fan`."""
-        result = reset_fan(self.settings, self.state, now, self.format_until)
-        self._apply(result.decision)
-        return result
-
-    def reconfigure(self, settings: FanSettings, now: float) -> Decision[FanState]:
-        """Apply changed settings and re-evaluate at once."""
-        self.settings = settings
-        return self.tick(now)
-
-    def status(self, now: float) -> ControlStatus:
-        return fan_status(self.settings, self.state, now)
+class FanController(_Controller[FanSettings, FanState]):
+    def __init__(
+        self, settings: FanSettings, now: float, format_until: UntilFormatter = relative_until
+    ) -> None:
+        super().__init__(
+            settings,
+            FanState.initial(now),
+            format_until,
+            decide_fan,
+            request_fan,
+            reset_fan,
+            fan_status,
+        )
