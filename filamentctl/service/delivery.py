@@ -105,6 +105,8 @@ class DeliveryWorker:
         # Delivery state (guarded by _state_lock).
         self._failures = 0
         self._errors_total = 0  # every failed attempt since start (Telegraf-style self-metric)
+        self._internal_failures = 0  # consecutive unexpected errors (worker thread only)
+        self._internal_error: str | None = None
         self._connected: bool | None = None  # None until the first attempt
         self._last_error: str | None = None
         self._retry_at: float | None = None
@@ -162,6 +164,17 @@ class DeliveryWorker:
         else:
             self._thread = None
 
+    def join(self, timeout: float) -> bool:
+        """Wait for a stopped worker's thread to end; True when it has (or never ran)."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(max(timeout, 0.0))
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
+
     # -- the worker thread -------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -174,11 +187,9 @@ class DeliveryWorker:
         while not self._stop_event.is_set():
             try:
                 wait = self._cycle()
+                self._internal_failures, self._internal_error = 0, None
             except Exception as exc:  # the thread must survive anything (e.g. a locked database)
-                log.exception("delivery to %s hit an unexpected error", self._name)
-                with self._state_lock:
-                    self._last_error = f"internal error: {exc}"
-                wait = max(self._backoff_base, 1.0)
+                wait = self._internal_failure(exc)
             self._wake_event.wait(max(wait, 0.0))
             self._wake_event.clear()
         try:
@@ -189,6 +200,23 @@ class DeliveryWorker:
             self._sink.close()
         except Exception:
             log.debug("closing %s failed", self._name, exc_info=True)
+
+    def _internal_failure(self, exc: Exception) -> float:
+        """An unexpected error in a cycle (e.g. the history cannot record an ack): logged once
+        per distinct error, counted, and retried with the same backoff as a failed write."""
+        text = f"internal error: {type(exc).__name__}: {exc}"
+        if text != self._internal_error:
+            log.exception("delivery to %s hit an unexpected error", self._name)
+        else:
+            log.debug("delivery to %s: %s (again)", self._name, text)
+        self._internal_error = text
+        self._internal_failures += 1
+        with self._state_lock:
+            self._last_error = text
+            self._errors_total += 1
+        return retry_delay(
+            self._internal_failures, self._backoff_base, self._backoff_max, self._rng()
+        )
 
     def _cycle(self) -> float:
         """Do what is due now; return how long to sleep before the next look."""
@@ -527,7 +555,7 @@ class DeliveryWorker:
         proc = subprocess.Popen(
             self._alert_command,
             shell=True,
-            env=os.environ | env,
+            env=_alert_environment(env),
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -712,6 +740,17 @@ class DeliveryWorker:
                 ),
             }
         return out
+
+
+# What the user's alert command inherits from the service's environment: enough to run a shell
+# command, and never the service's secrets (config key, Vault tokens, FILAMENTCTL_* overrides).
+ALERT_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL")
+
+
+def _alert_environment(details: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ALERT_ENV_KEEP}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return {**env, **details}
 
 
 PREVIEW_POINTS = 3

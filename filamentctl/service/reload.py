@@ -207,15 +207,15 @@ def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
     old = service.delivery
     if old is not None:
         old.stop(SWAP_DRAIN_S)
+        # Two workers must never drain the same cursor: wait until the old one has finished
+        # its last request (bounded by the HTTP timeout), even if that outlasts the drain.
+        if not old.join(float(service.settings.get("database.timeout", 10.0)) + 5.0):
+            # Still stuck past its own timeout: go on (writes are idempotent where the
+            # backend allows), rather than leave the box with no delivery at all.
+            log.warning("the old delivery worker is still busy; starting the new one anyway")
         old_name = old.status().get("backend")
         if sink is None or old_name != getattr(sink, "name", None):
             service.history.release_sink(old_name)
-        old_sink = getattr(old, "sink", None)
-        if old_sink is not None and old_sink is not sink:
-            try:
-                old_sink.close()
-            except Exception:
-                log.debug("closing the old sink failed", exc_info=True)
     if sink is None:
         service.delivery = None
         return

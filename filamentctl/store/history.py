@@ -29,6 +29,7 @@ from filamentctl.core.reading import Reading, ReadingRow, iso_utc
 from filamentctl.errors import UserError
 
 PAGE_SIZE = 1024
+EXACT_COUNT_LIMIT = 100_000  # backlogs above this are counted from the seq span
 log = logging.getLogger("filamentctl.history")
 
 SCHEMA_VERSION = 1
@@ -404,15 +405,18 @@ class History:
 
     # -- per-sink cursors --------------------------------------------------------------------
 
-    def ensure_cursor(self, sink: str) -> int:
-        """Create ``sink``'s cursor if needed and mark the sink active; returns the cursor.
+    def ensure_cursor(self, sink: str, *, activate: bool = True) -> int:
+        """Create ``sink``'s cursor if needed and (by default) mark the sink active; returns it.
 
         A new sink starts where the least advanced existing sink stands (switching backend carries
         the unsent backlog over), or at the beginning of history when there is no sink yet.
+        Read-only callers pass ``activate=False``: a replaced sink's late status call must not
+        make it hold back retention again.
         """
         with self._lock:
             conn = self._require()
-            self._active_sinks.add(sink)
+            if activate:
+                self._active_sinks.add(sink)
             row = conn.execute("SELECT last_seq FROM cursors WHERE sink = ?", (sink,)).fetchone()
             if row is not None:
                 return int(row[0])
@@ -430,12 +434,12 @@ class History:
 
     def cursor(self, sink: str) -> int:
         """The highest seq ``sink`` is done with (created as in ``ensure_cursor``)."""
-        return self.ensure_cursor(sink)
+        return self.ensure_cursor(sink, activate=False)
 
     def backlog(self, sink: str, limit: int) -> list[Reading]:
         """Up to ``limit`` committed readings ``sink`` has not yet delivered, oldest first."""
         with self._lock:
-            cursor = self.ensure_cursor(sink)
+            cursor = self.ensure_cursor(sink, activate=False)
             rows = (
                 self._require()
                 .execute(
@@ -458,7 +462,7 @@ class History:
         still unacknowledged. ``upto``: leave out readings with a higher seq.
         """
         with self._lock:
-            start = self.ensure_cursor(sink)
+            start = self.ensure_cursor(sink, activate=False)
             if after is not None:
                 start = max(start, int(after))
             sql = f"SELECT {_READING_ORDER} FROM readings WHERE seq > ?"
@@ -476,7 +480,13 @@ class History:
     def backlog_count(self, sink: str) -> int:
         """How many committed readings ``sink`` has not yet delivered."""
         with self._lock:
-            cursor = self.ensure_cursor(sink)
+            cursor = self.ensure_cursor(sink, activate=False)
+            upper = self._last_committed - cursor
+            if upper > EXACT_COUNT_LIMIT:
+                # Counting millions of rows holds the lock for seconds on a Pi (status is called
+                # every second by --watch): the seq span is exact unless a full disk once forced
+                # buffered readings to be dropped, and then it errs high.
+                return upper
             (n,) = (
                 self._require()
                 .execute("SELECT COUNT(*) FROM readings WHERE seq > ?", (cursor,))
@@ -487,7 +497,7 @@ class History:
     def oldest_unsent_ns(self, sink: str) -> int | None:
         """Sample time of the oldest reading ``sink`` has not delivered; None when caught up."""
         with self._lock:
-            cursor = self.ensure_cursor(sink)
+            cursor = self.ensure_cursor(sink, activate=False)
             row = (
                 self._require()
                 .execute(
@@ -505,7 +515,7 @@ class History:
         """
         with self._lock:
             conn = self._require()
-            self.ensure_cursor(sink)
+            self.ensure_cursor(sink, activate=False)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self._advance(conn, sink, last_seq)
@@ -527,7 +537,7 @@ class History:
         payload = json.dumps([_payload(r) for r in readings], separators=(",", ":"))
         with self._lock:
             conn = self._require()
-            self.ensure_cursor(sink)
+            self.ensure_cursor(sink, activate=False)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 cur = conn.execute(
@@ -565,7 +575,7 @@ class History:
             excess = self.backlog_count(sink) - self.max_backlog
             if excess <= 0:
                 return 0
-            cursor = self.ensure_cursor(sink)
+            cursor = self.ensure_cursor(sink, activate=False)
             (new_cursor,) = conn.execute(
                 "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
                 (cursor, excess - 1),
@@ -737,10 +747,11 @@ class History:
                 raise
 
     def _delivered_upto(self, conn: sqlite3.Connection) -> int | None:
+        # Only the sinks in use hold retention back: with none (database.type none, or every
+        # backend swapped away) old cursors would otherwise keep every reading for ever.
         rows = conn.execute("SELECT sink, last_seq FROM cursors").fetchall()
         active = [seq for sink, seq in rows if sink in self._active_sinks]
-        counted = active or [seq for _, seq in rows]
-        return min(counted) if counted else None
+        return min(active) if active else None
 
     @staticmethod
     def _advance(conn: sqlite3.Connection, sink: str, last_seq: int) -> None:

@@ -575,3 +575,46 @@ def test_debug_log_previews_each_batch_without_flooding(
     points = [ln for ln in lines if ln.startswith("  #")]
     assert 0 < len(points) <= 4 * len(headers)
     assert '"temperature_c"' in points[0]
+
+
+def test_the_alert_command_does_not_inherit_the_services_secrets(
+    history: History, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FILAMENTCTL_CONFIG_KEY", "k" * 64)
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.secret-token")
+    out = tmp_path / "env.txt"
+    sink = ScriptedSink(lambda batch: RETRY_503)
+    worker = engine(
+        sink, HandClock(), retry__alert_threshold=1, retry__alert_command=f'env > "{out}"'
+    )
+    worker.start()
+    commit(history, 3)  # a full batch: sent at once
+    worker.wake()
+    wait_until(lambda: out.exists() and "FILAMENTCTL_ALERT_KIND" in out.read_text(), "the alert")
+    text = out.read_text()
+    assert "FILAMENTCTL_CONFIG_KEY" not in text and "hvs.secret-token" not in text
+    assert "PATH=" in text
+
+
+def test_an_unexpected_error_is_logged_once_and_backed_off(
+    history: History, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """E.g. the history cannot record an ack (disk full): no traceback per second."""
+    commit(history, 3)
+    calls = 0
+
+    def broken_ack(*_args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("database or disk is full")
+
+    history.ack = broken_ack  # type: ignore[method-assign]
+    worker = engine(ScriptedSink(), retry__backoff_base=0.05, retry__backoff_max=0.2)
+    with caplog.at_level(logging.DEBUG, logger="filamentctl.delivery"):
+        worker.start()
+        wait_until(lambda: calls >= 4, "several attempts")
+    tracebacks = [r for r in caplog.records if r.exc_info and "unexpected" in r.getMessage()]
+    assert len(tracebacks) == 1
+    st = worker.status()
+    assert "disk is full" in (st["last_error"] or "") and st["errors_total"] >= 4
+    assert st["backlog"] == 3  # nothing was acknowledged, nothing lost

@@ -399,3 +399,29 @@ def test_downsample_averages_buckets_oldest_first(tmp_path: Path) -> None:
         assert [b.seq for b in h.downsample(base, 10 * 1_000_000_000, limit=2)] == [41, 51]
     finally:
         h.close()
+
+
+def test_without_a_database_old_cursors_do_not_keep_readings_forever(tmp_path: Path) -> None:
+    """database.type none after a backend was used: retention must still apply."""
+    now_ns = 1_800_000_000_000_000_000
+    day = 86_400_000_000_000
+    path = tmp_path / "h.db"
+    with History(path, max_backlog=1000, retention_days=1) as h:
+        h.ensure_cursor("victoriametrics")  # used once, never acknowledged anything
+        for i in range(1, 11):
+            h.add(Reading(now_ns - 10 * day + i, h.next_seq(), 20.0, 40.0))
+        h.commit()
+    with History(path, max_backlog=1000, retention_days=1) as h:  # reopened with no sink
+        assert h.apply_retention(now_ns) == 10
+
+
+def test_a_late_status_call_does_not_reactivate_a_released_sink(tmp_path: Path) -> None:
+    now_ns = 1_800_000_000_000_000_000
+    day = 86_400_000_000_000
+    with History(tmp_path / "h.db", max_backlog=1000, retention_days=1) as h:
+        h.add(Reading(now_ns - 3 * day, h.next_seq(), 20.0, 40.0))
+        h.commit()
+        h.ensure_cursor("old")
+        h.release_sink("old")
+        assert h.backlog_count("old") == 1  # e.g. the old worker's last status()
+        assert h.apply_retention(now_ns) == 1
