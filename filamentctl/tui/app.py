@@ -85,6 +85,8 @@ class App(TextualApp[None]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
         Binding("q", "quit", "Quit"),
+        # What a terminal user presses first; the demo relies on it to stop the service too.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(

@@ -256,12 +256,13 @@ def test_help_opens_on_question_mark_and_f1_and_closes_on_escape(
     run(scenario)
 
 
-def test_q_quits(service: FakeService, socket_path: Path) -> None:
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+def test_q_quits(service: FakeService, socket_path: Path, key: str) -> None:
     async def scenario() -> None:
         app = make_app(socket_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await connected(pilot)
-            await pilot.press("q")
+            await pilot.press(key)
             await wait_for(pilot, lambda: not app.is_running, "the app to exit")
 
     run(scenario)
