@@ -39,6 +39,12 @@ def classify_http(
     """Map an HTTP status to an outcome (the policy of product.md §4)."""
     if 200 <= status < 300:
         return WriteResult(Outcome.ACK, status, message)
+    if 300 <= status < 400:
+        # A redirect (e.g. http:// to https://) will not go away by retrying: keep the data and
+        # alert, like bad credentials, so the user fixes the URL.
+        return WriteResult(
+            Outcome.AUTH, status, message or f"HTTP {status}: redirected; use the final URL"
+        )
     if status == 413:
         return WriteResult(Outcome.SPLIT, status, message or "batch too large")
     if status in (400, 422):

@@ -98,13 +98,25 @@ def _non_empty(value: Any) -> str | None:
     return None if str(value).strip() else "a non-empty name"
 
 
+# user:password@ inside a URL would make a secret of a key that is not one (shown by config list,
+# written by export, accepted on argv): credentials have their own secret keys.
+_URL_PASSWORD = re.compile(r"^[a-z]+://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
+
+
 def _http_url(value: Any) -> str | None:
-    return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) else "an http:// or https:// URL"
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return "an http:// or https:// URL"
+    if "@" in value.split("://", 1)[1].split("/", 1)[0]:
+        return "a URL without user:password@ (use the .username/.password or .token keys)"
+    return None
 
 
 def _postgres_url(value: Any) -> str | None:
-    ok = re.fullmatch(r"postgres(ql)?://\S+", value)
-    return None if ok else "a postgresql:// URL (the password goes in its own secret key)"
+    if not re.fullmatch(r"postgres(ql)?://\S+", value):
+        return "a postgresql:// URL (the password goes in its own secret key)"
+    if _URL_PASSWORD.match(value):
+        return "a postgresql:// URL without a password (set database.timescaledb.password)"
+    return None
 
 
 def _tenant(value: Any) -> str | None:
@@ -635,6 +647,7 @@ def _bad(k: Key, shown: str, allowed: str | None = None) -> ConfigError:
 
 def _shown(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = re.sub(r"(://[^/@\s:]*):[^/@\s]*@", r"\1:***@", text)  # never echo a URL password
     if len(text) > 60:
         text = text[:57] + "..."
     return repr(text) if isinstance(value, str) else text

@@ -132,6 +132,12 @@ class HttpClient:
             password = urllib.parse.unquote(parts.password or "")
         self.timeout = timeout
         self._clock = clock
+        # A secret read from a file or Vault often ends in a newline: never part of a token.
+        password, token, username = password.strip(), token.strip(), username.strip()
+        for what, value in (("token", token), ("password", password), ("username", username)):
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+                # Never echo the value: http.client would put it in its error message.
+                raise ValueError(f"the {what} contains a line break or control character")
         self._secrets = [s for s in (password, token) if s]
         self._auth: str | None = None
         if token:
@@ -293,6 +299,8 @@ class HttpClient:
             return classify_http(resp.status)
         retry_after = parse_retry_after(resp.header("Retry-After"), now_s=self._clock())
         detail = resp.error_text() or resp.reason
+        if 300 <= resp.status < 400 and resp.header("Location"):
+            detail = f"redirected to {redact_url(str(resp.header('Location')))}; use that URL"
         message = self.redact(one_line(f"HTTP {resp.status} from {self.base_url}: {detail}"))
         return classify_http(resp.status, message, retry_after)
 

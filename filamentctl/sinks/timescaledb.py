@@ -97,12 +97,15 @@ class TimescaleDBSink:
             return self._conn
         self._drop_connection()
         ms = int(self.timeout * 1000)
-        conn = psycopg.connect(
+        ours = f"-c statement_timeout={ms} -c lock_timeout={ms}"
+        # The URL's own connect_timeout/application_name win; our options are added to its own.
+        params: dict[str, Any] = {
+            "connect_timeout": max(int(self.timeout + 0.999), 1),
+            "application_name": "filamentctl",
             **self._conninfo,
-            connect_timeout=max(int(self.timeout + 0.999), 1),
-            application_name="filamentctl",
-            options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
-        )
+            "options": f"{self._conninfo.get('options', '')} {ours}".strip(),
+        }
+        conn = psycopg.connect(**params)
         # Session temp table for COPY; emptied by every commit.
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP_TABLE} ("
@@ -300,7 +303,10 @@ def create(settings: Mapping[str, Any]) -> TimescaleDBSink:
         conninfo: dict[str, Any] = dict(conninfo_to_dict(url))
     except Exception as exc:
         raise ConfigError(f"database.timescaledb.url is not a valid libpq URI: {exc}") from exc
-    password = str(settings.get("database.timescaledb.password") or "")
+    from filamentctl.store.vault import resolve_secret
+
+    # A `vault:mount/path#field` reference is resolved here, at use; never stored in clear.
+    password = resolve_secret(str(settings.get("database.timescaledb.password") or "")).strip()
     if password:
         conninfo["password"] = password
     ca_file = str(settings.get("database.tls_ca_file") or "")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from filamentctl import paths as _paths
 from filamentctl.core import schema
-from filamentctl.errors import ConfigError, UsageError, UserError
+from filamentctl.errors import ConfigError, PermissionDenied, UsageError, UserError
 from filamentctl.store import keys
 
 if TYPE_CHECKING:
@@ -119,6 +119,24 @@ def rules_error(
     return ConfigError(f"{what}: " + "; ".join(problems))
 
 
+def config_exists(path: Path) -> bool:
+    """Whether a configuration database is there. Only "no such file" means no configuration:
+    a directory we may not read raises PermissionDenied (exit 4) rather than silently running
+    on defaults."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise PermissionDenied(
+            f"cannot read the configuration at {path}: permission denied; run as the service's "
+            "user (sudo -u filamentctl ...) or fix the directory's permissions"
+        ) from None
+    except NotADirectoryError:
+        return False
+    return True
+
+
 def load_settings(
     paths: _paths.Paths | None = None,
     env: Mapping[str, str] | None = None,
@@ -140,7 +158,7 @@ def load_settings(
     stored: dict[str, Any] = {}
     key_source: str | None = None
     source: Literal["store", "defaults"] = "defaults"
-    if os.path.lexists(paths.config_db):
+    if config_exists(paths.config_db):
         store, found = open_store(paths, env)
         with store:
             stored = _typed_stored(store.items())
@@ -170,7 +188,7 @@ def open_store(
     """Open the configuration database with the key from the first configured source."""
     from filamentctl.store.config_store import ConfigStore
 
-    if not create and not os.path.lexists(paths.config_db):
+    if not create and not config_exists(paths.config_db):
         # Say what is missing first: asking for a key would send the user the wrong way.
         raise UserError(
             f"no configuration at {paths.config_db} yet; run `filamentctl config init` first"
@@ -197,7 +215,7 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = Fa
     Raises UserError when a configuration already exists (left untouched) or a key source is
     unusable; VaultError/VaultUnreachable when ``vault`` and Vault cannot take the key.
     """
-    if os.path.lexists(paths.config_db):
+    if config_exists(paths.config_db):
         raise UserError(
             f"a configuration already exists at {paths.config_db}; see it with "
             "`filamentctl config list` (to start over, move it away first)"

@@ -324,3 +324,27 @@ def test_loading_without_a_database_does_not_import_sqlcipher(tmp_path: Path) ->
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user (setpriv)")
+def test_an_unreadable_configuration_is_an_error_not_defaults(tmp_path: Path) -> None:
+    """Started as the wrong user, the service must not run on the default settings."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = {**os.environ, "FILAMENTCTL_HOME": str(home)}
+    cli = [sys.executable, "-m", "filamentctl"]
+    subprocess.run([*cli, "config", "init"], env=env, check=True, capture_output=True)
+    (home / "config").chmod(0o700)
+    tmp_path.chmod(0o755)
+    home.chmod(0o755)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cli, "config", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert result.returncode == 4, result.stderr
+    assert "permission denied" in result.stderr and result.stderr.count("\n") == 1

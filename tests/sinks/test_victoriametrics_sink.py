@@ -318,3 +318,31 @@ def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
                 **{"database.tls_ca_file": str(tmp_path / "missing.pem")},
             )
         )
+
+
+def test_a_token_with_a_line_break_is_refused_without_echoing_it() -> None:
+    """E.g. a Vault secret stored with its trailing newline inside: never in logs or status."""
+    from filamentctl.errors import ConfigError
+    from filamentctl.sinks import victoriametrics
+
+    settings = {
+        "database.victoriametrics.url": "http://127.0.0.1:1",
+        "database.victoriametrics.token": "s3cr3t\ninjected",
+    }
+    with pytest.raises(ConfigError) as info:
+        victoriametrics.create(settings)
+    assert "s3cr3t" not in str(info.value) and "line break" in str(info.value)
+    # A trailing newline alone is just stripped.
+    sink = victoriametrics.create({**settings, "database.victoriametrics.token": "s3cr3t\n"})
+    sink.close()
+
+
+def test_a_redirect_keeps_the_data_and_names_the_new_url(unique_name: str) -> None:
+    """http:// answered with 301 to https://: retrying cannot help; say where to point it."""
+    with FaultProxy() as proxy:
+        proxy.script(respond(301, headers={"Location": "https://vm.example:8428/write"}))
+        sink = victoriametrics.create(settings(proxy.url, unique_name))
+        result = sink.write(readings(1))
+        sink.close()
+    assert result.outcome is Outcome.AUTH
+    assert "redirected to https://vm.example:8428/write" in result.message

@@ -263,3 +263,18 @@ def test_an_unknown_override_variable_suggests_the_variable_meant() -> None:
     with pytest.raises(ConfigError) as err:
         schema.key_from_env("FILAMENTCTL_SENSOR__READ_INTERVL")
     assert "did you mean FILAMENTCTL_SENSOR__READ_INTERVAL?" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("database.victoriametrics.url", "https://vmuser:Sup3rSecret@vm.example:8428"),
+        ("database.influxdb_v1.url", "http://admin:Sup3rSecret@influx:8086"),
+        ("database.timescaledb.url", "postgresql://filament:Sup3rSecret@db/filament"),
+    ],
+)
+def test_credentials_inside_a_url_are_refused_without_echoing_them(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        schema.parse(key, value)
+    assert "Sup3rSecret" not in str(info.value)
+    assert "password" in str(info.value)
