@@ -26,6 +26,7 @@ log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
 RETENTION_EVERY_S = 3600.0
+SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
 # One history reply at most this many readings (ask for step_s to cover long spans): bounds
 # the service's memory and how long the query holds the history lock.
@@ -73,6 +74,7 @@ class Service:
         self.last_control_tick = clock()
         self.fatal: BaseException | None = None
         self._forget_previous = False
+        self._delivery_setup_error: str | None = None
         # Built in start():
         self.history: Any = None
         self.delivery: Any = None
@@ -244,16 +246,49 @@ class Service:
         if self._sink_override is None and s["database.type"] == "none":
             self.delivery = None
             return
+        from filamentctl.store.vault import VaultUnreachable
+
+        try:
+            sink = self._make_sink()
+        except VaultUnreachable as exc:
+            # The network (or Vault) may come up after us at boot: sample, control and keep the
+            # history now, and start delivering once the secret can be read.
+            self._delivery_setup_error = str(exc)
+            log.error("delivery not started yet: %s; retrying every %.0f s", exc, SINK_RETRY_S)
+            self._spawn("delivery-setup", self._retry_delivery_setup)
+            return
+        self._start_delivery(sink)
+
+    def _make_sink(self) -> Any:
+        if self._sink_override is not None:
+            return self._sink_override
+        from filamentctl.sinks.base import create_sink
+
+        return create_sink(self.settings)
+
+    def _start_delivery(self, sink: Any) -> None:
         from filamentctl.service.delivery import DeliveryWorker
 
-        if self._sink_override is not None:
-            sink = self._sink_override
-        else:
-            from filamentctl.sinks.base import create_sink
+        worker = DeliveryWorker(self.history, sink, self.settings, on_event=self.publish_storage)
+        worker.start()
+        self.delivery = worker
+        self._delivery_setup_error = None
 
-            sink = create_sink(s)
-        self.delivery = DeliveryWorker(self.history, sink, s, on_event=self.publish_storage)
-        self.delivery.start()
+    def _retry_delivery_setup(self) -> None:
+        from filamentctl.store.vault import VaultUnreachable
+
+        while not self._stopping.wait(SINK_RETRY_S):
+            try:
+                sink = self._make_sink()
+            except VaultUnreachable as exc:
+                self._delivery_setup_error = str(exc)
+                continue
+            with self._lock:
+                if self._stopping.is_set() or self.delivery is not None:
+                    return
+                self._start_delivery(sink)
+            log.info("delivery to %s started", self.settings["database.type"])
+            return
 
     # -- sampling ---------------------------------------------------------------------------
     def _sampler_loop(self) -> None:
@@ -398,6 +433,7 @@ class Service:
             out["history_recovered"] = self.history.recovered
             return out
         counters = self.history.counters()
+        waiting = self._delivery_setup_error
         return {
             "history_error": self.history.last_commit_error,
             "history_recovered": self.history.recovered,
@@ -405,7 +441,7 @@ class Service:
             "errors_total": 0,
             "alert": None,
             "last_success": None,
-            "backend": "none",
+            "backend": self.settings["database.type"] if waiting else "none",
             "connected": False,
             "backlog": 0,
             "oldest_unsent_age_s": None,
@@ -413,7 +449,7 @@ class Service:
             "dropped": counters.get("dropped", 0),
             "rejected": counters.get("rejected", 0),
             "dead_letter": counters.get("dead_letter", 0),
-            "last_error": None,
+            "last_error": waiting,
             "next_retry_s": None,
         }
 

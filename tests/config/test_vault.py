@@ -207,3 +207,25 @@ def test_every_backend_resolves_vault_references_in_its_secrets(
         v2.close()
     pg = timescaledb.create(values)
     assert pg._conninfo["password"] == "pw-1"
+
+
+def test_an_unreachable_vault_at_boot_does_not_stop_the_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The box samples and controls at once; delivery waits for the secret (a late network)."""
+    from tests.helpers import in_process_service, settings, wait_until
+
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:1")  # nothing listens there
+    monkeypatch.setenv("VAULT_TOKEN", "t")
+    vault.clear_cache()
+    values = settings(
+        sensor__read_interval=0.1,
+        database__type="victoriametrics",
+        database__victoriametrics__url="http://127.0.0.1:1",
+        database__victoriametrics__token="vault:secret/filamentctl#vm_token",
+    )
+    with in_process_service(values) as service:
+        wait_until(lambda: service.latest is not None, what="sampling")
+        storage = service.status()["storage"]
+        assert storage["backend"] == "victoriametrics" and storage["connected"] is False
+        assert "vault" in (storage["last_error"] or "").lower()
