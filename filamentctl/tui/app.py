@@ -322,7 +322,7 @@ class App(TextualApp[None]):
         except (UserError, OSError, ValueError):
             return  # the link notices a dead service and says so; no second banner here
         if isinstance(status, dict):
-            self.post_message(StatusReceived(status))
+            self.post_message(StatusReceived(clean_status(status)))
 
     # -- history -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="history", name="history")
@@ -526,10 +526,42 @@ class App(TextualApp[None]):
 
 def _event_message(name: str, data: Any) -> StatusReceived | ReadingReceived | ServiceEventReceived:
     if name == "status" and isinstance(data, dict):
-        return StatusReceived(data)
+        return StatusReceived(clean_status(data))
     if name == "reading" and isinstance(data, dict):
-        return ReadingReceived(data)
+        return ReadingReceived(clean_section(data))
+    if name == "relay" and isinstance(data, dict):
+        return ServiceEventReceived(name, clean_section(data))
     return ServiceEventReceived(name, data)
+
+
+_SECTIONS = ("reading", "sensor", "storage", "heater", "fan")
+_TEXT_KEYS = frozenset({"time", "reason", "mode", "health", "last_error", "backend", "type"})
+
+
+def clean_section(section: Any) -> dict[str, Any]:
+    """One part of what the service sent, made safe to show: a dict whose numeric fields are
+    numbers (a string or a wrong type becomes None) — the screen never crashes on odd data."""
+    if not isinstance(section, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if key in _TEXT_KEYS or isinstance(value, (dict, list, bool)) or value is None:
+            out[key] = value
+        elif isinstance(value, (int, float)):
+            out[key] = value
+        elif key.endswith(("_s", "_c", "_f", "_ns", "_hpa", "_g_m3", "humidity", "seq")):
+            out[key] = None  # a number field that is not a number
+        else:
+            out[key] = value
+    return out
+
+
+def clean_status(status: dict[str, Any]) -> dict[str, Any]:
+    out = dict(status)
+    for name in _SECTIONS:
+        if name in out and out[name] is not None:
+            out[name] = clean_section(out[name])
+    return out
 
 
 def run_dashboard(socket_path: Path | None) -> None:

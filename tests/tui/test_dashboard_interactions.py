@@ -383,3 +383,51 @@ def test_no_service_at_start_shows_disconnected_and_keys_do_not_crash(
             assert isinstance(app.screen.query_one("#heater-on", Button), Button)
 
     run(scenario)
+
+
+def test_odd_data_from_the_service_never_crashes_the_dashboard(
+    service: FakeService, socket_path: Path
+) -> None:
+    """Wrong types where numbers or objects belong: shown as unknown, the app keeps running."""
+
+    async def scenario() -> None:
+        app = make_app(socket_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await connected(pilot)
+            service.push(
+                "reading",
+                {
+                    "time": "x",
+                    "time_ns": "1",
+                    "seq": "a",
+                    "temperature_c": "hot",
+                    "humidity": None,
+                    "age_s": "n/a",
+                },
+            )
+            service.push("relay", {"relay": "heater", "on": "yes", "reason": 5})
+            service.push(
+                "status",
+                {"heater": "off", "fan": [1], "reading": "none", "storage": {"backlog": "many"}},
+            )
+            service.push("storage.rejected", "not an object")
+            for _ in range(3):
+                await pilot.pause(0.4)  # past the 1 s tick that ages the reading
+            assert app.is_running
+            service.push(
+                "reading",
+                {
+                    "time": "2026-11-23T18:40:37.100000Z",
+                    "time_ns": 1_795_459_237_100_000_000,
+                    "seq": 99,
+                    "temperature_c": 22.2,
+                    "humidity": 40.0,
+                },
+            )
+            await wait_for(
+                pilot,
+                lambda: app.dashboard.query_one("#temperature", Digits).value == "22.2",
+                "a good reading after the odd ones",
+            )
+
+    run(scenario)
