@@ -286,6 +286,11 @@ def _connect_sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _local(host: str) -> bool:
+    """A Unix socket directory or a loopback address: no network to protect."""
+    return not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+
+
 def create(settings: Mapping[str, Any]) -> TimescaleDBSink:
     """Build the sink from ``database.timescaledb.*``, ``data.*`` and ``database.*`` keys.
 
@@ -310,15 +315,21 @@ def create(settings: Mapping[str, Any]) -> TimescaleDBSink:
     if password:
         conninfo["password"] = password
     ca_file = str(settings.get("database.tls_ca_file") or "")
+    verify = bool(settings.get("database.tls_verify", True))
     if ca_file:
         if not os.access(ca_file, os.R_OK):
             raise ConfigError(
                 f"database.tls_ca_file {ca_file!r} cannot be read: point it at a readable PEM file"
             )
         conninfo.setdefault("sslrootcert", ca_file)
-        conninfo.setdefault(
-            "sslmode", "verify-full" if settings.get("database.tls_verify", True) else "require"
-        )
+        conninfo.setdefault("sslmode", "verify-full" if verify else "require")
+    elif not _local(conninfo.get("host", "")):
+        # libpq's default ("prefer") neither checks the certificate nor insists on TLS: a
+        # password could go out in clear. Across a network, verify like the HTTP backends do
+        # (the URL's own sslmode, e.g. ?sslmode=disable, still wins).
+        conninfo.setdefault("sslmode", "verify-full" if verify else "require")
+        if verify:
+            conninfo.setdefault("sslrootcert", "system")
     table = str(settings.get("database.timescaledb.table") or "").strip()
     if not table or any(not part for part in table.split(".")) or table.count(".") > 1:
         raise ConfigError(

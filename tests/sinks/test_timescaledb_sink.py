@@ -194,3 +194,25 @@ def test_sample_time_truncates_to_whole_microseconds() -> None:
     assert timescaledb.sample_time(1_700_000_000_123_456_789).isoformat() == (
         "2023-11-14T22:13:20.123456+00:00"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "verify", "sslmode"),
+    [
+        ("postgresql://u@db.example/filament", True, "verify-full"),
+        ("postgresql://u@db.example/filament", False, "require"),
+        ("postgresql://u@db.example/filament?sslmode=disable", True, "disable"),
+        ("postgresql://u@127.0.0.1/filament", True, None),
+    ],
+)
+def test_across_a_network_tls_is_required_and_verified_by_default(
+    url: str, verify: bool, sslmode: str | None
+) -> None:
+    """libpq's default would neither check the certificate nor insist on TLS."""
+    from filamentctl.core import schema
+
+    values = schema.defaults()
+    values["database.timescaledb.url"] = url
+    values["database.tls_verify"] = verify
+    sink = timescaledb.create(values)
+    assert sink._conninfo.get("sslmode") == sslmode
