@@ -48,6 +48,7 @@ OPS = (
     "deadletter.list",
     "deadletter.replay",
     "deadletter.purge",
+    "config.reload",
     "ping",
 )
 

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.helpers import in_process_service, raw_request, settings, wait_until
+from tests.helpers import REPO, in_process_service, raw_request, settings, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,12 @@ def test_unknown_subscribe_topic_is_refused(service) -> None:  # type: ignore[no
         service.server.path, b'{"id": 1, "op": "subscribe", "args": {"topics": ["weather"]}}\n'
     )
     assert reply["error"]["code"] == "invalid_args" and "reading" in reply["error"]["message"]
+
+
+def test_the_documented_operations_are_exactly_what_the_service_handles(service) -> None:  # type: ignore[no-untyped-def]
+    from filamentctl import protocol
+
+    assert set(service._handlers()) == set(protocol.OPS)
+    documented = (REPO / "docs" / "protocol.md").read_text()
+    for op in protocol.OPS:
+        assert f"`{op}`" in documented, op
