@@ -391,6 +391,23 @@ def _hold(last_switch_at: float | None, min_cycle_s: float, now: float) -> float
 # --------------------------------------------------------------------------- heater
 
 
+def _held_by_min_cycle(
+    switch: Callable[[S, bool, Mode, str, float], Decision[S]],
+    st: S,
+    want: bool,
+    why: str,
+    mode: Mode,
+    min_cycle_s: float,
+    now: float,
+) -> Decision[S]:
+    """Normal control's last step: switch to ``want`` unless ``min_cycle_s`` says to hold."""
+    wait = _hold(st.last_switch_at, min_cycle_s, now) if want != st.on else 0.0
+    if wait > 0:
+        reason = f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})"
+        return switch(st, st.on, mode, reason, now)
+    return switch(st, want, mode, why, now)
+
+
 def _heater_switch(
     st: HeaterState, on: bool, mode: Mode, reason: str, now: float
 ) -> Decision[HeaterState]:
@@ -510,18 +527,9 @@ def decide_heater(
             f"auto: {temp:.1f} °C within {s.min_temp_c:.1f}–{s.max_temp_c:.1f} °C, "
             f"staying {_onoff(st.on)}"
         )
-    why = expired + why
-
-    wait = _hold(st.last_switch_at, s.min_cycle_s, now) if want != st.on else 0.0
-    if wait > 0:
-        return _heater_switch(
-            st,
-            st.on,
-            normal_mode,
-            f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})",
-            now,
-        )
-    return _heater_switch(st, want, normal_mode, why, now)
+    return _held_by_min_cycle(
+        _heater_switch, st, want, expired + why, normal_mode, s.min_cycle_s, now
+    )
 
 
 def request_heater(
@@ -691,18 +699,7 @@ def decide_fan(
             f"auto: {value:.1f} % within {s.min_humidity:.1f}–{s.max_humidity:.1f} %, "
             f"staying {_onoff(st.on)}"
         )
-    why = expired + why
-
-    wait = _hold(st.last_switch_at, s.min_cycle_s, now) if want != st.on else 0.0
-    if wait > 0:
-        return _fan_switch(
-            st,
-            st.on,
-            normal_mode,
-            f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})",
-            now,
-        )
-    return _fan_switch(st, want, normal_mode, why, now)
+    return _held_by_min_cycle(_fan_switch, st, want, expired + why, normal_mode, s.min_cycle_s, now)
 
 
 def request_fan(
