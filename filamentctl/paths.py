@@ -4,11 +4,17 @@ Priority: ``FILAMENTCTL_HOME`` (everything under one directory: tests, several b
 directories systemd hands a unit (``CONFIGURATION_DIRECTORY``, ``STATE_DIRECTORY``,
 ``RUNTIME_DIRECTORY``), then platformdirs' per-user directories. The key file never sits in the
 configuration directory, so copying the config directory does not copy its key.
+
+Several boxes on one machine: ``FILAMENTCTL_BOX=NAME`` (the CLI's ``--box``) gives a box its own
+configuration, key, history and socket: ``$FILAMENTCTL_HOME/boxes/NAME/...``, or the per-user
+directories' ``boxes/NAME``, or (under systemd) the directories of the ``filamentctl@NAME``
+instance. Without it the box is ``default`` and every path is as it always was.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +24,36 @@ APP = "filamentctl"
 SOCKET_NAME = "filamentctl.sock"
 # Where the system service's socket lives (RuntimeDirectory=filamentctl); clients look here last.
 SYSTEM_SOCKET = Path("/run/filamentctl") / SOCKET_NAME
+SYSTEM_RUNTIME_ROOT = Path("/run/filamentctl")
+BOX_ENV = "FILAMENTCTL_BOX"
+DEFAULT_BOX = "default"
+_BOX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def box_name(env: Mapping[str, str] | None = None) -> str:
+    """The selected box: ``FILAMENTCTL_BOX`` or ``default``. ValueError for a malformed name."""
+    env = os.environ if env is None else env
+    name = env.get(BOX_ENV, "").strip() or DEFAULT_BOX
+    check_box_name(name)
+    return name
+
+
+def check_box_name(name: str) -> str:
+    """``name`` if it is a valid box name (lower-case letters, digits, - and _; ≤ 32), else
+    ValueError saying what is allowed."""
+    if not _BOX_NAME.fullmatch(name):
+        raise ValueError(
+            f"invalid box name {name!r}: use 1-32 lower-case letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def system_socket(box: str = DEFAULT_BOX) -> Path:
+    """The system service's socket for ``box`` (``filamentctl@BOX`` uses a subdirectory)."""
+    if box == DEFAULT_BOX:
+        return SYSTEM_SOCKET
+    return SYSTEM_RUNTIME_ROOT / box / SOCKET_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +62,7 @@ class Paths:
     key_dir: Path
     state_dir: Path
     runtime_dir: Path
+    box: str = DEFAULT_BOX
 
     @property
     def config_db(self) -> Path:
@@ -50,29 +87,38 @@ class Paths:
         if env.get("FILAMENTCTL_SOCKET"):
             return [Path(env["FILAMENTCTL_SOCKET"])]
         out.append(self.socket)
-        if "FILAMENTCTL_HOME" not in env and SYSTEM_SOCKET not in out:
-            out.append(SYSTEM_SOCKET)
+        system = system_socket(self.box)
+        if "FILAMENTCTL_HOME" not in env and system not in out:
+            out.append(system)
         return out
 
 
 def resolve(env: Mapping[str, str] | None = None) -> Paths:
-    """Work out the directories from the environment (nothing is created here)."""
+    """Work out the directories from the environment (nothing is created here).
+
+    Raises ValueError for a malformed ``FILAMENTCTL_BOX``.
+    """
     env = os.environ if env is None else env
+    box = box_name(env)
+    sub = Path() if box == DEFAULT_BOX else Path("boxes") / box
     home = env.get("FILAMENTCTL_HOME")
     if home:
-        root = Path(home).expanduser().absolute()
-        return Paths(root / "config", root / "secrets", root / "state", root / "run")
+        root = Path(home).expanduser().absolute() / sub
+        return Paths(root / "config", root / "secrets", root / "state", root / "run", box)
     if env.get("STATE_DIRECTORY") or env.get("CONFIGURATION_DIRECTORY"):
-        # Under systemd: the unit's managed directories (first entry of each list).
+        # Under systemd: the unit's managed directories (first entry of each list); a
+        # filamentctl@BOX instance gets its own from the template.
         state = Path(env.get("STATE_DIRECTORY", "/var/lib/filamentctl").split(":")[0])
         config = Path(env.get("CONFIGURATION_DIRECTORY", "/etc/filamentctl").split(":")[0])
-        runtime = Path(env.get("RUNTIME_DIRECTORY", "/run/filamentctl").split(":")[0])
+        runtime_default = str(system_socket(box).parent)
+        runtime = Path(env.get("RUNTIME_DIRECTORY", runtime_default).split(":")[0])
         creds = env.get("CREDENTIALS_DIRECTORY")
-        return Paths(config, Path(creds) if creds else state / "secrets", state, runtime)
+        return Paths(config, Path(creds) if creds else state / "secrets", state, runtime, box)
     runtime_env = env.get("XDG_RUNTIME_DIR")
     config, data, state = _user_dirs(env)
-    runtime = Path(runtime_env) / APP if runtime_env else state / "run"
-    return Paths(config, data / "secrets", state, runtime)
+    config, data, state = config / sub, data / sub, state / sub
+    runtime = Path(runtime_env) / APP / sub if runtime_env else state / "run"
+    return Paths(config, data / "secrets", state, runtime, box)
 
 
 def _user_dirs(env: Mapping[str, str]) -> tuple[Path, Path, Path]:

@@ -70,3 +70,28 @@ def test_clients_try_their_own_socket_then_the_system_one(tmp_path: Path) -> Non
         paths.SYSTEM_SOCKET,
     ]
     assert p.candidate_sockets({"FILAMENTCTL_SOCKET": "/tmp/x.sock"}) == [Path("/tmp/x.sock")]
+
+
+def test_a_named_box_has_its_own_files_under_home(tmp_path: Path) -> None:
+    default = paths.resolve({"FILAMENTCTL_HOME": str(tmp_path)})
+    a = paths.resolve({"FILAMENTCTL_HOME": str(tmp_path), "FILAMENTCTL_BOX": "a"})
+    b = paths.resolve({"FILAMENTCTL_HOME": str(tmp_path), "FILAMENTCTL_BOX": "b"})
+    assert (default.box, a.box, b.box) == ("default", "a", "b")
+    for attr in ("config_db", "key_file", "history_db", "socket"):
+        values = {getattr(default, attr), getattr(a, attr), getattr(b, attr)}
+        assert len(values) == 3, attr
+    assert a.socket == tmp_path / "boxes" / "a" / "run" / "filamentctl.sock"
+    # The default box keeps today's layout.
+    assert default.socket == tmp_path / "run" / "filamentctl.sock"
+
+
+def test_a_named_box_finds_its_system_service_socket() -> None:
+    p = paths.resolve({"HOME": "/home/u", "FILAMENTCTL_BOX": "shelf"})
+    assert p.candidate_sockets({})[-1] == Path("/run/filamentctl/shelf/filamentctl.sock")
+    assert p.config_dir == Path("/home/u/.config/filamentctl/boxes/shelf")
+
+
+@pytest.mark.parametrize("bad", ["A", "-x", "a/b", "..", "x" * 33, "a b"])
+def test_malformed_box_names_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid box name"):
+        paths.resolve({"FILAMENTCTL_BOX": bad, "HOME": "/home/u"})
