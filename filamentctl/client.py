@@ -25,7 +25,8 @@ class ServiceError(UserError):
     """The service answered with an error reply."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, exit_code=2 if code == protocol.INVALID_ARGS else 1)
+        exit_code = {protocol.INVALID_ARGS: 2, protocol.PERMISSION: 4}.get(code, 1)
+        super().__init__(message, exit_code=exit_code)
         self.code = code
 
 

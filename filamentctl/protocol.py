@@ -49,6 +49,7 @@ OPS = (
     "deadletter.replay",
     "deadletter.purge",
     "config.reload",
+    "gateway.settings",
     "ping",
 )
 

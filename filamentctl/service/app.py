@@ -32,6 +32,8 @@ SUBSCRIBER_SEND_TIMEOUT_S = 10.0
 # the service's memory and how long the query holds the history lock.
 HISTORY_LIMIT = 100_000
 MAX_SINCE_S = 100 * 366 * 86400.0
+#: Gateways that may ask for their settings over the socket (``gateway.settings``).
+GATEWAYS = ("web", "mqtt")
 
 
 class Service:
@@ -481,12 +483,57 @@ class Service:
             "deadletter.replay": self.op_deadletter_replay,
             "config.reload": self.op_config_reload,
             "deadletter.purge": self.op_deadletter_purge,
+            "gateway.settings": self.op_gateway_settings,
         }
 
     def op_config_reload(self, req: Request, conn: Connection) -> Any:
         from filamentctl.service.reload import handle_config_reload
 
         return handle_config_reload(self, req, conn)
+
+    def op_gateway_settings(self, req: Request, conn: Connection) -> Any:
+        """A gateway's own settings (``web.*``, ``mqtt.*``), secrets resolved.
+
+        Gateways hold no configuration key: they ask the service. Only root or the service's own
+        user may ask (a gateway's unit runs as that user); other socket-group members get
+        ``permission_denied``, since the answer carries the gateway's secrets.
+        """
+        import os
+
+        name = req.args.get("gateway")
+        if name not in GATEWAYS:
+            raise ProtocolError(
+                protocol.INVALID_ARGS, f"'gateway' must be one of: {', '.join(GATEWAYS)}"
+            )
+        unknown = set(req.args) - {"gateway"}
+        if unknown:
+            raise ProtocolError(protocol.INVALID_ARGS, f"unknown argument(s): {sorted(unknown)}")
+        if conn.peer.uid not in (0, os.getuid()):
+            log.warning("gateway.settings refused to %s (not root or the service user)", conn.peer)
+            raise ProtocolError(
+                protocol.PERMISSION,
+                "only root or the service's own user may read a gateway's settings; "
+                "run the gateway as the service user (its systemd unit does)",
+            )
+        from filamentctl.core import schema
+        from filamentctl.store.vault import resolve_secret
+
+        prefix = f"{name}."
+        out: dict[str, Any] = {}
+        for key, value in self.settings.items():
+            if not key.startswith(prefix):
+                continue
+            spec = schema.SCHEMA.get(key)
+            if spec is not None and spec.secret and isinstance(value, str) and value:
+                try:
+                    value = resolve_secret(value)
+                except Exception as exc:  # Vault down: say so, never the value
+                    raise ProtocolError(
+                        protocol.REFUSED, f"cannot read the secret {key}: {exc}"
+                    ) from None
+            out[key] = value
+        log.info("gateway.settings: %s settings sent to %s", name, conn.peer)
+        return {"box": self.paths.box, "version": __version__, "settings": out}
 
     def op_deadletter_replay(self, req: Request, conn: Connection) -> Any:
         ids = _ids_arg(req.args)
