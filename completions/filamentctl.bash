@@ -4,7 +4,7 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "config demo fan flush heater history read run service sim status tui" ;;
+        "") echo "config demo fan flush heater history read relays-off run service sim status tui" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
@@ -44,6 +44,7 @@ _filamentctl_options() {
         "heater status") echo "--json -h --help" ;;
         "history") echo "--since -f --format --limit --every -h --help" ;;
         "read") echo "--json --direct -h --help" ;;
+        "relays-off") echo "--json -h --help" ;;
         "run") echo "--simulate --debug --log-format -h --help" ;;
         "service") echo "-h --help" ;;
         "service install") echo "--dry-run --user --simulate -h --help" ;;

@@ -37,7 +37,7 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history read run service sim status tui
+            printf '%s\n' config demo fan flush heater history read relays-off run service sim status tui
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
@@ -93,6 +93,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlo
 complete -c filamentctl -n "__filamentctl_at ''" -a heater -d 'Switch the heater by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a history -d 'Print readings from the local history (works with or without a running service).'
 complete -c filamentctl -n "__filamentctl_at ''" -a read -d 'Take one reading: from the running service, else straight from the configured sensor.'
+complete -c filamentctl -n "__filamentctl_at ''" -a relays-off -d 'Drive this box\'s relay pins to OFF directly through GPIO, without the service.'
 complete -c filamentctl -n "__filamentctl_at ''" -a run -d 'Run the service in the foreground (systemd runs exactly this).'
 complete -c filamentctl -n "__filamentctl_at ''" -a service -d 'Install, remove and inspect the systemd service (runs `filamentctl run`).'
 complete -c filamentctl -n "__filamentctl_at ''" -a sim -d 'Pin the simulated sensor to values or inject a fault (simulated service only).'
@@ -219,6 +220,9 @@ complete -c filamentctl -n "__filamentctl_at 'history'" -s h -l help -d 'Show th
 complete -c filamentctl -n "__filamentctl_at 'read'" -l json -d 'Print one JSON document on stdout (for scripts).'
 complete -c filamentctl -n "__filamentctl_at 'read'" -l direct -d 'Read the configured sensor directly, even if a service is running.'
 complete -c filamentctl -n "__filamentctl_at 'read'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'relays-off'" -l json -d 'Print the result as JSON.'
+complete -c filamentctl -n "__filamentctl_at 'relays-off'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'run'" -l simulate -d 'Simulated sensor and relays: no hardware needed.'
 complete -c filamentctl -n "__filamentctl_at 'run'" -l debug -d 'Debug logging (batch previews; never secrets).'

@@ -55,6 +55,27 @@ def iso_clock(text: Any) -> str:
     return clock_time(moment.timestamp())
 
 
+def iso_local(text: Any) -> str:
+    """Local ``YYYY-MM-DD HH:MM`` of the service's ISO UTC time (a date: latches last days)."""
+    if not isinstance(text, str):
+        return DASH
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(moment.timestamp()))
+
+
+def latch(relay: Any) -> str | None:
+    """``latched since 2026-11-30 14:05, cause: 61.2 °C ≥ cutoff 60.0 °C`` for a relay's status
+    section, or None when nothing is latched."""
+    if not isinstance(relay, dict) or not relay.get("latched"):
+        return None
+    since = relay.get("latched_since")
+    when = f" since {iso_local(since)}" if since else ""
+    return f"latched{when}, cause: {relay['latched']}"
+
+
 def range_label(seconds: float) -> str:
     """``1 h``, ``6 h``, ``30 min``."""
     if seconds >= 3600 and seconds % 3600 == 0:

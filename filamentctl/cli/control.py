@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from filamentctl import display
 from filamentctl.cli.common import call, print_json
 from filamentctl.errors import UsageError
 
@@ -103,8 +104,9 @@ def _show(name: str, state: dict[str, Any] | None, json_: bool) -> None:
         f"{name}: {'ON' if state.get('on') else 'off'} [{state.get('mode')}{until}], "
         f"pin level {state.get('pin_level')} — {state.get('reason', '')}\n"
     )
-    if state.get("latched"):
-        sys.stdout.write(f"  latched: {state['latched']} (clear with 'filamentctl {name} reset')\n")
+    latched = display.latch(state)
+    if latched:
+        sys.stdout.write(f"  {latched} (clear with 'filamentctl {name} reset')\n")
     th = state.get("thresholds") or {}
     if th:
         sys.stdout.write("  " + ", ".join(f"{k} {v}" for k, v in th.items()) + "\n")

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from filamentctl import display
 from filamentctl.cli.common import (
     call,
     ctx_of,
@@ -99,6 +100,9 @@ def render_status(s: dict[str, Any]) -> str:
             f"  {name:<9} {state} [{relay.get('mode')}{until}] pin level "
             f"{relay.get('pin_level')} — {relay.get('reason', '')}"
         )
+        latched = display.latch(relay)
+        if latched:
+            lines.append(f"  {'':<9} {latched}; clear with 'filamentctl {name} reset'")
     st = s.get("storage") or {}
     conn = "connected" if st.get("connected") else "not connected"
     if st.get("backend") == "none":

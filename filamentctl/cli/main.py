@@ -42,6 +42,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "sim": ("sim", "app"),
     "config": ("config", "app"),
     "service": ("service_unit", "app"),
+    "relays-off": ("relays", "register"),
 }
 # Root options that take a value (so their value is not mistaken for a command name).
 _VALUE_OPTIONS = ("--socket",)

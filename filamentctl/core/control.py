@@ -16,9 +16,13 @@ Rules (see ``docs/control.md`` for the user's version):
   ``max_humidity``, OFF below ``min_humidity``; unchanged in between and AT either threshold.
 * Manual override ``on``/``off``, optionally until a time; ``auto`` re-evaluates at once.
 * Safety, which no override bypasses, in this order of precedence:
-  - a latched fault keeps the heater OFF until :meth:`HeaterController.reset`;
-  - no reading, a NaN/infinite reading, or one older than ``stale_after`` → heater OFF, fan to
-    ``on_fault``; control recovers by itself when fresh readings return;
+  - a latched fault keeps the heater OFF until :meth:`HeaterController.reset`; a latch restored
+    at start (the service persists them) starts the controller latched;
+  - no reading, a NaN/infinite reading, one older than ``stale_after``, or a sample the reading
+    filter rejected (:func:`reject_heater`: NaN, out of range, implausible jump) → heater OFF at
+    that step, fan to ``on_fault``; control recovers by itself with the next accepted reading;
+  - a rejected sample that was too hot for the sensor to measure latches like the cutoff: an
+    implausibly hot reading is treated as hot, never as "no reading";
   - temperature ≥ ``cutoff_temp_c`` → heater OFF and latched. Reset is refused while the last
     known temperature is still at or above the cutoff;
   - runaway: while the heater is ON and the temperature is more than ``runaway_gain_c`` below
@@ -28,14 +32,15 @@ Rules (see ``docs/control.md`` for the user's version):
   - ``max_on_s`` caps one continuous ON period: the heater goes OFF and rests for
     ``min_cycle_s`` (a forced rest, not a latch), then normal control (auto or manual) resumes;
   - a latch cancels a manual ON, so a reset never switches the heater straight back on.
-* ``min_cycle_s`` is the minimum time between two switchings made by normal control (auto and
-  manual). Safety switch-offs ignore it; they do count as a switching, so the relay cannot
-  come back ON before ``min_cycle_s`` has passed.
+* ``min_cycle_s`` only delays switching ON: the relay comes back ON no sooner than
+  ``min_cycle_s`` after its last switching (relay and heater wear). Every OFF — automatic, a
+  person's, or a safety rule's — is immediate.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
@@ -234,11 +239,15 @@ class HeaterState:
     runaway_ref_c: float | None = None
     runaway_since: float | None = None
     rest_until: float | None = None
+    rejected: str | None = None  # why the latest sample was rejected; None once one is accepted
 
     @classmethod
-    def initial(cls, now: float) -> HeaterState:
-        """The state at service start: auto, relay OFF, no reading yet."""
-        return cls(started_at=now)
+    def initial(cls, now: float, fault: str | None = None) -> HeaterState:
+        """The state at service start: auto, relay OFF, no reading yet — or latched by ``fault``
+        (a latch that survived a restart)."""
+        if fault is None:
+            return cls(started_at=now)
+        return cls(started_at=now, mode="fault", fault=fault, reason=_latched_reason(fault))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +262,7 @@ class FanState:
     last_value: float | None = None
     reading_at: float | None = None
     last_switch_at: float | None = None
+    rejected: str | None = None  # why the latest sample was rejected; None once one is accepted
 
     @classmethod
     def initial(cls, now: float) -> FanState:
@@ -359,6 +369,20 @@ def _sensor_problem(
     return None, False
 
 
+def _input_problem(
+    st: HeaterState | FanState, stale_after: float, now: float
+) -> tuple[str | None, bool]:
+    """:func:`_sensor_problem`, plus a rejected latest sample (which counts until the next
+    accepted one: a filter that throws readings away must not leave the last good one in charge).
+    """
+    problem, waiting = _sensor_problem(
+        st.last_value, st.reading_at, st.started_at, stale_after, now
+    )
+    if problem is None and st.rejected is not None:
+        return f"reading rejected ({st.rejected})", False
+    return problem, waiting
+
+
 def _expire(override: Override | None, now: float) -> tuple[Override | None, str]:
     if override is not None and override.until is not None and now >= override.until:
         return None, f"manual {override.word} expired; "
@@ -400,8 +424,9 @@ def _held_by_min_cycle(
     min_cycle_s: float,
     now: float,
 ) -> Decision[S]:
-    """Normal control's last step: switch to ``want`` unless ``min_cycle_s`` says to hold."""
-    wait = _hold(st.last_switch_at, min_cycle_s, now) if want != st.on else 0.0
+    """Normal control's last step: switch to ``want``, except that switching ON waits until
+    ``min_cycle_s`` has passed since the last switching. Switching OFF never waits."""
+    wait = _hold(st.last_switch_at, min_cycle_s, now) if want and not st.on else 0.0
     if wait > 0:
         reason = f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})"
         return switch(st, st.on, mode, reason, now)
@@ -456,13 +481,15 @@ def decide_heater(
     value, reading_at = _observe(state.last_value, state.reading_at, observation, now)
     override, expired = _expire(state.override, now)
     st = replace(state, last_value=value, reading_at=reading_at, override=override)
+    if observation is not None:
+        st = replace(st, rejected=None)
 
     if not s.enabled:
         return _heater_switch(st, False, "auto", "disabled (heater.enabled = false)", now)
     if st.fault is not None:
         return _heater_switch(st, False, "fault", _latched_reason(st.fault), now)
 
-    problem, waiting = _sensor_problem(value, reading_at, st.started_at, s.stale_after_s, now)
+    problem, waiting = _input_problem(st, s.stale_after_s, now)
     if waiting:
         return _heater_switch(st, False, "auto", "waiting for the first reading", now)
     if problem is not None or value is None:
@@ -532,6 +559,28 @@ def decide_heater(
     )
 
 
+def reject_heater(
+    settings: HeaterSettings,
+    state: HeaterState,
+    reason: str,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+    *,
+    over_temperature: bool = False,
+) -> Decision[HeaterState]:
+    """The reading filter rejected the sample taken at ``now`` (``reason``: NaN, out of range,
+    implausible jump): heater OFF at once, and until the next accepted reading.
+
+    ``over_temperature``: the sample was hotter than the sensor can measure. That is treated as
+    hot, not as missing: the heater latches OFF exactly like the cutoff (when enabled).
+    """
+    st = replace(state, rejected=reason)
+    if over_temperature and settings.enabled and st.fault is None:
+        override, _ = _expire(st.override, now)
+        return _latch(replace(st, override=override), f"over-temperature: {reason}", now)
+    return decide_heater(settings, st, None, now, format_until)
+
+
 def request_heater(
     settings: HeaterSettings,
     state: HeaterState,
@@ -566,9 +615,7 @@ def _heater_on_refusal(s: HeaterSettings, st: HeaterState, now: float) -> str | 
         )
     if st.fault is not None:
         return f"heater is latched off by a safety fault: {st.fault}; {RESET_HINT} first"
-    problem, waiting = _sensor_problem(
-        st.last_value, st.reading_at, st.started_at, s.stale_after_s, now
-    )
+    problem, waiting = _input_problem(st, s.stale_after_s, now)
     if waiting:
         return "heater cannot be switched on yet: no reading so far; wait for the sensor"
     if problem is not None:
@@ -669,11 +716,13 @@ def decide_fan(
     value, reading_at = _observe(state.last_value, state.reading_at, observation, now)
     override, expired = _expire(state.override, now)
     st = replace(state, last_value=value, reading_at=reading_at, override=override)
+    if observation is not None:
+        st = replace(st, rejected=None)
 
     if not s.enabled:
         return _fan_switch(st, False, "auto", "disabled (fan.enabled = false)", now)
 
-    problem, waiting = _sensor_problem(value, reading_at, st.started_at, s.stale_after_s, now)
+    problem, waiting = _input_problem(st, s.stale_after_s, now)
     if problem is not None:
         return _fan_switch(
             st,
@@ -702,6 +751,20 @@ def decide_fan(
     return _held_by_min_cycle(_fan_switch, st, want, expired + why, normal_mode, s.min_cycle_s, now)
 
 
+def reject_fan(
+    settings: FanSettings,
+    state: FanState,
+    reason: str,
+    now: float,
+    format_until: UntilFormatter = relative_until,
+    *,
+    over_temperature: bool = False,
+) -> Decision[FanState]:
+    """The reading filter rejected the sample taken at ``now``: the fan goes to ``on_fault``
+    until the next accepted reading (``over_temperature`` changes nothing for the fan)."""
+    return decide_fan(settings, replace(state, rejected=reason), None, now, format_until)
+
+
 def request_fan(
     settings: FanSettings,
     state: FanState,
@@ -724,9 +787,7 @@ def request_fan(
             "enable it with 'filamentctl config set fan.enabled true'"
         )
     elif mode != "auto" and (mode == "on") != settings.on_fault:
-        problem, _ = _sensor_problem(
-            state.last_value, state.reading_at, state.started_at, settings.stale_after_s, now
-        )
+        problem, _ = _input_problem(state, settings.stale_after_s, now)
         if problem is not None:
             refusal = (
                 f"fan is held {_onoff(settings.on_fault)} (fan.on_fault) because of {problem}; "
@@ -763,53 +824,57 @@ def fan_status(settings: FanSettings, state: FanState, now: float) -> ControlSta
 P = TypeVar("P", HeaterSettings, FanSettings)
 
 
-class _Controller(Generic[P, S]):
-    """Holds one relay's settings and state; each method is one pure step that replaces it."""
+class _Controller(ABC, Generic[P, S]):
+    """Holds one relay's settings and state; each method is one pure step that replaces it.
 
-    def __init__(
-        self,
-        settings: P,
-        state: S,
-        format_until: UntilFormatter,
-        decide: Callable[[P, S, Observation | None, float, UntilFormatter], Decision[S]],
-        request: Callable[[P, S, str, float | None, float, UntilFormatter], RequestResult[S]],
-        reset: Callable[[P, S, float, UntilFormatter], RequestResult[S]],
-        status: Callable[[P, S, float], ControlStatus],
-    ) -> None:
+    Subclasses name the pure functions of their relay; the holder only threads the state.
+    """
+
+    def __init__(self, settings: P, state: S, format_until: UntilFormatter) -> None:
         self.settings: P = settings
         self.state: S = state
         self.format_until = format_until
-        self._decide: Callable[[P, S, Observation | None, float, UntilFormatter], Decision[S]] = (
-            decide
-        )
-        self._request: Callable[
-            [P, S, str, float | None, float, UntilFormatter], RequestResult[S]
-        ] = request
-        self._reset: Callable[[P, S, float, UntilFormatter], RequestResult[S]] = reset
-        self._status: Callable[[P, S, float], ControlStatus] = status
 
-    def _step(self, observation: Observation | None, now: float) -> Decision[S]:
-        decision = self._decide(self.settings, self.state, observation, now, self.format_until)
+    @abstractmethod
+    def _decide(self, observation: Observation | None, now: float) -> Decision[S]: ...
+
+    @abstractmethod
+    def _reject(self, reason: str, now: float, over_temperature: bool) -> Decision[S]: ...
+
+    @abstractmethod
+    def _request(self, mode: str, until: float | None, now: float) -> RequestResult[S]: ...
+
+    @abstractmethod
+    def _reset(self, now: float) -> RequestResult[S]: ...
+
+    @abstractmethod
+    def status(self, now: float) -> ControlStatus: ...
+
+    def _keep(self, decision: Decision[S]) -> Decision[S]:
         self.state = decision.state
         return decision
 
     def observe(self, value: float, age_s: float, now: float) -> Decision[S]:
         """A new reading (°C for the heater, %RH for the fan) sampled ``age_s`` before ``now``."""
-        return self._step(Observation(value, age_s), now)
+        return self._keep(self._decide(Observation(value, age_s), now))
 
     def tick(self, now: float) -> Decision[S]:
         """Re-evaluate without a new reading (staleness, expiry, max on-time)."""
-        return self._step(None, now)
+        return self._keep(self._decide(None, now))
+
+    def reject(self, reason: str, now: float, *, over_temperature: bool = False) -> Decision[S]:
+        """The sample read at ``now`` was rejected; see :func:`reject_heater`/:func:`reject_fan`."""
+        return self._keep(self._reject(reason, now, over_temperature))
 
     def request(self, mode: str, until: float | None, now: float) -> RequestResult[S]:
         """``on|off|auto``; see :func:`request_heater` / :func:`request_fan`."""
-        result = self._request(self.settings, self.state, mode, until, now, self.format_until)
+        result = self._request(mode, until, now)
         self.state = result.decision.state
         return result
 
     def reset(self, now: float) -> RequestResult[S]:
         """``reset``; see :func:`reset_heater` / :func:`reset_fan`."""
-        result = self._reset(self.settings, self.state, now, self.format_until)
+        result = self._reset(now)
         self.state = result.decision.state
         return result
 
@@ -818,35 +883,63 @@ class _Controller(Generic[P, S]):
         self.settings = settings
         return self.tick(now)
 
-    def status(self, now: float) -> ControlStatus:
-        return self._status(self.settings, self.state, now)
-
 
 class HeaterController(_Controller[HeaterSettings, HeaterState]):
+    """The heater's settings and state. ``latched``: a fault cause restored from a previous run
+    (the controller starts latched OFF until :meth:`reset`)."""
+
     def __init__(
-        self, settings: HeaterSettings, now: float, format_until: UntilFormatter = relative_until
+        self,
+        settings: HeaterSettings,
+        now: float,
+        format_until: UntilFormatter = relative_until,
+        *,
+        latched: str | None = None,
     ) -> None:
-        super().__init__(
-            settings,
-            HeaterState.initial(now),
-            format_until,
-            decide_heater,
-            request_heater,
-            reset_heater,
-            heater_status,
+        super().__init__(settings, HeaterState.initial(now, latched), format_until)
+
+    def _decide(self, observation: Observation | None, now: float) -> Decision[HeaterState]:
+        return decide_heater(self.settings, self.state, observation, now, self.format_until)
+
+    def _reject(self, reason: str, now: float, over_temperature: bool) -> Decision[HeaterState]:
+        return reject_heater(
+            self.settings,
+            self.state,
+            reason,
+            now,
+            self.format_until,
+            over_temperature=over_temperature,
         )
+
+    def _request(self, mode: str, until: float | None, now: float) -> RequestResult[HeaterState]:
+        return request_heater(self.settings, self.state, mode, until, now, self.format_until)
+
+    def _reset(self, now: float) -> RequestResult[HeaterState]:
+        return reset_heater(self.settings, self.state, now, self.format_until)
+
+    def status(self, now: float) -> ControlStatus:
+        return heater_status(self.settings, self.state, now)
 
 
 class FanController(_Controller[FanSettings, FanState]):
+    """The fan's settings and state."""
+
     def __init__(
         self, settings: FanSettings, now: float, format_until: UntilFormatter = relative_until
     ) -> None:
-        super().__init__(
-            settings,
-            FanState.initial(now),
-            format_until,
-            decide_fan,
-            request_fan,
-            reset_fan,
-            fan_status,
-        )
+        super().__init__(settings, FanState.initial(now), format_until)
+
+    def _decide(self, observation: Observation | None, now: float) -> Decision[FanState]:
+        return decide_fan(self.settings, self.state, observation, now, self.format_until)
+
+    def _reject(self, reason: str, now: float, over_temperature: bool) -> Decision[FanState]:
+        return reject_fan(self.settings, self.state, reason, now, self.format_until)
+
+    def _request(self, mode: str, until: float | None, now: float) -> RequestResult[FanState]:
+        return request_fan(self.settings, self.state, mode, until, now, self.format_until)
+
+    def _reset(self, now: float) -> RequestResult[FanState]:
+        return reset_fan(self.settings, self.state, now, self.format_until)
+
+    def status(self, now: float) -> ControlStatus:
+        return fan_status(self.settings, self.state, now)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from filamentctl.core import sensors
 from filamentctl.errors import ConfigError
 
 KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
@@ -519,7 +520,7 @@ _KEYS: tuple[Key, ...] = (
         "heater.min_cycle_s",
         "float",
         30.0,
-        "Least time between heater switchings (safety switch-offs excepted)",
+        "Least time before the heater switches back ON after a switching (every OFF is at once)",
         min=0,
         max=3600,
         unit="s",
@@ -582,7 +583,7 @@ _KEYS: tuple[Key, ...] = (
         "fan.min_cycle_s",
         "float",
         30.0,
-        "Least time between fan switchings (safety switch-offs excepted)",
+        "Least time before the fan switches back ON after a switching (every OFF is at once)",
         min=0,
         max=3600,
         unit="s",
@@ -767,8 +768,6 @@ def format_value(name: str, value: Any) -> str:
     return str(value)
 
 
-# Minimum sampling interval per sensor type: the DHTs cache values for 2 s (domain.md §1).
-_MIN_READ_INTERVAL = {"dht22": 2.0, "dht11": 2.0, "bme280": 0.5, "simulated": 0.1}
 # BCM GPIO 2 and 3 are the I2C bus (SDA, SCL) the BME280 sits on.
 _I2C_PINS = (2, 3)
 
@@ -816,7 +815,7 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             )
 
     interval = v["sensor.read_interval"]
-    least = _MIN_READ_INTERVAL.get(sensor, 0.1)
+    least = sensors.min_read_interval(sensor)
     if interval < least:
         problems.append(
             f"sensor.read_interval ({_num(interval)} s) is below the {_num(least)} s minimum "
@@ -827,10 +826,56 @@ def validate(values: Mapping[str, Any]) -> list[str]:
             f"sensor.stale_after ({_num(v['sensor.stale_after'])} s) must be longer than "
             f"sensor.read_interval ({_num(interval)} s)"
         )
+    problems.extend(_heater_range_problems(v, sensor))
+    if v["heater.enabled"]:
+        problems.extend(_heater_supervision_problems(v))
     if v["retry.backoff_base"] > v["retry.backoff_max"]:
         problems.append(
             f"retry.backoff_base ({_num(v['retry.backoff_base'])} s) must not exceed "
             f"retry.backoff_max ({_num(v['retry.backoff_max'])} s)"
+        )
+    return problems
+
+
+#: While a heater is enabled, the sensor must be read at least this often ...
+HEATER_MAX_READ_INTERVAL_S = 60.0
+#: ... and a silent sensor must switch the heater off within this long.
+HEATER_MAX_STALE_AFTER_S = 300.0
+
+
+def _heater_range_problems(v: Mapping[str, Any], sensor: str) -> list[str]:
+    """The heater's limits lie inside what the sensor can measure: a cutoff above the sensor's
+    range could never fire (the hotter box could not be measured)."""
+    top = sensors.temperature_range(sensor)[1]
+    return [
+        f"{name} ({_num(v[name])} °C) must be below {_num(top)} °C, the top of the {sensor} "
+        "sensor's range: a hotter box could not be measured"
+        for name in ("heater.cutoff_temp_c", "heater.max_temp_c")
+        if v[name] >= top
+    ]
+
+
+def _heater_supervision_problems(v: Mapping[str, Any]) -> list[str]:
+    """Rules that keep an enabled heater supervised: readings come often enough."""
+    problems: list[str] = []
+    interval, stale = v["sensor.read_interval"], v["sensor.stale_after"]
+    if interval > HEATER_MAX_READ_INTERVAL_S:
+        problems.append(
+            f"sensor.read_interval ({_num(interval)} s) must be at most "
+            f"{_num(HEATER_MAX_READ_INTERVAL_S)} s while heater.enabled is true: the heater's "
+            "safety rules act on readings"
+        )
+    if stale > HEATER_MAX_STALE_AFTER_S:
+        problems.append(
+            f"sensor.stale_after ({_num(stale)} s) must be at most "
+            f"{_num(HEATER_MAX_STALE_AFTER_S)} s while heater.enabled is true: a silent sensor "
+            "must switch the heater off within minutes"
+        )
+    if stale < 2 * interval:
+        problems.append(
+            f"sensor.stale_after ({_num(stale)} s) must be at least twice sensor.read_interval "
+            f"({_num(interval)} s) while heater.enabled is true, so that one lost read does not "
+            "count as a dead sensor"
         )
     return problems
 

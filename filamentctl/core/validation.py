@@ -4,14 +4,19 @@
 :class:`Rejected`. Checks, in order:
 
 1. every value is a finite number (NaN/inf are rejected);
-2. raw values are in the sensor's physical range: −40…85 °C, 0…100 %RH, 300…1100 hPa;
+2. raw values are in the sensor's physical range: its temperature range (``core.sensors``:
+   BME280 −40…85 °C, DHT22 −40…80 °C, DHT11 0…50 °C), 0…100 %RH, 300…1100 hPa. A temperature
+   above the range is rejected with ``too_hot`` set: the caller must treat it as hot (the
+   heater latches), never as a missing reading;
 3. calibration offsets are added (humidity is then clamped to 0…100 %);
-4. jump rule: a calibrated sample further than ``max_jump_c`` / ``max_jump_humidity`` from the
-   previous accepted sample is rejected — unless it is the ``confirm_after``-th in a row of
+4. agreement before any move. With a previous accepted sample, one further than ``max_jump_c``
+   / ``max_jump_humidity`` from it is rejected — unless it is the ``confirm_after``-th in a row of
    jumped samples that agree with each other (each within the jump limits of the one before).
-   Then it is accepted as a new level. So an isolated spike is always rejected, while a real step
-   (sensor swapped, lid opened for long) is accepted after ``confirm_after`` readings and can
-   never lock the filter out. Any sample that passes the jump check resets the run.
+   Then it is accepted as a new level. With no previous sample (start, or a deliberate change),
+   two samples in a row must agree; the first is held back as :class:`Unconfirmed`. So neither an
+   isolated spike nor an alternating spike train is ever accepted, while a real step (sensor
+   swapped, lid opened for long) is accepted after ``confirm_after`` readings and can never lock
+   the filter out. Any sample that passes the jump check resets the run.
 
 :class:`SensorHealth` is the OK / DEGRADED / FAULT state machine fed with the outcome of every
 read, and tells the caller when to log: one line when a failure episode starts (or its cause
@@ -28,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from filamentctl.core.reading import Sample
+from filamentctl.core.sensors import temperature_range
 
-TEMPERATURE_RANGE_C = (-40.0, 85.0)
+TEMPERATURE_RANGE_C = temperature_range("bme280")
 HUMIDITY_RANGE = (0.0, 100.0)
 PRESSURE_RANGE_HPA = (300.0, 1100.0)
 
@@ -45,10 +51,18 @@ class Rejected(Exception):
     same cause count as one episode; ``str(error)`` adds the values.
     """
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", *, too_hot: bool = False) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.too_hot = too_hot  # hotter than the sensor can measure: to be treated as hot
+
+
+class Unconfirmed(Rejected):
+    """A first sample with nothing to compare it with, held back until the next one agrees.
+
+    Not a fault: the caller neither counts nor logs it.
+    """
 
 
 class ReadingFilter:
@@ -66,6 +80,7 @@ class ReadingFilter:
         max_jump_c: float = 10.0,
         max_jump_humidity: float = 25.0,
         confirm_after: int = 3,
+        sensor_type: str = "bme280",
     ) -> None:
         if max_jump_c <= 0 or max_jump_humidity <= 0:
             raise ValueError("jump limits must be positive")
@@ -76,16 +91,20 @@ class ReadingFilter:
         self.max_jump_c = max_jump_c
         self.max_jump_humidity = max_jump_humidity
         self.confirm_after = confirm_after
+        self.sensor_type = sensor_type
+        self.temperature_range = temperature_range(sensor_type)
         self._run: list[Sample] = []  # consecutive jumped samples that agree with each other
+        self._trust_next = False
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ReadingFilter:
-        """From the ``sensor.*`` settings (offsets and jump limits; schema defaults if absent)."""
+        """From the ``sensor.*`` settings (type, offsets, jump limits; defaults if absent)."""
         return cls(
             temperature_offset_c=float(settings.get("sensor.temperature_offset", 0.0)),
             humidity_offset=float(settings.get("sensor.humidity_offset", 0.0)),
             max_jump_c=float(settings.get("sensor.max_jump_c", 10.0)),
             max_jump_humidity=float(settings.get("sensor.max_jump_rh", 25.0)),
+            sensor_type=str(settings.get("sensor.type", "bme280")),
         )
 
     def check(self, sample: Sample, previous: Sample | None) -> Sample:
@@ -95,7 +114,15 @@ class ReadingFilter:
         none worth comparing with (first reading, or after a long outage).
         """
         _check_finite(sample)
-        _check_range("temperature", sample.temperature_c, TEMPERATURE_RANGE_C, "°C")
+        low, high = self.temperature_range
+        if sample.temperature_c > high:
+            raise Rejected(
+                "temperature above range",
+                f"{sample.temperature_c:g} °C is above the {self.sensor_type} sensor's range "
+                f"(max {high:g} °C)",
+                too_hot=True,
+            )
+        _check_range("temperature", sample.temperature_c, self.temperature_range, "°C")
         _check_range("humidity", sample.humidity, HUMIDITY_RANGE, "%")
         if sample.pressure_hpa is not None:
             _check_range("pressure", sample.pressure_hpa, PRESSURE_RANGE_HPA, "hPa")
@@ -104,7 +131,19 @@ class ReadingFilter:
             min(100.0, max(0.0, sample.humidity + self.humidity_offset)),
             sample.pressure_hpa,
         )
-        if previous is None or self._close(previous, calibrated):
+        if self._trust_next:
+            self._trust_next = False
+            self._run.clear()
+            return calibrated
+        if previous is None:
+            # Nothing to compare with: the first sample must be confirmed by the next one, so a
+            # spike can never become the reference the following samples are judged by.
+            if self._run and self._close(self._run[-1], calibrated):
+                self._run.clear()
+                return calibrated
+            self._run = [calibrated]
+            raise Unconfirmed("unconfirmed", "waiting for a second reading that agrees")
+        if self._close(previous, calibrated):
             self._run.clear()
             return calibrated
         if self._run and self._close(self._run[-1], calibrated):
@@ -119,6 +158,11 @@ class ReadingFilter:
     def reset(self) -> None:
         """Forget the pending run (e.g. after the sensor was re-initialised)."""
         self._run.clear()
+
+    def trust_next(self) -> None:
+        """The next sample is a deliberate change (a simulator pin): accept it without comparing
+        (value and range checks still apply). Safe to call from another thread."""
+        self._trust_next = True
 
     def _close(self, a: Sample, b: Sample) -> bool:
         return (

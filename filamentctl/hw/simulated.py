@@ -112,6 +112,7 @@ class SimulatedBox:
         self._pinned_rh: float | None = None
         self._fault: str | None = None
         self._reads = 0
+        self._spike_from = 0
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -164,7 +165,7 @@ class SimulatedBox:
                 self._pinned_rh = float(humidity)
             if fault is not None:
                 self._fault = fault
-                self._reads = 0  # so a "spike" fault shows on the very next read
+                self._spike_from = self._reads  # so a "spike" fault shows on the very next read
 
     def clear(self) -> None:
         """Remove all pins and faults: the sensor reports the model again."""
@@ -207,9 +208,14 @@ class SimulatedBox:
                 humidity = min(100.0, max(0.0, noisy))
             # Isolated spikes (every second read), as DHT sensors produce them: a filter should
             # reject each one and keep accepting the good readings between them.
-            if fault == "spike" and self._reads % 2 == 1:
+            if fault == "spike" and (self._reads - self._spike_from) % 2 == 1:
                 temperature += SPIKE_C
             return Sample(temperature, humidity, pressure)
+
+    @property
+    def reads(self) -> int:
+        """How many times the sensor was read (good or faulty)."""
+        return self._reads
 
     def state(self) -> dict[str, Any]:
         """The model's true values, the relay states it last saw, and the active overrides."""

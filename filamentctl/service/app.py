@@ -75,7 +75,6 @@ class Service:
         self.latest_at: float | None = None  # clock() when the latest reading was taken
         self.last_control_tick = clock()
         self.fatal: BaseException | None = None
-        self._forget_previous = False
         self._delivery_setup_error: str | None = None
         # Built in start():
         self.history: Any = None
@@ -207,13 +206,22 @@ class Service:
     # -- construction -----------------------------------------------------------------------
     def _build_control(self) -> None:
         from filamentctl.service.control import ControlLoop
+        from filamentctl.store.latch import LatchStore
+        from filamentctl.store.pins import PinRecord
 
+        # Which pins this box drives, for `filamentctl relays-off` after a crash (before they are
+        # claimed: a crash while claiming must still be covered).
+        try:
+            PinRecord.from_settings(self.settings).save(self.paths.state_dir)
+        except OSError as exc:
+            log.warning("could not record the relay pins for 'filamentctl relays-off': %s", exc)
         self.control = ControlLoop(
             self.settings,
             clock=self.clock,
             publish=self.bus.publish,
             simulate=self.simulate,
             pin_factory=self._pin_factory,
+            latch_store=LatchStore(self.paths.state_dir),
         )
 
     def _build_sensor(self) -> None:
@@ -235,12 +243,7 @@ class Service:
                 )
             self.sensor = make_sensor(s, clock=self.clock, box=self.box)
         self.sensor_kind = str(getattr(self.sensor, "kind", s["sensor.type"]))
-        self.filter = ReadingFilter(
-            temperature_offset_c=float(s["sensor.temperature_offset"]),
-            humidity_offset=float(s["sensor.humidity_offset"]),
-            max_jump_c=float(s["sensor.max_jump_c"]),
-            max_jump_humidity=float(s["sensor.max_jump_rh"]),
-        )
+        self.filter = ReadingFilter.from_settings(s)
         self.health = SensorHealth(self.clock(), stale_after_s=float(s["sensor.stale_after"]))
 
     def _build_delivery(self) -> None:
@@ -303,8 +306,6 @@ class Service:
             # Read each loop: a live config reload may change them.
             interval = max(float(self.settings["sensor.read_interval"]), min_interval)
             commit_every = float(self.settings["storage.commit_interval"])
-            if self._forget_previous:  # a deliberate change (sim set) is not an implausible jump
-                previous, self._forget_previous = None, False
             previous = self.sample_once(previous)
             now = self.clock()
             if now - last_commit >= commit_every:
@@ -321,7 +322,7 @@ class Service:
 
     def sample_once(self, previous: Sample | None) -> Sample | None:
         """Read, validate, store, publish and control on one sample; returns the last accepted."""
-        from filamentctl.core.validation import Rejected
+        from filamentctl.core.validation import Rejected, Unconfirmed
         from filamentctl.hw.sensor import SensorError
 
         try:
@@ -337,7 +338,11 @@ class Service:
         time_ns = self.wall_ns()
         try:
             sample = self.filter.check(raw, previous)
+        except Unconfirmed:
+            return previous  # a first sample waits for the next one to agree: not a fault
         except Rejected as exc:
+            # Safety first, before any logging: the heater goes OFF at this very read.
+            self.control.on_rejected(str(exc), now, too_hot=exc.too_hot)
             event = self.health.reject(now, str(exc), key=exc.reason)
             self._log_health(event, logging.WARNING)
             return previous
@@ -398,7 +403,7 @@ class Service:
     # -- control timer ----------------------------------------------------------------------
     def _control_loop(self) -> None:
         while not self._stopping.wait(CONTROL_TICK_S):
-            self.control.tick(self.latest, self.latest_at, self.clock())
+            self.control.tick(self.clock())
             self.last_control_tick = self.clock()
 
     def control_healthy(self) -> bool:
@@ -475,10 +480,16 @@ class Service:
             "flush": self.op_flush,
             "sim.set": self.op_sim_set,
             "sim.clear": self.op_sim_clear,
-            "heater.set": lambda req, conn: self.control.set_mode("heater", req.args, self.clock()),
-            "heater.reset": lambda req, conn: self.control.reset("heater", self.clock()),
-            "fan.set": lambda req, conn: self.control.set_mode("fan", req.args, self.clock()),
-            "fan.reset": lambda req, conn: self.control.reset("fan", self.clock()),
+            "heater.set": lambda req, conn: self.control.set_mode(
+                "heater", req.args, self.clock(), peer=conn.peer
+            ),
+            "heater.reset": lambda req, conn: self.control.reset(
+                "heater", self.clock(), peer=conn.peer
+            ),
+            "fan.set": lambda req, conn: self.control.set_mode(
+                "fan", req.args, self.clock(), peer=conn.peer
+            ),
+            "fan.reset": lambda req, conn: self.control.reset("fan", self.clock(), peer=conn.peer),
             "deadletter.list": lambda req, conn: self.history.deadletter_list(),
             "deadletter.replay": self.op_deadletter_replay,
             "config.reload": self.op_config_reload,
@@ -489,7 +500,10 @@ class Service:
     def op_config_reload(self, req: Request, conn: Connection) -> Any:
         from filamentctl.service.reload import handle_config_reload
 
-        return handle_config_reload(self, req, conn)
+        result = handle_config_reload(self, req, conn)
+        changed = ", ".join(result.get("changed", ())) or "nothing"
+        self.control.audit.record("config.reload", conn.peer, f"config reload: changed {changed}")
+        return result
 
     def op_gateway_settings(self, req: Request, conn: Connection) -> Any:
         """A gateway's own settings (``web.*``, ``mqtt.*``), secrets resolved.
@@ -640,7 +654,10 @@ class Service:
         if fault is not None and fault not in ("stale", "error", "nan", "spike"):
             raise ProtocolError(protocol.INVALID_ARGS, "'fault' must be stale, error, nan or spike")
         box.set(temperature_c=t, humidity=h, fault=fault)
-        self._forget_previous = True
+        # A pinned value is a deliberate change, not an implausible jump. A fault is not: the
+        # filter must meet the injected spikes exactly as it would a real sensor's.
+        if t is not None or h is not None:
+            self.filter.trust_next()
         log.info("sim: set %s (peer %s)", dict(args), conn.peer)
         return box.state()
 

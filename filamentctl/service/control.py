@@ -1,8 +1,14 @@
 """The control loop: pure controllers (``core.control``) applied to real relays (``hw.relays``).
 
-Called on every new reading (reaction time is one function call) and on a timer, so a dead
-sensor still turns the heater OFF and overrides expire. After :meth:`ControlLoop.all_off` (any
-way the process ends, or a relay that cannot be driven) nothing can switch a relay ON again.
+Called on every new reading (reaction time is one function call), on every rejected sample
+(the heater goes OFF at that read) and on a timer, so a dead sensor still turns the heater OFF
+and overrides expire. After :meth:`ControlLoop.all_off` (any way the process ends, or a relay
+that cannot be driven) nothing can switch a relay ON again.
+
+A latched heater fault is written to the state directory (``store.latch``) in the same step
+that latches it and restored before any relay is driven, so no restart can undo it; only
+``heater reset`` clears it. Requests that change something are logged with the peer that sent
+them (``service.audit``: rate-limited, so a flood of requests cannot flood the log).
 
 Threads: the sampler (``on_reading``), the control timer (``tick``), socket clients
 (``set_mode``, ``reset``, ``status``) and a signal handler on the main thread (``all_off``)
@@ -31,6 +37,8 @@ from filamentctl.core.control import (
 )
 from filamentctl.core.reading import Reading, Sample, iso_utc
 from filamentctl.protocol import ProtocolError
+from filamentctl.service.audit import AuditLog
+from filamentctl.store.latch import Latch, LatchStore
 
 log = logging.getLogger("filamentctl.control")
 
@@ -63,12 +71,15 @@ class ControlLoop:
         publish: Publish | None = None,
         simulate: bool = False,
         pin_factory: Any = None,
+        latch_store: LatchStore | None = None,
     ) -> None:
         from filamentctl.hw.relays import RelayBoard, make_pin_factory
 
         self._clock = clock
         self._wall = wall
         self._publish = publish or (lambda _name, _data: None)
+        self._latch_store = latch_store
+        self.audit = AuditLog(log, clock=clock)
         self._lock = threading.RLock()
         self._shutdown = False
         self._closed = False
@@ -80,11 +91,21 @@ class ControlLoop:
         # Settings first: a ValueError here must not leave pins claimed.
         heater_settings = HeaterSettings.from_settings(settings)
         fan_settings = FanSettings.from_settings(settings)
+        # The stored latch before any pin is claimed: a restart must never undo a latch.
+        self.latch: Latch | None = latch_store.load() if latch_store is not None else None
         factory = pin_factory if pin_factory is not None else make_pin_factory(simulate)
         self.board = RelayBoard.from_settings(settings, factory)
         now = clock()
-        self.heater = HeaterController(heater_settings, now, self._until_text)
+        restored = self.latch.cause if self.latch is not None else None
+        self.heater = HeaterController(heater_settings, now, self._until_text, latched=restored)
         self.fan = FanController(fan_settings, now, self._until_text)
+        if self.latch is not None:
+            log.error(
+                "heater LATCHED OFF since %s (kept across the restart): %s; check the box, "
+                "then run 'filamentctl heater reset'",
+                iso_utc(self.latch.since_ns),
+                self.latch.cause,
+            )
 
     def _until_text(self, until: float, now: float) -> str:
         return "until " + time.strftime("%H:%M:%S", time.localtime(self._wall() + until - now))
@@ -108,20 +129,30 @@ class ControlLoop:
             if self.enabled["fan"]:
                 self._apply("fan", self.fan.observe(reading.humidity, 0.0, now))
 
-    def tick(self, latest: Reading | None, latest_at: float | None, now: float) -> None:
-        """Re-evaluate without a new reading: staleness, override expiry, max on-time.
+    def on_rejected(self, reason: str, now: float, *, too_hot: bool = False) -> None:
+        """The reading filter rejected the sample read at ``now``: the heater goes OFF at once
+        (and latches when the sample was ``too_hot`` for the sensor), the fan to its fault
+        state, until the next accepted reading."""
+        with self._lock:
+            if self.enabled["heater"]:
+                self._apply("heater", self.heater.reject(reason, now, over_temperature=too_hot))
+            if self.enabled["fan"]:
+                self._apply("fan", self.fan.reject(reason, now))
 
-        ``latest``/``latest_at`` are accepted for the caller's convenience; the controllers
-        remember when their last reading arrived.
-        """
+    def tick(self, now: float) -> None:
+        """Re-evaluate without a new reading: staleness, override expiry, max on-time (the
+        controllers remember when their last reading arrived)."""
         with self._lock:
             if self.enabled["heater"]:
                 self._apply("heater", self.heater.tick(now))
             if self.enabled["fan"]:
                 self._apply("fan", self.fan.tick(now))
+        self.audit.flush()
 
     def _apply(self, name: str, decision: Decision[Any]) -> None:
         """Drive one relay to the decision (OFF once shut down). Caller holds the lock."""
+        if name == "heater":
+            self._note_latch(decision.state.fault, decision.state.last_value)
         if self._closed:
             return  # the pins are released; all_off has already left them OFF
         relay = self._relay(name)
@@ -152,12 +183,40 @@ class ControlLoop:
                 }
             )
 
-    def _emit(self, data: dict[str, Any]) -> None:
+    def _note_latch(self, fault: str | None, temperature_c: float | None) -> None:
+        """A new latch: store it (before anything else can happen), log it loudly, tell the
+        subscribers. Called with the lock held, whether or not the relay changed."""
+        if fault is None or (self.latch is not None and self.latch.cause == fault):
+            return
+        latch = Latch(fault, temperature_c, int(self._wall() * 1e9))
+        self.latch = latch
+        stored = ""
+        if self._latch_store is not None:
+            try:
+                self._latch_store.save(latch)
+                stored = f"; stored in {self._latch_store.path}"
+            except OSError as exc:
+                stored = f"; could NOT be stored ({exc}), so a restart would forget it"
+        log.critical(
+            "heater LATCHED OFF: %s%s; check the box, then run 'filamentctl heater reset'",
+            fault,
+            stored,
+        )
+        self._emit(
+            {
+                "kind": "heater_latched",
+                "message": f"heater latched off: {fault}",
+                **latch.to_dict(),
+            },
+            topic="alert",
+        )
+
+    def _emit(self, data: dict[str, Any], topic: str = "relay") -> None:
         # Telling subscribers is best effort: it must never break control.
         try:
-            self._publish("relay", data)
+            self._publish(topic, data)
         except Exception:
-            log.debug("could not publish a relay event", exc_info=True)
+            log.debug("could not publish a %s event", topic, exc_info=True)
 
     def _relay_failed(self, name: str, exc: Exception) -> None:
         self.failure = f"{name} relay could not be switched ({type(exc).__name__}: {exc})"
@@ -196,12 +255,21 @@ class ControlLoop:
             self._apply("fan", self.fan.reconfigure(fan, now))
 
     # -- requests from the socket -----------------------------------------------------------
-    def set_mode(self, name: str, args: Mapping[str, Any], now: float) -> dict[str, Any]:
+    def set_mode(
+        self, name: str, args: Mapping[str, Any], now: float, peer: object = "in-process"
+    ) -> dict[str, Any]:
         """``heater.set`` / ``fan.set``: ``{"mode": "auto"|"on"|"off", "for_s": seconds}``.
 
-        Raises ProtocolError ``invalid_args`` for a bad argument and ``refused`` when the relay
-        is disabled, the service is stopping, or a safety rule forbids the request.
+        Raises ProtocolError ``invalid_args`` for a bad or unknown argument and ``refused`` when
+        the relay is disabled, the service is stopping, or a safety rule forbids the request.
+        ``peer`` (who asked) goes to the audit log.
         """
+        unknown = sorted(set(args) - {"mode", "for_s"})
+        if unknown:
+            raise ProtocolError(
+                protocol.INVALID_ARGS,
+                f"unknown argument(s) {unknown}; {name}.set takes mode, for_s",
+            )
         mode = args.get("mode")
         if mode not in ("auto", "on", "off"):
             raise ProtocolError(protocol.INVALID_ARGS, "'mode' must be auto, on or off")
@@ -238,24 +306,53 @@ class ControlLoop:
             except ValueError as exc:
                 raise ProtocolError(protocol.INVALID_ARGS, str(exc)) from None
             self._apply(name, result.decision)
+        asked = f"{name} {mode}" + (f" for {for_s:g} s" if for_s else "")
         if not result.accepted:
-            log.info("%s %s refused: %s", name, mode, result.reason)
+            self.audit.record(f"{name}.set", peer, f"{asked} refused: {result.reason}")
             raise ProtocolError(protocol.REFUSED, result.reason)
-        log.info("%s %s requested%s", name, mode, f" for {for_s} s" if for_s else "")
+        self.audit.record(f"{name}.set", peer, f"{asked}: {result.reason}")
         return self.relay_status(name, now)
 
-    def reset(self, name: str, now: float) -> dict[str, Any]:
-        """``heater.reset`` / ``fan.reset``; ProtocolError ``refused`` when not allowed now."""
+    def reset(self, name: str, now: float, peer: object = "in-process") -> dict[str, Any]:
+        """``heater.reset`` / ``fan.reset``; ProtocolError ``refused`` when not allowed now.
+
+        Clearing a heater latch also removes the stored one, and is logged with ``peer``.
+        """
         controller = self._controller(name)
         with self._lock:
             self._refuse_when_shut_down()
+            before = self.latch if name == "heater" else None
             result: RequestResult[Any] = controller.reset(now)
             self._apply(name, result.decision)
+            cleared = before is not None and getattr(result.decision.state, "fault", None) is None
+            note = self._forget_latch(before, peer) if cleared else ""
         if not result.accepted:
-            log.info("%s reset refused: %s", name, result.reason)
+            self.audit.record(f"{name}.reset", peer, f"{name} reset refused: {result.reason}")
             raise ProtocolError(protocol.REFUSED, result.reason)
-        log.info("%s reset: %s", name, result.reason)
-        return self.relay_status(name, now)
+        if not cleared:
+            self.audit.record(f"{name}.reset", peer, f"{name} reset: {result.reason}")
+        status = self.relay_status(name, now)
+        if note:
+            status["warning"] = note
+        return status
+
+    def _forget_latch(self, latch: Latch | None, peer: object) -> str:
+        """After an accepted heater reset: drop the stored latch; returns a warning or ""."""
+        self.latch = None
+        cause = latch.cause if latch is not None else "?"
+        # Never rate-limited: who cleared a safety latch must always be in the log.
+        log.warning("heater latch cleared by %s (it was: %s)", peer, cause)
+        if self._latch_store is None:
+            return ""
+        try:
+            self._latch_store.clear()
+        except OSError as exc:
+            log.error("could not remove the stored latch %s: %s", self._latch_store.path, exc)
+            return (
+                f"the stored latch could not be removed ({exc}); the heater will be latched "
+                "again after a restart"
+            )
+        return ""
 
     def _refuse_when_shut_down(self) -> None:
         if self.failure is not None:
@@ -281,6 +378,9 @@ class ControlLoop:
             gpio_pin=getattr(relay, "pin", None),
             active_high=getattr(relay, "active_high", None),
         )
+        if name == "heater":
+            latch = self.latch
+            st["latched_since"] = iso_utc(latch.since_ns) if latch is not None else None
         if not self.enabled[name]:
             st.update(mode="auto", reason=f"disabled ({name}.enabled is false)")
         elif self.failure is not None:

@@ -25,7 +25,9 @@ def read_direct() -> dict[str, Any]:
     sensor = make_sensor(settings, clock=time.monotonic)
     try:
         raw = sensor.read()
-        sample = ReadingFilter.from_settings(settings).check(raw, None)
+        checks = ReadingFilter.from_settings(settings)
+        checks.trust_next()  # one sample to show, nothing to compare it with: values only
+        sample = checks.check(raw, None)
     except SensorError as exc:
         raise UserError(f"cannot read the {settings['sensor.type']} sensor: {exc}") from None
     except Rejected as exc:

@@ -1,9 +1,16 @@
 """``filamentctl run``: the process around :class:`Service` — settings, logging, signals, systemd.
 
-Every way out (SIGTERM, SIGINT, SIGHUP, an unhandled exception in any thread, a normal return)
-turns both relays OFF before anything else happens. Under systemd the service says ``READY=1``
-once it runs and pings the watchdog only while the control path is healthy, so systemd restarts
-a service whose control has stalled.
+Every way out turns both relays OFF before anything else happens: every catchable signal whose
+default would end the process (SIGTERM, SIGINT, SIGQUIT, SIGABRT, SIGUSR1/2, SIGALRM, real-time
+signals, ...), an unhandled exception in any thread, a stalled control loop, a normal return.
+What cannot be caught (SIGKILL, the OOM killer) is covered by the unit's ``ExecStopPost=
+filamentctl relays-off``. SIGHUP reloads the configuration, as daemons do; relays keep their
+state. Under systemd the service says ``READY=1`` once it runs and pings the watchdog only while
+the control path is healthy; independently of systemd, a supervisor thread switches the relays
+OFF and stops the service (exit 1) when the control loop has not run for ``CONTROL_STALL_S``.
+
+Exit codes: 0 after SIGTERM/SIGINT (a wanted stop); 128 + the signal number after any other
+signal, and 1 after an internal error, so that ``Restart=on-failure`` brings the box back.
 """
 
 from __future__ import annotations
@@ -20,8 +27,52 @@ from filamentctl.service.app import Service
 
 log = logging.getLogger("filamentctl.service")
 
-# SIGHUP too: closing the terminal of a foreground `filamentctl run` must not leave a heater ON.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Stops a service asked to stop (exit 0); every other terminating signal is unexpected.
+WANTED_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: Faults raised by the CPU itself: a Python handler cannot run safely after one (the process
+#: is in C code that cannot continue), so they are left to ExecStopPost.
+_SYNCHRONOUS_FAULTS = frozenset(
+    int(getattr(signal, name))
+    for name in ("SIGSEGV", "SIGBUS", "SIGILL", "SIGFPE")
+    if hasattr(signal, name)
+)
+#: How long the control loop may go without running before the supervisor switches the relays
+#: OFF and stops the service (the control timer runs every 0.25 s).
+CONTROL_STALL_S = 10.0
+SUPERVISOR_EVERY_S = 1.0
+
+
+def terminating_signals() -> list[int]:
+    """Every catchable signal whose default action ends the process, except SIGHUP (reload),
+    the synchronous CPU faults, and those Python already ignores (SIGPIPE, SIGXFSZ)."""
+    names = (
+        "SIGTERM SIGINT SIGQUIT SIGABRT SIGTRAP SIGUSR1 SIGUSR2 SIGALRM SIGVTALRM SIGPROF "
+        "SIGXCPU SIGXFSZ SIGPIPE SIGSTKFLT SIGIO SIGPWR SIGSYS"
+    ).split()
+    found = [int(getattr(signal, n)) for n in names if hasattr(signal, n)]
+    if hasattr(signal, "SIGRTMIN"):
+        found += range(int(signal.SIGRTMIN), int(signal.SIGRTMAX) + 1)
+    out: list[int] = []
+    for sig in found:
+        if sig in _SYNCHRONOUS_FAULTS:
+            continue
+        try:
+            current = signal.getsignal(sig)
+        except (ValueError, OSError):
+            continue
+        # Python's own SIGINT handler raises KeyboardInterrupt: ours switches OFF first. Others
+        # already set by someone else are left alone (Python ignores SIGPIPE and SIGXFSZ).
+        if current not in (signal.SIG_DFL, signal.default_int_handler):
+            continue
+        out.append(sig)
+    return out
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def run(
@@ -53,11 +104,18 @@ def run(
         log.info("no configuration yet (run 'filamentctl config init'); using defaults")
     service = Service(settings, paths, simulate=simulate, pin_factory=pin_factory, sensor=sensor)
     crashed: list[BaseException] = []
+    stopped_by: list[int] = []
+    reload_requested = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         # Relays OFF first, right here in the signal handler; then let the main thread stop.
-        service.safe_off(f"signal {signal.Signals(signum).name}")
+        service.safe_off(f"signal {signal_name(signum)}")
+        stopped_by.append(signum)
         service.request_stop()
+
+    def on_hangup(_signum: int, _frame: object) -> None:
+        # A reload takes locks the interrupted code may hold: do it on its own thread.
+        reload_requested.set()
 
     def on_thread_crash(args: threading.ExceptHookArgs) -> None:
         # Threads the service spawns have their own guard; this catches any other thread.
@@ -72,13 +130,16 @@ def run(
         service.safe_off(f"internal error in thread {name}")
         service.request_stop()
 
-    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in terminating_signals()}
+    previous_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     previous_hook = threading.excepthook
     threading.excepthook = on_thread_crash
     try:
         service.start()
         systemd.notify("READY=1\nSTATUS=sampling")
         start_watchdog(service)
+        start_supervisor(service)
+        start_reloader(service, reload_requested)
         while not service.wait(1.0):
             pass
     except BaseException:
@@ -94,7 +155,69 @@ def run(
     if service.fatal is not None or crashed:
         systemd.notify("STATUS=stopped after an internal error (relays OFF); see the log")
         return 1
+    unexpected = [s for s in stopped_by if s not in WANTED_STOP_SIGNALS]
+    if unexpected:
+        systemd.notify(f"STATUS=stopped by {signal_name(unexpected[0])} (relays OFF)")
+        return 128 + int(unexpected[0])
     return 0
+
+
+def start_supervisor(service: Service, stall_s: float | None = None) -> threading.Thread:
+    """Switch the relays OFF and stop the service when its control loop stops running.
+
+    A hung control thread (a stuck GPIO driver, a deadlock) can no longer turn the heater off on
+    a stale sensor; this thread can, because ``all_off`` does not wait for the control lock.
+    The service then exits 1 and systemd restarts it, relays OFF. ``stall_s`` defaults to
+    :data:`CONTROL_STALL_S`.
+    """
+    limit = CONTROL_STALL_S if stall_s is None else stall_s
+
+    def loop() -> None:
+        while not service.wait(SUPERVISOR_EVERY_S):
+            stalled = service.clock() - service.last_control_tick
+            if stalled < limit:
+                continue
+            log.critical(
+                "control loop has not run for %.0f s (limit %.0f s): switching the relays OFF "
+                "and stopping",
+                stalled,
+                limit,
+            )
+            service.fatal = RuntimeError(f"control loop stalled for {stalled:.0f} s")
+            service.safe_off("control loop stalled")
+            service.request_stop()
+            return
+
+    thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_reloader(service: Service, requested: threading.Event) -> threading.Thread:
+    """Reload the configuration whenever SIGHUP sets ``requested`` (relays keep their state)."""
+    from filamentctl.protocol import ProtocolError
+    from filamentctl.service.reload import reload_from_store
+
+    def loop() -> None:
+        while not service.stopping:
+            if not requested.wait(0.5):
+                continue
+            requested.clear()
+            if service.stopping:
+                return
+            try:
+                result = reload_from_store(service)
+            except ProtocolError as exc:
+                log.error("SIGHUP: %s", exc.message)
+                continue
+            except Exception:
+                log.exception("SIGHUP: reloading the configuration failed; running as before")
+                continue
+            log.info("SIGHUP: configuration reloaded (%d key(s) changed)", len(result["changed"]))
+
+    thread = threading.Thread(target=loop, name="reloader", daemon=True)
+    thread.start()
+    return thread
 
 
 def control_path_healthy(service: Service) -> bool:

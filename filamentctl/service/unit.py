@@ -82,6 +82,7 @@ def render_unit(opts: UnitOptions) -> str:
         raise ValueError(f"ExecStart needs an absolute path, not {list(opts.command)!r}")
     exec_args = [*opts.command, "run"] + (["--simulate"] if opts.simulate else [])
     exec_start = " ".join(quote_exec_arg(a) for a in exec_args)
+    exec_stop_post = " ".join(quote_exec_arg(a) for a in [*opts.command, "relays-off"])
     # An executable under /home needs the home directories visible (read-only still).
     protect_home = "read-only" if opts.under_home else "yes"
     supplementary = " ".join(opts.supplementary_groups)
@@ -102,10 +103,16 @@ def render_unit(opts: UnitOptions) -> str:
         "Type=notify",
         f"ExecStart={exec_start}",
         f"WatchdogSec={opts.watchdog_sec}s",
+        # A stalled service gets the same stop path as `systemctl stop` (relays OFF first), not
+        # the default SIGABRT's core dump; still stuck after TimeoutStopSec, SIGKILL follows.
+        "WatchdogSignal=SIGTERM",
         "Restart=on-failure",
         "RestartSec=5s",
-        # The service turns both relays off on SIGTERM before anything else.
+        # The service turns both relays off on every catchable signal before anything else.
         "TimeoutStopSec=20s",
+        # After any end, even one it could not handle (SIGKILL, the OOM killer, a hang), drive
+        # the relay pins to OFF directly, without the service.
+        f"ExecStopPost={exec_stop_post}",
         f"User={opts.user}",
         f"Group={opts.group_name}",
     ]

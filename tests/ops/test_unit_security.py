@@ -148,10 +148,20 @@ def test_simulated_unit_runs_run_simulate() -> None:
     assert unit["ExecStart"] == ["/usr/bin/filamentctl run --simulate"]
 
 
+def test_unit_drives_the_relays_off_after_any_end_and_picks_its_watchdog_signal() -> None:
+    unit = directives(render_unit(PI_UNIT))
+    # After SIGKILL, the OOM killer or a hang, the pins go OFF without the service.
+    assert unit["ExecStopPost"] == [f"{PI_UNIT.command[0]} relays-off"]
+    # A stalled service gets the same stop path as `systemctl stop` (relays OFF first).
+    assert unit["WatchdogSignal"] == ["SIGTERM"]
+
+
 def test_dry_run_prints_the_unit_and_changes_nothing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["install", "--dry-run", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert directives(result.stdout)["Type"] == ["notify"]
+    assert directives(result.stdout)["ExecStopPost"][0].endswith("relays-off")
+    assert directives(result.stdout)["WatchdogSignal"] == ["SIGTERM"]
     assert result.stdout.startswith("# Written by `filamentctl service install`")
     assert list(tmp_path.iterdir()) == []
 

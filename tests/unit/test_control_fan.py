@@ -53,6 +53,8 @@ def play(row_settings: dict[str, Any], events: list[Event]) -> tuple[FanControll
             last = ctl.request(args[0], args[1] if len(args) > 1 else None, t)
         elif kind == "reset":
             last = ctl.reset(t)
+        elif kind == "rej":
+            last = ctl.reject(args[0], t, over_temperature=len(args) > 1 and args[1])
         else:  # pragma: no cover - a typo in a table
             raise AssertionError(kind)
     return ctl, last
@@ -184,14 +186,8 @@ def test_fault_state(row: Row) -> None:
 
 
 MIN_CYCLE = {
-    "switching OFF too soon is held": Row(
-        [("read", 0, 70.0), ("read", 10, 30.0)],
-        True,
-        "auto",
-        "min cycle: holding ON for 20 s (auto: 30.0 % < 40.0 %)",
-    ),
-    "held switch happens after min cycle": Row(
-        [("read", 0, 70.0), ("read", 10, 30.0), ("read", 30, 30.0)], False, "auto", "< 40.0 %"
+    "switching OFF is never held (min cycle only delays ON)": Row(
+        [("read", 0, 70.0), ("read", 10, 30.0)], False, "auto", "auto: 30.0 % < 40.0 %"
     ),
     "switching ON too soon is held": Row(
         [("read", 0, 70.0), ("read", 40, 30.0), ("read", 50, 70.0)],
@@ -199,11 +195,14 @@ MIN_CYCLE = {
         "auto",
         "min cycle: holding OFF for 20 s",
     ),
-    "manual request held by min cycle": Row(
-        [("read", 0, 70.0), ("req", 10, "off")],
-        True,
+    "a manual OFF is immediate": Row(
+        [("read", 0, 70.0), ("req", 10, "off")], False, "manual", "manual off", accepted=True
+    ),
+    "a manual ON right after an OFF waits for min cycle": Row(
+        [("read", 0, 30.0), ("read", 40, 70.0), ("req", 50, "off"), ("req", 55, "on")],
+        False,
         "manual",
-        "min cycle: holding ON for 20 s (manual off)",
+        "min cycle: holding OFF for 25 s (manual on)",
         accepted=True,
     ),
 }
@@ -211,6 +210,36 @@ MIN_CYCLE = {
 
 @rows(MIN_CYCLE)
 def test_min_cycle(row: Row) -> None:
+    check(row)
+
+
+REJECTED = {
+    "a rejected reading puts the fan in its fault state at that read": Row(
+        [("read", 0, 70.0), ("rej", 1, "not a number")],
+        False,
+        "fault",
+        "safety: reading rejected (not a number); fan OFF (fan.on_fault)",
+        settings={"min_cycle_s": 600.0},
+    ),
+    "... ON when fan.on_fault is on": Row(
+        [("read", 0, 30.0), ("rej", 1, "implausible jump"), ("tick", 3)],
+        True,
+        "fault",
+        "fan ON (fan.on_fault)",
+        settings={"on_fault": True, "min_cycle_s": 0.0},
+    ),
+    "the next accepted reading returns it to normal control": Row(
+        [("read", 0, 70.0), ("rej", 1, "not a number"), ("read", 2, 70.0)],
+        True,
+        "auto",
+        "auto: 70.0 % > 60.0 %",
+        settings={"min_cycle_s": 0.0},
+    ),
+}
+
+
+@rows(REJECTED)
+def test_rejected_readings(row: Row) -> None:
     check(row)
 
 

@@ -39,7 +39,8 @@ BASE = HeaterSettings(
 LATCH_HINT = "(latched; run 'filamentctl heater reset')"
 NAN = math.nan
 
-# Events: ("read", t, °C[, age]), ("tick", t), ("req", t, mode[, until]), ("reset", t)
+# Events: ("read", t, °C[, age]), ("tick", t), ("req", t, mode[, until]), ("reset", t),
+# ("rej", t, reason[, too_hot]): the reading filter rejected the sample read at t.
 Event = tuple[Any, ...]
 
 
@@ -66,6 +67,8 @@ def play(row_settings: dict[str, Any], events: list[Event]) -> tuple[HeaterContr
             last = ctl.request(args[0], args[1] if len(args) > 1 else None, t)
         elif kind == "reset":
             last = ctl.reset(t)
+        elif kind == "rej":
+            last = ctl.reject(args[0], t, over_temperature=len(args) > 1 and args[1])
         else:  # pragma: no cover - a typo in a table
             raise AssertionError(kind)
     return ctl, last
@@ -424,14 +427,8 @@ MIN_CYCLE = {
     "the first switch after start is never held": Row(
         [("read", 0, 17.0)], True, "auto", "< 18.0", settings={"min_cycle_s": 600.0}
     ),
-    "switching OFF too soon is held": Row(
-        [("read", 0, 17.0), ("read", 10, 22.5)],
-        True,
-        "auto",
-        "min cycle: holding ON for 20 s (auto: 22.5 °C > 22.0 °C)",
-    ),
-    "held switch happens once min cycle has passed": Row(
-        [("read", 0, 17.0), ("read", 10, 22.5), ("read", 30, 22.5)], False, "auto", "> 22.0"
+    "switching OFF is never held (an OFF is immediate; min cycle only delays ON)": Row(
+        [("read", 0, 17.0), ("read", 10, 22.5)], False, "auto", "auto: 22.5 °C > 22.0 °C"
     ),
     "switching ON too soon is held": Row(
         [("read", 0, 17.0), ("read", 40, 22.5), ("read", 50, 17.0)],
@@ -439,15 +436,26 @@ MIN_CYCLE = {
         "auto",
         "min cycle: holding OFF for 20 s (auto: 17.0 °C < 18.0 °C)",
     ),
-    "a manual request is held by min cycle too": Row(
+    "a manual OFF right after an ON is immediate, even with a 600 s min cycle": Row(
         [("read", 0, 17.0), ("req", 10, "off")],
-        True,
+        False,
         "manual",
-        "min cycle: holding ON for 20 s (manual off)",
+        "manual off",
+        settings={"min_cycle_s": 600.0},
         accepted=True,
     ),
-    "the held manual request applies on the next tick": Row(
-        [("read", 0, 17.0), ("req", 10, "off"), ("tick", 30)], False, "manual", "manual off"
+    "a manual ON right after an OFF waits for min cycle": Row(
+        [("read", 0, 17.0), ("req", 10, "off"), ("req", 20, "on")],
+        False,
+        "manual",
+        "min cycle: holding OFF for 20 s (manual on)",
+        accepted=True,
+    ),
+    "the held manual ON applies once min cycle has passed": Row(
+        [("read", 0, 17.0), ("req", 10, "off"), ("req", 20, "on"), ("read", 40, 17.0)],
+        True,
+        "manual",
+        "manual on",
     ),
     "zero min cycle switches at once": Row(
         [("read", 0, 17.0), ("read", 1, 22.5)],
@@ -465,6 +473,87 @@ MIN_CYCLE = {
 @rows(MIN_CYCLE)
 def test_min_cycle(row: Row) -> None:
     check(row)
+
+
+# --------------------------------------------------------------------------- rejected readings
+
+REJECTED = {
+    "a rejected reading switches an ON heater OFF at that read, whatever min cycle says": Row(
+        [("read", 0, 17.0), ("rej", 1, "not a number")],
+        False,
+        "fault",
+        "safety: reading rejected (not a number)",
+        settings={"min_cycle_s": 600.0},
+    ),
+    "it stays OFF on timer ticks until a reading is accepted": Row(
+        [("read", 0, 17.0), ("rej", 1, "implausible jump"), ("tick", 5)],
+        False,
+        "fault",
+        "reading rejected (implausible jump)",
+    ),
+    "a manual ON stays subject to it": Row(
+        [("read", 0, 17.0), ("req", 1, "on"), ("rej", 2, "not a number")],
+        False,
+        "fault",
+        "reading rejected",
+    ),
+    "the next accepted reading may switch it back ON": Row(
+        [("read", 0, 17.0), ("rej", 1, "not a number"), ("read", 2, 17.0)],
+        True,
+        "auto",
+        "auto: 17.0 °C < 18.0 °C",
+        settings={"min_cycle_s": 0.0},
+    ),
+    "... but not before min cycle has passed": Row(
+        [("read", 0, 17.0), ("rej", 1, "not a number"), ("read", 2, 17.0)],
+        False,
+        "auto",
+        "min cycle: holding OFF",
+    ),
+    "a manual ON is refused while the latest sample is rejected": Row(
+        [("read", 0, 17.0), ("rej", 1, "not a number"), ("req", 2, "on")],
+        False,
+        "fault",
+        "reading rejected",
+        accepted=False,
+    ),
+    "a sample too hot for the sensor latches like the cutoff": Row(
+        [("read", 0, 17.0), ("rej", 1, "reading 90.0 °C above the sensor's range", True)],
+        False,
+        "fault",
+        f"over-temperature: reading 90.0 °C above the sensor's range {LATCH_HINT}",
+    ),
+    "... also when the heater was already OFF, and it stays latched": Row(
+        [("read", 0, 30.0), ("rej", 1, "too hot", True), ("read", 2, 19.0)],
+        False,
+        "fault",
+        f"over-temperature: too hot {LATCH_HINT}",
+    ),
+    "... but not on a disabled heater": Row(
+        [("read", 0, 30.0), ("rej", 1, "too hot", True)],
+        False,
+        "auto",
+        "disabled",
+        settings={"enabled": False},
+    ),
+}
+
+
+@rows(REJECTED)
+def test_rejected_readings(row: Row) -> None:
+    check(row)
+
+
+def test_a_latch_restored_at_start_keeps_the_heater_off_until_reset() -> None:
+    ctl = HeaterController(BASE, now=0.0, latched="runaway: 15.0 → 15.0 °C in 5m")
+    assert ctl.status(0.0).latched == "runaway: 15.0 → 15.0 °C in 5m"
+    for decision in (ctl.tick(1.0), ctl.observe(17.0, 0.0, 2.0), ctl.request("on", None, 3.0)):
+        on = decision.on if not isinstance(decision, RequestResult) else decision.decision.on
+        assert on is False
+    assert ctl.status(3.0).mode == "fault"
+    result = ctl.reset(4.0)
+    assert result.accepted and ctl.status(4.0).latched is None
+    assert ctl.observe(17.0, 0.0, 40.0).on is True  # normal control again after the reset
 
 
 # --------------------------------------------------------------------------- overrides

@@ -278,3 +278,42 @@ def test_credentials_inside_a_url_are_refused_without_echoing_them(key: str, val
         schema.parse(key, value)
     assert "Sup3rSecret" not in str(info.value)
     assert "password" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sensor", "top"), [("bme280", 85), ("simulated", 85), ("dht22", 80), ("dht11", 50)]
+)
+@pytest.mark.parametrize("key", ["heater.cutoff_temp_c", "heater.max_temp_c"])
+def test_a_heater_limit_at_or_above_the_sensor_range_is_refused(
+    sensor: str, top: int, key: str
+) -> None:
+    values = {
+        "sensor.type": sensor,
+        "sensor.read_interval": 2.0,
+        "heater.enabled": True,
+        "heater.min_temp_c": 10.0,
+        "heater.max_temp_c": top - 5.0,
+        "heater.cutoff_temp_c": top - 1.0,
+    }
+    assert validate(values) == []
+    values[key] = float(top)
+    if key == "heater.max_temp_c":
+        values["heater.cutoff_temp_c"] = top + 1.0
+    problems = validate(values)
+    assert any(key in p and f"below {top} °C" in p and sensor in p for p in problems), problems
+    # Whether or not the heater is enabled now: the limit could never be measured.
+    assert validate({**values, "heater.enabled": False}) != []
+
+
+@pytest.mark.parametrize(
+    ("changes", "rule"),
+    [
+        ({"sensor.read_interval": 61.0, "sensor.stale_after": 200.0}, "at most 60 s"),
+        ({"sensor.stale_after": 301.0}, "at most 300 s"),
+        ({"sensor.read_interval": 10.0, "sensor.stale_after": 15.0}, "at least twice"),
+    ],
+)
+def test_an_enabled_heater_needs_frequent_readings(changes: dict[str, Any], rule: str) -> None:
+    problems = validate({"heater.enabled": True, **changes})
+    assert any(rule in p and "heater.enabled" in p for p in problems), problems
+    assert validate({"heater.enabled": False, **changes}) == []

@@ -14,9 +14,17 @@ from filamentctl.core.validation import (
     ReadingFilter,
     Rejected,
     SensorHealth,
+    Unconfirmed,
 )
 
 GOOD = Sample(22.0, 45.0, 1013.0)
+
+
+def first(f: ReadingFilter, sample: Sample) -> Sample:
+    """The first accepted sample of a fresh filter: it needs a second one that agrees."""
+    with pytest.raises(Unconfirmed):
+        f.check(sample, None)
+    return f.check(sample, None)
 
 
 # -- ReadingFilter: values --------------------------------------------------------------------
@@ -42,7 +50,6 @@ def test_nan_and_infinite_values_are_rejected(sample: Sample) -> None:
     ("sample", "reason"),
     [
         (Sample(-40.1, 45.0), "temperature out of range"),
-        (Sample(85.1, 45.0), "temperature out of range"),
         (Sample(22.0, -0.1), "humidity out of range"),
         (Sample(22.0, 100.1), "humidity out of range"),
         (Sample(22.0, 45.0, 299.0), "pressure out of range"),
@@ -61,17 +68,47 @@ def test_out_of_range_values_are_rejected(sample: Sample, reason: str) -> None:
     [Sample(-40.0, 0.0, 300.0), Sample(85.0, 100.0, 1100.0), Sample(20.0, 50.0, None)],
 )
 def test_limits_themselves_are_accepted(sample: Sample) -> None:
-    assert ReadingFilter().check(sample, None) == sample
+    assert first(ReadingFilter(), sample) == sample
+
+
+@pytest.mark.parametrize(
+    ("sensor", "top", "bottom"),
+    [
+        ("bme280", 85.0, -40.0),
+        ("simulated", 85.0, -40.0),
+        ("dht22", 80.0, -40.0),
+        ("dht11", 50.0, 0.0),
+    ],
+)
+def test_each_sensor_type_has_its_datasheet_range(sensor: str, top: float, bottom: float) -> None:
+    f = ReadingFilter(sensor_type=sensor)
+    assert first(f, Sample(top, 45.0)).temperature_c == top
+    with pytest.raises(Rejected) as info:
+        f.check(Sample(bottom - 0.1, 45.0), None)
+    assert info.value.reason == "temperature out of range" and not info.value.too_hot
+
+
+@pytest.mark.parametrize(("sensor", "hot"), [("bme280", 85.1), ("dht22", 80.5), ("dht11", 50.1)])
+def test_a_temperature_above_the_sensor_range_is_rejected_as_too_hot(
+    sensor: str, hot: float
+) -> None:
+    f = ReadingFilter(sensor_type=sensor)
+    prev = first(f, GOOD)
+    with pytest.raises(Rejected) as info:
+        f.check(Sample(hot, 45.0), prev)
+    assert info.value.reason == "temperature above range"
+    assert info.value.too_hot  # the service treats it as hot: the heater latches
+    assert f"above the {sensor} sensor's range" in str(info.value)
 
 
 def test_calibration_offsets_are_applied() -> None:
     f = ReadingFilter(temperature_offset_c=-0.5, humidity_offset=2.0)
-    assert f.check(Sample(22.0, 45.0, 1013.0), None) == Sample(21.5, 47.0, 1013.0)
+    assert first(f, Sample(22.0, 45.0, 1013.0)) == Sample(21.5, 47.0, 1013.0)
 
 
 def test_humidity_offset_is_clamped_to_0_100_instead_of_rejecting_a_saturated_sensor() -> None:
-    assert ReadingFilter(humidity_offset=3.0).check(Sample(20.0, 99.0), None).humidity == 100.0
-    assert ReadingFilter(humidity_offset=-3.0).check(Sample(20.0, 1.0), None).humidity == 0.0
+    assert first(ReadingFilter(humidity_offset=3.0), Sample(20.0, 99.0)).humidity == 100.0
+    assert first(ReadingFilter(humidity_offset=-3.0), Sample(20.0, 1.0)).humidity == 0.0
 
 
 def test_from_settings_reads_the_sensor_keys() -> None:
@@ -83,7 +120,7 @@ def test_from_settings_reads_the_sensor_keys() -> None:
             "sensor.max_jump_rh": 5.0,
         }
     )
-    assert f.check(Sample(20.0, 50.0), None) == Sample(21.0, 49.0)
+    assert first(f, Sample(20.0, 50.0)) == Sample(21.0, 49.0)
     with pytest.raises(Rejected):
         f.check(Sample(23.5, 49.0), Sample(21.0, 49.0))
     with pytest.raises(Rejected):
@@ -95,7 +132,7 @@ def test_from_settings_reads_the_sensor_keys() -> None:
 
 def test_isolated_spike_is_rejected_and_the_readings_around_it_pass() -> None:
     f = ReadingFilter(max_jump_c=5.0, confirm_after=3)
-    prev = f.check(GOOD, None)
+    prev = first(f, GOOD)
     with pytest.raises(Rejected) as info:
         f.check(Sample(62.0, 45.0), prev)
     assert info.value.reason == "implausible jump"
@@ -105,7 +142,7 @@ def test_isolated_spike_is_rejected_and_the_readings_around_it_pass() -> None:
 
 def test_alternating_spikes_are_never_adopted() -> None:
     f = ReadingFilter(max_jump_c=5.0, confirm_after=2)
-    prev = f.check(GOOD, None)
+    prev = first(f, GOOD)
     for _ in range(10):
         with pytest.raises(Rejected):
             f.check(Sample(62.0, 45.0), prev)
@@ -114,7 +151,7 @@ def test_alternating_spikes_are_never_adopted() -> None:
 
 def test_a_real_step_is_accepted_after_confirm_after_consistent_readings() -> None:
     f = ReadingFilter(max_jump_c=5.0, confirm_after=3)
-    prev = f.check(GOOD, None)
+    prev = first(f, GOOD)
     for value in (40.0, 40.2):
         with pytest.raises(Rejected):
             f.check(Sample(value, 45.0), prev)
@@ -126,7 +163,7 @@ def test_a_real_step_is_accepted_after_confirm_after_consistent_readings() -> No
 
 def test_jumped_readings_that_disagree_with_each_other_restart_the_run() -> None:
     f = ReadingFilter(max_jump_c=5.0, confirm_after=2)
-    prev = f.check(GOOD, None)
+    prev = first(f, GOOD)
     with pytest.raises(Rejected):
         f.check(Sample(40.0, 45.0), prev)
     with pytest.raises(Rejected):
@@ -141,9 +178,57 @@ def test_a_humidity_jump_is_rejected_too() -> None:
     assert "humidity 45.0 → 80.0 %" in str(info.value)
 
 
-def test_without_previous_any_in_range_value_is_accepted() -> None:
+def test_without_previous_two_agreeing_samples_are_needed() -> None:
     f = ReadingFilter(max_jump_c=1.0)
-    assert f.check(Sample(70.0, 10.0), None) == Sample(70.0, 10.0)
+    with pytest.raises(Unconfirmed):
+        f.check(Sample(70.0, 10.0), None)
+    assert f.check(Sample(70.5, 10.0), None) == Sample(70.5, 10.0)
+
+
+def test_a_spike_at_start_never_becomes_the_reference() -> None:
+    f = ReadingFilter(max_jump_c=5.0)
+    with pytest.raises(Unconfirmed):
+        f.check(Sample(62.0, 45.0), None)  # a spike first
+    with pytest.raises(Unconfirmed):
+        f.check(Sample(22.0, 45.0), None)  # disagrees with it: starts over
+    prev = f.check(Sample(22.1, 45.0), None)
+    assert prev.temperature_c == 22.1
+    with pytest.raises(Rejected):
+        f.check(Sample(62.0, 45.0), prev)
+
+
+@pytest.mark.parametrize("established", [True, False], ids=["running", "cold start"])
+@pytest.mark.parametrize("start_with_spike", [True, False], ids=["spike first", "good first"])
+def test_an_alternating_spike_train_is_never_accepted(
+    start_with_spike: bool, established: bool
+) -> None:
+    """+40 °C on every second read (what `sim set --fault spike` injects), for 40 reads."""
+    f = ReadingFilter()
+    prev = first(f, GOOD) if established else None
+    accepted: list[float] = []
+    for i in range(40):
+        value = 22.0 + (40.0 if (i % 2 == 0) == start_with_spike else 0.0)
+        try:
+            prev = f.check(Sample(value, 45.0), prev)
+        except Rejected:
+            continue
+        accepted.append(prev.temperature_c)
+    assert all(t < 30.0 for t in accepted), accepted
+    # With a reference, the good readings between the spikes keep coming; from a cold start
+    # nothing agrees twice in a row, so nothing is accepted (and the sensor goes stale).
+    assert len(accepted) == (20 if established else 0)
+
+
+def test_a_genuine_step_is_accepted_within_three_readings() -> None:
+    f = ReadingFilter()
+    prev = first(f, GOOD)
+    results = []
+    for _ in range(3):
+        try:
+            results.append(f.check(Sample(45.0, 45.0), prev))
+        except Rejected:
+            results.append(None)
+    assert results[-1] is not None and results[-1].temperature_c == 45.0
 
 
 # -- SensorHealth -----------------------------------------------------------------------------
@@ -217,14 +302,15 @@ def test_repeated_rejections_for_one_reason_log_once() -> None:
     h = SensorHealth(0.0, stale_after_s=1000.0)
     f = ReadingFilter()
     events = []
-    for t, value in enumerate((120.5, 99.0, 130.25)):
+    for t, value in enumerate((-120.5, -99.0, -130.25)):
         with pytest.raises(Rejected) as info:
             f.check(Sample(value, 45.0), None)
         events.append(h.reject(float(t), str(info.value), key=info.value.reason))
     assert [e is not None for e in events] == [True, False, False]
     assert h.rejected == 3 and h.errors == 0
     assert (
-        h.last_error == "reading rejected: temperature out of range: 130.25 °C is outside -40…85 °C"
+        h.last_error
+        == "reading rejected: temperature out of range: -130.25 °C is outside -40…85 °C"
     )
 
 

@@ -82,7 +82,9 @@ class RelayPanel(Vertical):
             line = f"{word:<4}{mode}   pin {st.get('pin_level', fmt.DASH)}"
             reason = str(st.get("reason") or "")
             if st.get("latched"):
-                reason = f"FAULT (r resets): {st['latched']}"
+                since = st.get("latched_since")
+                when = f" (since {fmt.iso_local(since)})" if since else ""
+                reason = f"FAULT (r resets): {st['latched']}{when}"
             th = fmt.thresholds(self.relay, st.get("thresholds"))
         set_text(self.query_one("#state", Static), line)
         set_text(self.query_one("#reason", Static), reason)
