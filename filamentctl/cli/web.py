@@ -28,12 +28,10 @@ def web(
     unless it listens on loopback; switching always needs it. A non-loopback address
     without web.token is refused (exit 2). docs/web.md has the API and the security model.
 
-    \b
-    Examples:
-      filamentctl web                          # http://127.0.0.1:8780/ on this machine
-      filamentctl config set web.token         # prompts; needed to switch, and off loopback
-      filamentctl web --listen 0.0.0.0:8780    # on the network (needs web.token)
-      ssh -L 8780:127.0.0.1:8780 pi@drybox     # or reach a loopback gateway through SSH
+    Examples: `filamentctl web` serves http://127.0.0.1:8780/ on this machine;
+    `filamentctl config set web.token` sets the token (it prompts), which switching needs;
+    `filamentctl web --listen 0.0.0.0:8780` then serves the whole network; and
+    `ssh -L 8780:127.0.0.1:8780 pi@drybox` reaches a loopback gateway from your laptop.
     """
     from filamentctl.gateways.web.main import run
     from filamentctl.service import logs
