@@ -35,7 +35,6 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,7 +55,7 @@ from filamentctl.gateways.web.options import (
 
 log = logging.getLogger("filamentctl.web")
 
-STATIC_DIR = Path(str(resources.files("filamentctl.gateways.web") / "static"))
+STATIC_DIR = Path(__file__).resolve().parent / "static"  # package data, next to this module
 CSRF_HEADER = "X-CSRF-Token"
 KEEPALIVE_S = 15.0  # an SSE comment this often: proxies keep the stream, dead peers show up
 MAX_BODY = 16 * 1024
