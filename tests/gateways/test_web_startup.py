@@ -162,3 +162,25 @@ def test_unreadable_tls_files_exit_2(tmp_path: Path) -> None:
         service.cleanup()
     assert proc.returncode == 2
     assert "cannot load the TLS certificate" in one_error_line(proc)
+
+
+class BoxService(ServiceProcess):
+    """A service for the box ``shelf-2`` (FILAMENTCTL_BOX): its socket is the box's own."""
+
+    @property
+    def socket(self) -> Path:
+        return self.home / "boxes" / "shelf-2" / "run" / "filamentctl.sock"
+
+
+def test_the_gateway_finds_a_named_box_and_shows_its_name() -> None:
+    service = BoxService(env={**service_env(), "FILAMENTCTL_BOX": "shelf-2"}).start()
+    web = WebGateway(service, explicit_socket=False)  # found through FILAMENTCTL_BOX alone
+    try:
+        web.start()
+        assert web.get("/api/session").json()["box"] == "shelf-2"
+        assert web.get("/api/status").status == 200
+        login = web.post("/api/login", {"token": TOKEN})
+        assert list(login.cookies) == ["filamentctl_shelf-2"]  # boxes on one host keep apart
+    finally:
+        web.stop()
+        service.cleanup()

@@ -40,9 +40,14 @@ class WebGateway:
     """``filamentctl web`` as a child process, talking to ``service``."""
 
     def __init__(
-        self, service: ServiceProcess, listen: str | None = None, args: tuple[str, ...] = ()
+        self,
+        service: ServiceProcess,
+        listen: str | None = None,
+        args: tuple[str, ...] = (),
+        explicit_socket: bool = True,
     ) -> None:
         self.service = service
+        self.explicit_socket = explicit_socket
         self.port = free_port()
         self.listen = listen or f"127.0.0.1:{self.port}"
         self.args = args
@@ -56,12 +61,12 @@ class WebGateway:
         return {k: v for k, v in self.service.env.items() if not k.startswith("FILAMENTCTL_WEB__")}
 
     def command(self) -> list[str]:
+        socket_args = ["--socket", str(self.service.socket)] if self.explicit_socket else []
         return [
             sys.executable,
             "-m",
             "filamentctl",
-            "--socket",
-            str(self.service.socket),
+            *socket_args,
             "web",
             "--listen",
             self.listen,

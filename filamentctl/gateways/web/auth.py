@@ -145,7 +145,7 @@ class LoginThrottle:
         if episode is None:
             episode = self._episodes[addr] = _Episode(started=now, last=now)
             log.warning(
-                "web: wrong token from %s; further failures from this address are counted and "
+                "wrong token from %s; further failures from this address are counted and "
                 "summed up when they stop (after %d in a row it is locked out)",
                 addr,
                 self.limit,
@@ -181,7 +181,7 @@ class LoginThrottle:
     @staticmethod
     def _end(addr: str, episode: _Episode) -> None:
         log.warning(
-            "web: %d wrong token(s) from %s over %.0f s (%d lockout(s)); that episode is over",
+            "%d wrong token(s) from %s over %.0f s (%d lockout(s)); that episode is over",
             episode.failures,
             addr,
             episode.last - episode.started,

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import signal
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from filamentctl.gateways.web.options import WebOptions, options_from_reply, sta
 log = logging.getLogger("filamentctl.web")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+RECONNECT_MAX_S = 5.0
 
 
 def fetch_options(socket_path: Path | None, listen: str | None) -> WebOptions:
@@ -99,15 +101,28 @@ async def _serve(
     loop = asyncio.get_running_loop()
     hub = EventHub(opts.max_event_clients)
 
+    lost = threading.Event()  # set while the service is away (for the log lines)
+
     def on_event(name: str, data: Any) -> None:
+        if name == "status" and lost.is_set():
+            lost.clear()
+            log.info("the service is back")
         loop.call_soon_threadsafe(hub.publish, name, data)
 
     def on_disconnect(reason: str, retry_in_s: float, attempt: int) -> None:
-        if attempt == 1:
-            log.warning("web: lost the service (%s); reconnecting", reason)
+        if not lost.is_set():
+            lost.set()
+            log.warning("lost the service: %s; reconnecting", reason)
         loop.call_soon_threadsafe(hub.disconnected, reason, retry_in_s, attempt)
 
-    link = ServiceLink(on_event, on_disconnect, socket_path=socket_path, name="web-link")
+    # A local socket is cheap to retry: pages recover within seconds of a service restart.
+    link = ServiceLink(
+        on_event,
+        on_disconnect,
+        socket_path=socket_path,
+        reconnect_max_s=RECONNECT_MAX_S,
+        name="web-link",
+    )
     gateway = Gateway(opts, link, hub)
     runner = web.AppRunner(
         gateway.app(), access_log=logging.getLogger("filamentctl.web.access") if debug else None
@@ -129,7 +144,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     link.start()
     log.info(
-        "web: serving box %s at %s (%s; control %s)",
+        "serving box %s at %s (%s; control %s)",
         opts.box,
         opts.listen.url(opts.tls),
         "reading open on loopback" if opts.anonymous_read else "reading needs the token",
@@ -138,7 +153,7 @@ async def _serve(
     try:
         await stop.wait()
     finally:
-        log.info("web: stopping")
+        log.info("stopping")
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         await loop.run_in_executor(None, link.stop)

@@ -190,7 +190,7 @@ class Gateway:
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception:
-            log.exception("web: %s %s failed", request.method, request.path)
+            log.exception("%s %s failed", request.method, request.path)
             return error_response(
                 ApiError(500, "internal", "internal error in the web gateway; see its log")
             )
@@ -340,7 +340,7 @@ class Gateway:
             raise ApiError(401, "unauthorized", "wrong token")
         self.throttle.succeeded(addr)
         session = self.sessions.create()
-        log.info("web: login from %s", addr)
+        log.info("login from %s", addr)
         response: web.StreamResponse
         if form:  # the page without JavaScript: back to it
             response = web.Response(status=303, headers={"Location": "/"})
@@ -393,7 +393,7 @@ class Gateway:
         except InvalidInput as exc:
             raise ApiError(422, "invalid_input", str(exc)) from None
         log.info(
-            "web: %s.set %s%s by %s from %s",
+            "%s.set %s%s by %s from %s",
             relay,
             args["mode"],
             f" for {args['for_s']:g} s" if "for_s" in args else "",
@@ -404,7 +404,7 @@ class Gateway:
 
     async def reset_relay(self, relay: str, request: web.Request) -> web.Response:
         caller = self.require_control(request)
-        log.info("web: %s.reset by %s from %s", relay, caller.kind, self._client(request))
+        log.info("%s.reset by %s from %s", relay, caller.kind, self._client(request))
         return _json(await self.call(f"{relay}.reset"))
 
     async def events(self, request: web.Request) -> web.StreamResponse:

@@ -116,8 +116,9 @@
   }
 
   function onLink(link) {
+    const wasDown = state.service.connected === false;
     state.service = link;
-    if (link.connected) refreshStatus();
+    if (link.connected && wasDown) loadHistory(); // what was missed while away
     renderConnection();
   }
 
