@@ -185,6 +185,8 @@ def test_switching_the_heater_from_the_page_needs_a_login(
     click(driver, 'button[data-relay="heater"][data-action="on"]')
     wait_until(lambda: shown(driver, "login-panel"), what="the login form")
     assert "switch the heater" in text(driver, "login-why")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "login-360x740.png"))
     assert status_json(service)["heater"]["mode"] == "auto"
 
     token = driver.find_element(By.ID, "token")
@@ -203,6 +205,7 @@ def test_switching_the_heater_from_the_page_needs_a_login(
 
     click(driver, 'button[data-relay="heater"][data-action="on"]')
     wait_until(lambda: shown(driver, "confirm"), what="the confirmation dialog")
+    driver.save_screenshot(str(ARTIFACTS / "confirm-heater-on-360x740.png"))
     click(driver, "#confirm-ok")
     wait_until(lambda: text(driver, "heater-state") == "ON", what="the heater ON on the page")
     heater = status_json(service)["heater"]
