@@ -233,13 +233,12 @@ class Gateway:
         )
 
     def _unauthorized(self, why: str) -> ApiError:
-        if not self.opts.control_enabled:
-            why += "; no web.token is configured, so only loopback reading is possible"
+        if self.opts.control_enabled:
+            message = f"{why}: send 'Authorization: Bearer TOKEN' or log in"
+        else:
+            message = f"{why}, but this box has no web.token: only loopback reading works"
         return ApiError(
-            401,
-            "unauthorized",
-            f"{why}: send 'Authorization: Bearer TOKEN' or log in",
-            {"WWW-Authenticate": 'Bearer realm="filamentctl"'},
+            401, "unauthorized", message, {"WWW-Authenticate": 'Bearer realm="filamentctl"'}
         )
 
     def require_read(self, request: web.Request) -> Caller:
