@@ -4,7 +4,7 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "config demo fan flush heater history read relays-off run service sim status tui" ;;
+        "") echo "config demo fan flush heater history read relays-off run service sim status tui web" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
@@ -55,6 +55,7 @@ _filamentctl_options() {
         "sim set") echo "-t --temperature -u --humidity --fault --json -h --help" ;;
         "status") echo "--json -w --watch --interval -h --help" ;;
         "tui") echo "-h --help" ;;
+        "web") echo "--listen -h --help" ;;
     esac
 }
 
@@ -74,6 +75,7 @@ _filamentctl_value_options() {
         "service install") echo "--user" ;;
         "sim set") echo "-t --temperature -u --humidity --fault" ;;
         "status") echo "--interval" ;;
+        "web") echo "--listen" ;;
     esac
 }
 

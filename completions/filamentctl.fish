@@ -37,7 +37,7 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history read relays-off run service sim status tui
+            printf '%s\n' config demo fan flush heater history read relays-off run service sim status tui web
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
@@ -81,6 +81,8 @@ function __filamentctl_value_options
             printf '%s\n' -- -t --temperature -u --humidity --fault
         case 'status'
             printf '%s\n' -- --interval
+        case 'web'
+            printf '%s\n' -- --listen
     end
 end
 
@@ -99,6 +101,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a service -d 'Install, remove 
 complete -c filamentctl -n "__filamentctl_at ''" -a sim -d 'Pin the simulated sensor to values or inject a fault (simulated service only).'
 complete -c filamentctl -n "__filamentctl_at ''" -a status -d 'Show the running service\'s whole state: reading, sensor, heater, fan, storage.'
 complete -c filamentctl -n "__filamentctl_at ''" -a tui -d 'Open the live dashboard: readings, chart, heater and fan, storage, events.'
+complete -c filamentctl -n "__filamentctl_at ''" -a web -d 'Serve the web dashboard and HTTP API for the running service, in the foreground.'
 complete -c filamentctl -n "__filamentctl_at ''" -l socket -r -d 'Service socket to talk to (default: your own service\'s, then the system service\'s).'
 complete -c filamentctl -n "__filamentctl_at ''" -l debug -d 'Show tracebacks for errors.'
 complete -c filamentctl -n "__filamentctl_at ''" -l version -d 'Print the version and exit.'
@@ -263,3 +266,6 @@ complete -c filamentctl -n "__filamentctl_at 'status'" -l interval -r -d 'Refres
 complete -c filamentctl -n "__filamentctl_at 'status'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'tui'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'web'" -l listen -r -d 'Address to serve on (default: the web.listen setting, 127.0.0.1:8780).'
+complete -c filamentctl -n "__filamentctl_at 'web'" -s h -l help -d 'Show the help and exit.'

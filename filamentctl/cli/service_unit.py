@@ -57,6 +57,31 @@ def _under(root: Path, path: Path) -> Path:
     return root / path.relative_to("/")
 
 
+def _gateway_path(root: Path, name: str) -> Path:
+    return root / _unit.UNIT_DIR.relative_to("/") / _unit.gateway_unit_name(name)
+
+
+def _gateways_enabled(root: Path) -> dict[str, bool | None]:
+    """``NAME.enabled`` for each gateway with a companion unit, as the service will see it
+    (its stored configuration under ``root`` plus the environment); None when unreadable."""
+    from filamentctl import paths as _paths
+    from filamentctl.store.settings import load_settings
+
+    state = _under(root, _unit.STATE_DIR)
+    paths = _paths.Paths(
+        _under(root, _unit.CONFIG_DIR), state / "secrets", state, _under(root, _unit.RUNTIME_DIR)
+    )
+    try:
+        settings = load_settings(paths, check_rules=False)
+    except UserError as exc:
+        _note(
+            f"note: cannot read the configuration ({exc}); the gateways' units "
+            f"({', '.join(map(_unit.gateway_unit_name, _unit.GATEWAY_UNITS))}) are left as they are"
+        )
+        return dict.fromkeys(_unit.GATEWAY_UNITS)
+    return {name: bool(settings[f"{name}.enabled"]) for name in _unit.GATEWAY_UNITS}
+
+
 def _require_root(root: Path, what: str) -> None:
     if root == Path("/") and os.geteuid() != 0:
         raise PermissionDenied(f"{what} needs root: run it with sudo (or try --dry-run first)")
@@ -164,15 +189,24 @@ def install(
         Path("/"), "--root", hidden=True, help="Write below this directory; run nothing."
     ),
 ) -> None:
-    """Write, enable and start the hardened systemd unit for `filamentctl run`."""
+    """Write, enable and start the hardened systemd unit for `filamentctl run`.
+
+    When web.enabled is true it also installs filamentctl-web.service (running `filamentctl
+    web` as the same user, network allowed, no devices); when it is false, that unit is removed.
+    """
     if not _USER_NAME.fullmatch(user):
         raise UsageError(f"invalid --user {user!r}: use a lowercase system user name")
     root = root.absolute()
     opts = _build_options(user, simulate)
     text = _unit.render_unit(opts)
+    enabled = _gateways_enabled(root)
+    gateways = {name: _unit.render_gateway_unit(name, opts) for name, on in enabled.items() if on}
     if dry_run:
         sys.stdout.write(text)
-        _note(f"dry run: would write {_unit_path(root)}; nothing was changed")
+        for name, gateway_text in gateways.items():
+            sys.stdout.write(f"\n# ---- {_gateway_path(root, name)} ----\n{gateway_text}")
+        written = [_unit_path(root), *(_gateway_path(root, n) for n in gateways)]
+        _note(f"dry run: would write {', '.join(map(str, written))}; nothing was changed")
         return
     _require_root(root, "service install")
     if root == Path("/"):
@@ -182,10 +216,19 @@ def install(
     path = _unit_path(root)
     changed = _write_atomically(path, text)
     _note(f"{'wrote' if changed else 'unchanged:'} {path}")
+    units = [_unit.UNIT_NAME]
+    for name, gateway_text in gateways.items():
+        gateway_path = _gateway_path(root, name)
+        changed = _write_atomically(gateway_path, gateway_text)
+        _note(f"{'wrote' if changed else 'unchanged:'} {gateway_path}")
+        units.append(_unit.gateway_unit_name(name))
+    for name, on in enabled.items():
+        if on is False:
+            _remove_gateway(root, name, f"{name}.enabled is false")
     steps = [
         ["systemctl", "daemon-reload"],
-        ["systemctl", "enable", _unit.UNIT_NAME],
-        ["systemctl", "restart", _unit.UNIT_NAME],
+        ["systemctl", "enable", *units],
+        ["systemctl", "restart", *units],
     ]
     if _systemd_running(root):
         for cmd in steps:
@@ -202,6 +245,17 @@ def install(
     )
 
 
+def _remove_gateway(root: Path, name: str, why: str) -> None:
+    """Stop, disable and remove a gateway's unit if it is installed."""
+    path = _gateway_path(root, name)
+    if not path.exists():
+        return
+    if _systemd_running(root):
+        _run(["systemctl", "disable", "--now", _unit.gateway_unit_name(name)])
+    path.unlink()
+    _note(f"removed {path} ({why})")
+
+
 @app.command()
 def uninstall(
     root: Path = typer.Option(
@@ -211,6 +265,8 @@ def uninstall(
     """Stop and disable the service and remove its unit (configuration and history stay)."""
     root = root.absolute()
     _require_root(root, "service uninstall")
+    for name in _unit.GATEWAY_UNITS:
+        _remove_gateway(root, name, "the service is being removed")
     path = _unit_path(root)
     if _systemd_running(root) and path.exists():
         _run(["systemctl", "disable", "--now", _unit.UNIT_NAME])

@@ -149,6 +149,41 @@ def _loopback_listen(value: Any) -> str | None:
         return allowed
 
 
+def _listen(value: Any) -> str | None:
+    """host:port for a server socket: an IP address ([v6] in brackets), localhost or a name."""
+    allowed = "host:port such as 127.0.0.1:8780, 0.0.0.0:8780 or [::1]:8780"
+    m = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        return allowed
+    host = m.group(1)
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return allowed
+    return None
+
+
+# A web token guards relays on the network: long enough that guessing it (even at the gateway's
+# rate limit, or offline) is hopeless.
+WEB_TOKEN_MIN_LENGTH = 16
+
+
+def _web_token(value: Any) -> str | None:
+    if value == "":
+        return None
+    if len(value) < WEB_TOKEN_MIN_LENGTH or any(c.isspace() for c in value):
+        return (
+            f"empty (no token) or at least {WEB_TOKEN_MIN_LENGTH} characters without spaces, "
+            "e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
+        )
+    return None
+
+
+def _absolute_path_or_empty(value: Any) -> str | None:
+    return None if value == "" or value.startswith("/") else "empty or an absolute file path"
+
+
 def _k(name: str, type_: KeyType, default: Any, help_: str, **kw: Any) -> Key:
     return Key(name=name, type=type_, default=default, help=help_, **kw)
 
@@ -595,6 +630,59 @@ _KEYS: tuple[Key, ...] = (
         "Fan state while the sensor is stale or failing",
         choices=("off", "on"),
     ),
+    # web: the web gateway (`filamentctl web`), which reads these through the service
+    _k(
+        "web.enabled",
+        "bool",
+        False,
+        "`service install` also installs and starts the web gateway (filamentctl-web.service)",
+    ),
+    _k(
+        "web.listen",
+        "str",
+        "127.0.0.1:8780",
+        "Web dashboard and HTTP API address; a non-loopback address needs web.token",
+        validator=_listen,
+    ),
+    _k(
+        "web.token",
+        "str",
+        "",
+        "Token for the web API and login (control always needs it; reading too off loopback)",
+        secret=True,
+        validator=_web_token,
+    ),
+    _k(
+        "web.tls_cert_file",
+        "str",
+        "",
+        "PEM certificate (chain) for HTTPS on the web gateway (empty: plain HTTP)",
+        validator=_absolute_path_or_empty,
+    ),
+    _k(
+        "web.tls_key_file",
+        "str",
+        "",
+        "PEM private key for web.tls_cert_file",
+        validator=_absolute_path_or_empty,
+    ),
+    _k(
+        "web.max_event_clients",
+        "int",
+        16,
+        "Most live event streams (/api/events) open at once; more get 503",
+        min=1,
+        max=1000,
+    ),
+    _k(
+        "web.session_hours",
+        "int",
+        168,
+        "How long a browser login lasts",
+        min=1,
+        max=8760,
+        unit="h",
+    ),
     # metrics, log
     _k(
         "metrics.listen",
@@ -829,6 +917,10 @@ def validate(values: Mapping[str, Any]) -> list[str]:
     problems.extend(_heater_range_problems(v, sensor))
     if v["heater.enabled"]:
         problems.extend(_heater_supervision_problems(v))
+    if bool(v["web.tls_cert_file"]) != bool(v["web.tls_key_file"]):
+        problems.append(
+            "web.tls_cert_file and web.tls_key_file go together: set both for HTTPS, or neither"
+        )
     if v["retry.backoff_base"] > v["retry.backoff_max"]:
         problems.append(
             f"retry.backoff_base ({_num(v['retry.backoff_base'])} s) must not exceed "

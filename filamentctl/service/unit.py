@@ -175,6 +175,90 @@ def render_unit(opts: UnitOptions) -> str:
     return "\n".join(lines)
 
 
+#: Gateways with a companion unit, by name: ``filamentctl-NAME.service`` runs ``filamentctl NAME``
+#: when the setting ``NAME.enabled`` is true.
+GATEWAY_UNITS = {"web": "web dashboard and HTTP API"}
+
+
+def gateway_unit_name(name: str) -> str:
+    return f"filamentctl-{name}.service"
+
+
+def render_gateway_unit(name: str, opts: UnitOptions, what: str | None = None) -> str:
+    """A gateway's companion unit running ``filamentctl NAME``, as text.
+
+    Same user and group as the service (only they may ask it for the gateway's settings), the
+    network allowed (AF_INET/AF_INET6 to serve), no devices at all, no capabilities, no
+    writable file system: a gateway keeps nothing on disk. Started after the service but not
+    bound to it: the gateway outlives a service restart and reconnects. Raises ValueError when
+    the command is not an absolute path.
+    """
+    if not opts.command or not Path(opts.command[0]).is_absolute():
+        raise ValueError(f"ExecStart needs an absolute path, not {list(opts.command)!r}")
+    exec_start = " ".join(quote_exec_arg(a) for a in [*opts.command, name])
+    protect_home = "read-only" if opts.under_home else "yes"
+    lines = [
+        f"# Written by `filamentctl service install` because {name}.enabled is true.",
+        f"# Local changes belong in a drop-in: systemctl edit filamentctl-{name}",
+        "[Unit]",
+        f"Description=filamentctl {name} gateway: {what or GATEWAY_UNITS.get(name, name)}",
+        "Documentation=man:filamentctl(1)",
+        f"After={UNIT_NAME} network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=simple",
+        f"ExecStart={exec_start}",
+        f"Environment=FILAMENTCTL_SOCKET={RUNTIME_DIR}/filamentctl.sock",
+        # Started before the service's socket exists, or while it restarts: try again.
+        "Restart=on-failure",
+        "RestartSec=5s",
+        "TimeoutStopSec=10s",
+        f"User={opts.user}",
+        f"Group={opts.group_name}",
+        "UMask=0077",
+        "WorkingDirectory=/",
+        "",
+        "# No hardware, no capabilities, nothing writable; network to serve clients.",
+        "PrivateDevices=yes",
+        "DevicePolicy=closed",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "ProtectSystem=strict",
+        f"ProtectHome={protect_home}",
+        "PrivateTmp=yes",
+        "PrivateMounts=yes",
+        "PrivateUsers=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "PrivateIPC=yes",
+        "RemoveIPC=yes",
+        "KeyringMode=private",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        "SystemCallErrorNumber=EPERM",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def existing_groups(
     candidates: Iterable[str] = HARDWARE_GROUPS,
     lookup: Callable[[str], object] = grp.getgrnam,

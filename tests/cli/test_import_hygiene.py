@@ -21,6 +21,7 @@ HEAVY = (
     "rich",
     "prometheus_client",
     "tenacity",
+    "aiohttp",
 )
 
 
@@ -43,6 +44,12 @@ def test_importing_cli_loads_no_heavy_library() -> None:
 def test_importing_client_and_protocol_loads_no_heavy_library() -> None:
     loaded = _modules_after("import filamentctl.client, filamentctl.protocol")
     assert not [m for m in loaded if m.split(".")[0] in HEAVY]
+
+
+def test_the_web_command_loads_aiohttp_only_when_it_runs() -> None:
+    loaded = _modules_after("import filamentctl.cli.web, filamentctl.gateways.web.main")
+    assert not [m for m in loaded if m.split(".")[0] == "aiohttp"]
+    assert "aiohttp" in _modules_after("import filamentctl.gateways.web.server")
 
 
 def test_detector_sees_a_heavy_import() -> None:

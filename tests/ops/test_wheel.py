@@ -63,6 +63,8 @@ def test_sdist_and_wheel_carry_the_single_source_version(dists: dict[str, Path])
         meta = whl.read(f"filamentctl-{__version__}.dist-info/METADATA").decode()
         entry_points = whl.read(f"filamentctl-{__version__}.dist-info/entry_points.txt").decode()
     assert "filamentctl/py.typed" in names
+    for static in ("index.html", "app.js", "app.css", "icon.svg"):  # the web page ships inside
+        assert f"filamentctl/gateways/web/static/{static}" in names
     assert "filamentctl = filamentctl.cli.main:main" in entry_points
     assert f"Version: {__version__}" in meta
     assert "Requires-Dist: typer" in meta
