@@ -39,6 +39,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "heater": ("control", "register"),
     "fan": ("control", "register"),
     "tui": ("tui", "register"),
+    "mqtt": ("mqtt", "register"),
     "sim": ("sim", "app"),
     "config": ("config", "app"),
     "service": ("service_unit", "app"),
