@@ -1,5 +1,9 @@
 """``filamentctl service install|uninstall|status``: the systemd unit for ``filamentctl run``.
 
+``install`` also writes a companion unit per enabled gateway (``mqtt.enabled`` true:
+``filamentctl-mqtt.service`` running ``filamentctl mqtt``) and removes one that is no longer
+enabled; ``uninstall`` removes them all.
+
 ``install`` needs root (it creates the service user, writes under /etc and runs systemctl);
 ``--dry-run`` only prints the unit. ``--root DIR`` (hidden, like ``systemctl --root``) writes the
 files below DIR instead of / and runs nothing: for tests and image builders.
@@ -51,6 +55,32 @@ def _systemd_running(root: Path) -> bool:
 
 def _unit_path(root: Path) -> Path:
     return root / _unit.UNIT_DIR.relative_to("/") / _unit.UNIT_NAME
+
+
+#: Gateways with a companion unit, installed when ``<name>.enabled`` is true.
+GATEWAY_UNITS = {"mqtt": "filamentctl MQTT gateway: the box in Home Assistant"}
+
+
+def _gateway_unit_path(root: Path, name: str) -> Path:
+    return root / _unit.UNIT_DIR.relative_to("/") / _unit.gateway_unit_name(name)
+
+
+def _gateways_enabled(root: Path) -> dict[str, bool] | None:
+    """{gateway: enabled} as the installed service will read it (its configuration under
+    ``root``, plus ``FILAMENTCTL_<KEY>`` overrides); None when that cannot be read."""
+    from filamentctl import paths as _paths
+    from filamentctl.store.settings import load_settings
+
+    own = ("FILAMENTCTL_HOME", "FILAMENTCTL_BOX", "RUNTIME_DIRECTORY", "CREDENTIALS_DIRECTORY")
+    env = {k: v for k, v in os.environ.items() if k not in own}
+    env["CONFIGURATION_DIRECTORY"] = str(_under(root, _unit.CONFIG_DIR))
+    env["STATE_DIRECTORY"] = str(_under(root, _unit.STATE_DIR))
+    try:
+        settings = load_settings(_paths.resolve(env), env, check_rules=False)
+    except UserError as exc:
+        _note(f"note: cannot read the configuration ({exc}); gateway units left as they are")
+        return None
+    return {name: bool(settings[f"{name}.enabled"]) for name in GATEWAY_UNITS}
 
 
 def _under(root: Path, path: Path) -> Path:
@@ -164,15 +194,28 @@ def install(
         Path("/"), "--root", hidden=True, help="Write below this directory; run nothing."
     ),
 ) -> None:
-    """Write, enable and start the hardened systemd unit for `filamentctl run`."""
+    """Write, enable and start the hardened systemd unit for `filamentctl run`.
+
+    With mqtt.enabled true it also installs filamentctl-mqtt.service (`filamentctl mqtt`, the
+    Home Assistant gateway); when mqtt.enabled is false again, it removes that unit.
+    """
     if not _USER_NAME.fullmatch(user):
         raise UsageError(f"invalid --user {user!r}: use a lowercase system user name")
     root = root.absolute()
     opts = _build_options(user, simulate)
     text = _unit.render_unit(opts)
+    enabled = _gateways_enabled(root)
+    gateways = {
+        name: _unit.render_gateway_unit(name, opts, GATEWAY_UNITS[name])
+        for name, on in (enabled or {}).items()
+        if on
+    }
     if dry_run:
         sys.stdout.write(text)
-        _note(f"dry run: would write {_unit_path(root)}; nothing was changed")
+        for name, gateway_text in gateways.items():
+            sys.stdout.write(f"\n# ---- {_gateway_unit_path(root, name)} ----\n{gateway_text}")
+        paths = [_unit_path(root), *(_gateway_unit_path(root, name) for name in gateways)]
+        _note(f"dry run: would write {', '.join(map(str, paths))}; nothing was changed")
         return
     _require_root(root, "service install")
     if root == Path("/"):
@@ -187,6 +230,15 @@ def install(
         ["systemctl", "enable", _unit.UNIT_NAME],
         ["systemctl", "restart", _unit.UNIT_NAME],
     ]
+    for name, gateway_text in gateways.items():
+        gateway_path = _gateway_unit_path(root, name)
+        changed = _write_atomically(gateway_path, gateway_text)
+        _note(f"{'wrote' if changed else 'unchanged:'} {gateway_path}")
+        unit_name = _unit.gateway_unit_name(name)
+        steps += [["systemctl", "enable", unit_name], ["systemctl", "restart", unit_name]]
+    for name, on in (enabled or {}).items():
+        if not on:
+            _remove_gateway_unit(root, name, f"{name}.enabled is false")
     if _systemd_running(root):
         for cmd in steps:
             _run(cmd)
@@ -202,6 +254,22 @@ def install(
     )
 
 
+def _remove_gateway_unit(root: Path, name: str, why: str) -> None:
+    """Stop, disable and delete a gateway's unit if it is there."""
+    path = _gateway_unit_path(root, name)
+    if not path.exists():
+        return
+    if _systemd_running(root):
+        _run(["systemctl", "disable", "--now", _unit.gateway_unit_name(name)])
+    path.unlink()
+    _note(f"removed {path} ({why})")
+    if name == "mqtt":
+        _note(
+            "Home Assistant keeps the box (shown unavailable); `filamentctl mqtt "
+            "--remove-discovery` removes it while the service runs"
+        )
+
+
 @app.command()
 def uninstall(
     root: Path = typer.Option(
@@ -211,6 +279,8 @@ def uninstall(
     """Stop and disable the service and remove its unit (configuration and history stay)."""
     root = root.absolute()
     _require_root(root, "service uninstall")
+    for name in GATEWAY_UNITS:
+        _remove_gateway_unit(root, name, "uninstall")
     path = _unit_path(root)
     if _systemd_running(root) and path.exists():
         _run(["systemctl", "disable", "--now", _unit.UNIT_NAME])

@@ -168,6 +168,93 @@ def render_unit(opts: UnitOptions) -> str:
     return "\n".join(lines)
 
 
+def gateway_unit_name(name: str) -> str:
+    """``filamentctl-mqtt.service`` for the gateway ``mqtt``."""
+    return f"filamentctl-{name}.service"
+
+
+def render_gateway_unit(name: str, opts: UnitOptions, description: str) -> str:
+    """The companion unit running ``filamentctl NAME`` (a gateway), as text.
+
+    A gateway is a client of the service's socket: the same user and group (the socket is
+    0660 in a 0750 directory), the network, and no devices at all. ``PartOf=`` makes
+    ``systemctl stop/restart filamentctl`` take it along, and ``WantedBy=`` the main unit
+    starts it with the service; but when the service fails and systemd restarts it, the
+    gateway stays up (``BindsTo=`` would stop it) and reconnects by itself, telling Home
+    Assistant meanwhile that the box is unavailable. Exit 2 (invalid or disabled settings) and
+    4 (not allowed to read them) are not retried: a restart would not change them.
+    Raises ValueError when the command is not an absolute path.
+    """
+    if not opts.command or not Path(opts.command[0]).is_absolute():
+        raise ValueError(f"ExecStart needs an absolute path, not {list(opts.command)!r}")
+    exec_start = " ".join(quote_exec_arg(a) for a in [*opts.command, name])
+    protect_home = "read-only" if opts.under_home else "yes"
+    lines = [
+        f"# Written by `filamentctl service install` ({name}.enabled is true); rerun it after",
+        "# moving the executable. Local changes belong in a drop-in: "
+        f"systemctl edit filamentctl-{name}",
+        "[Unit]",
+        f"Description={description}",
+        f"Documentation=man:filamentctl-{name}(1)",
+        f"After={UNIT_NAME} network-online.target",
+        "Wants=network-online.target",
+        f"PartOf={UNIT_NAME}",
+        "",
+        "[Service]",
+        "Type=exec",
+        f"ExecStart={exec_start}",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "RestartSec=5s",
+        "RestartPreventExitStatus=2 4",
+        f"User={opts.user}",
+        f"Group={opts.group_name}",
+        # The service's socket; the gateway needs no directory of its own.
+        f"Environment=FILAMENTCTL_SOCKET={RUNTIME_DIR}/filamentctl.sock",
+        "UMask=0077",
+        "",
+        "# No devices: a gateway drives nothing, it asks the service.",
+        "PrivateDevices=yes",
+        "DevicePolicy=closed",
+        "",
+        "# Sandbox",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "AmbientCapabilities=",
+        "ProtectSystem=strict",
+        f"ProtectHome={protect_home}",
+        "PrivateTmp=yes",
+        "PrivateMounts=yes",
+        "PrivateUsers=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "ProcSubset=pid",
+        "PrivateIPC=yes",
+        "RemoveIPC=yes",
+        "KeyringMode=private",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces=yes",
+        "RestrictRealtime=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged @resources",
+        "SystemCallErrorNumber=EPERM",
+        "",
+        "[Install]",
+        f"WantedBy={UNIT_NAME}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def existing_groups(
     candidates: Iterable[str] = HARDWARE_GROUPS,
     lookup: Callable[[str], object] = grp.getgrnam,
