@@ -361,3 +361,36 @@ def test_a_disabled_gateway_exits_2_with_one_line(
     assert b.gateway.proc.wait(timeout=30) == 2
     last = b.gateway.log().strip().splitlines()[-1]
     assert last.startswith("filamentctl: the MQTT gateway is disabled (mqtt.enabled is false)")
+
+
+def test_sighup_makes_the_gateway_take_changed_settings_from_the_service(
+    mosquitto_server: MosquittoServer, boxes: list[Box], unique_name: str
+) -> None:
+    """`config set mqtt.base_topic` + `systemctl reload filamentctl-mqtt` (SIGHUP): the gateway
+    asks the service again and moves to the new topics; the old ones say offline."""
+    import signal
+
+    service = ServiceProcess(env={"FILAMENTCTL_SENSOR__READ_INTERVAL": "0.2"})
+    old, new = f"fc/{unique_name}-a", f"fc/{unique_name}-b"
+    for args in (
+        ("init",),
+        ("set", "mqtt.enabled", "true"),
+        ("set", "mqtt.url", mosquitto_server.url),
+        ("set", "mqtt.client_id", unique_name),
+        ("set", "mqtt.base_topic", old),
+    ):
+        out = service.cli("config", *args)
+        assert out.returncode == 0, out.stderr
+    service.start()
+    gateway = GatewayProcess(service)
+    boxes.append(Box(old, service, gateway))
+    gateway.start()
+    with MqttProbe(mosquitto_server.port, f"{old}/availability", f"{new}/availability") as ha:
+        ha.wait_for(f"{old}/availability", online)
+        out = service.cli("config", "set", "mqtt.base_topic", new)  # the service reloads it
+        assert out.returncode == 0, out.stderr
+        assert gateway.proc is not None
+        gateway.proc.send_signal(signal.SIGHUP)
+        ha.wait_for(f"{new}/availability", online)
+        ha.wait_for(f"{old}/availability", offline)
+    assert "the MQTT settings changed: reconnecting to the broker" in gateway.log()
