@@ -394,3 +394,41 @@ def test_sighup_makes_the_gateway_take_changed_settings_from_the_service(
         ha.wait_for(f"{new}/availability", online)
         ha.wait_for(f"{old}/availability", offline)
     assert "the MQTT settings changed: reconnecting to the broker" in gateway.log()
+
+
+def test_a_user_other_than_the_services_gets_exit_4_and_one_line(tmp_path: Any) -> None:
+    """The gateway needs its settings (with the password) from the service, which hands them
+    only to root and its own user: anyone else in the socket's group is refused."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO, in_process_service, settings
+    from tests.service.test_gateway_settings import _can_run_as_nobody
+
+    if not _can_run_as_nobody():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root with setpriv: this test must run there")
+        pytest.skip("needs root and an interpreter that another user can run")
+    with in_process_service(settings(sensor__read_interval=0.1)) as service:
+        sock = service.paths.socket
+        for d in (sock.parent, sock.parent.parent):  # as a member of the service's group
+            os.chmod(d, 0o755)
+        os.chmod(sock, 0o666)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
+        env.update(FILAMENTCTL_SOCKET=str(sock), HOME=str(tmp_path))
+        os.chmod(tmp_path, 0o777)
+        out = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            + [sys.executable, "-m", "filamentctl", "mqtt"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+    assert out.returncode == 4, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "filamentctl: cannot run the MQTT gateway: only root or the service's own user may read "
+        "a gateway's settings; run the gateway as the service user (its systemd unit does)"
+    ]

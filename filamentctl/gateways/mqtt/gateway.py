@@ -210,10 +210,7 @@ class MqttGateway:
             reply = self._link.call("gateway.settings", {"gateway": "mqtt"})
         except ServiceError as exc:
             if exc.code == protocol.PERMISSION:
-                raise PermissionDenied(
-                    f"the service will not hand this gateway its MQTT settings ({exc}); "
-                    "run `filamentctl mqtt` as root or as the service's user"
-                ) from None
+                raise PermissionDenied(f"cannot run the MQTT gateway: {exc}") from None
             log.error(
                 "cannot get the MQTT settings from the service: %s; trying again in %.0f s",
                 exc,
@@ -519,10 +516,7 @@ def remove_discovery(
             reply = service.call("gateway.settings", {"gateway": "mqtt"})
         except ServiceError as exc:
             if exc.code == protocol.PERMISSION:
-                raise PermissionDenied(
-                    f"the service will not hand out the MQTT settings ({exc}); run this as root "
-                    "or as the service's user"
-                ) from None
+                raise PermissionDenied(f"cannot read the MQTT settings: {exc}") from None
             raise
     settings = from_reply(reply, hostname or socket.gethostname())
     topics = Topics.of(settings)
