@@ -98,8 +98,6 @@ class MqttGateway:
         self._service_up = False
         self._mqtt_up = False
         self._ever_connected = False
-        self._simulated = False
-        self._status: dict[str, Any] = {}
         self._published: dict[str, str] = {}  # topic -> last payload (publish on change)
         self._announced: tuple[Any, ...] | None = None
         self._state_seq: Any = None
@@ -145,7 +143,7 @@ class MqttGateway:
     # -- callbacks (other threads): queue a job, nothing else ---------------------------------
     def _on_event(self, name: str, data: Any) -> None:
         if name == "status":
-            self._jobs.put(_Job("service_up", data))
+            self._jobs.put(_Job("service_up"))
         elif not self._refresh_queued.is_set():  # a burst of readings: one refresh is enough
             self._refresh_queued.set()
             self._jobs.put(_Job("refresh"))
@@ -176,13 +174,14 @@ class MqttGateway:
             return  # from a client replaced after a settings change
         kind = job.kind
         if kind == "service_up":
-            self._status = dict(job.data) if isinstance(job.data, dict) else {}
             self._service_connected()
         elif kind == "service_down":
             self._service_lost(*job.data)
         elif kind == "reload":
             if self._service_up:
                 self._service_connected(reload=True)
+            else:
+                log.info("reload: the service is away; its settings are fetched when it is back")
         elif kind == "refresh":
             self._refresh_queued.clear()
             self._sync()
@@ -275,7 +274,6 @@ class MqttGateway:
         status = self._call_status()
         if status is None:
             return
-        self._status = status
         topics = self._topics
         assert topics is not None
         self._announce(status)
