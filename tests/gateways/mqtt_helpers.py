@@ -129,7 +129,9 @@ class GatewayProcess:
     def __init__(self, service: ServiceProcess, *args: str) -> None:
         # The gateway holds no configuration: its mqtt.* settings come from the service, so
         # they are deliberately not in its environment.
-        self.env = {k: v for k, v in service.env.items() if not k.startswith("FILAMENTCTL_MQTT")}
+        self.env = {
+            k: v for k, v in service.env.items() if not k.startswith(("FILAMENTCTL_MQTT", "VAULT_"))
+        }
         self.args = args
         self.log_path = service.home / f"gateway-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -24,7 +24,7 @@ from tests.gateways.mqtt_helpers import (
     status,
 )
 from tests.helpers import ServiceProcess, wait_until
-from tests.servers import MosquittoServer
+from tests.servers import MosquittoServer, OpenBaoServer
 
 
 class Box:
@@ -304,6 +304,28 @@ def test_password_and_tls_work_and_no_secret_reaches_the_log(
     assert f"connected to the MQTT broker at {mosquitto_secure.tls_url}" in log
     assert MQTT_PASSWORD not in log
     assert MQTT_PASSWORD not in b.service.log()
+
+
+def test_a_vault_reference_as_password_is_resolved_by_the_service(
+    mosquitto_secure: MosquittoServer,
+    openbao_server: OpenBaoServer,
+    boxes: list[Box],
+    unique_name: str,
+) -> None:
+    """mqtt.password = vault:MOUNT/PATH#FIELD: the service reads Vault, the gateway gets the
+    password over the socket and never sees Vault (its environment has no VAULT_*)."""
+    openbao_server.api("POST", f"secret/data/{unique_name}", {"data": {"pw": MQTT_PASSWORD}})
+    b = start_box(
+        boxes,
+        mosquitto_secure.url,
+        unique_name,
+        FILAMENTCTL_MQTT__USERNAME=MQTT_USER,
+        FILAMENTCTL_MQTT__PASSWORD=f"vault:secret/{unique_name}#pw",
+        VAULT_ADDR=openbao_server.url,
+        VAULT_TOKEN=openbao_server.token,
+    )
+    wait_until(lambda: "connected to the MQTT broker" in b.gateway.log(), timeout=30)
+    assert MQTT_PASSWORD not in b.gateway.log() + b.service.log()
 
 
 def test_an_untrusted_broker_certificate_is_named_in_the_log(
