@@ -195,7 +195,7 @@ def render_gateway_unit(name: str, opts: UnitOptions, description: str) -> str:
         f"systemctl edit filamentctl-{name}",
         "[Unit]",
         f"Description={description}",
-        f"Documentation=man:filamentctl-{name}(1)",
+        "Documentation=man:filamentctl(1)",
         f"After={UNIT_NAME} network-online.target",
         "Wants=network-online.target",
         f"PartOf={UNIT_NAME}",
