@@ -3,9 +3,10 @@
 ``python -m bench`` (or ``./dev bench``) runs, each as its own module with ``main(argv) -> dict``:
 CLI cost (``bench.cli_status``), service footprint (``bench.service_footprint``), backlog drain
 (``bench.drain``), control latency (``bench.control_latency``), dashboard launch
-(``bench.tui_launch``) and the web gateway's memory and page weight (``bench.web_gateway``).
-A module that is missing or fails is reported in the table with its error; the others still run.
-Every ratio is against a baseline measured in the same run.
+(``bench.tui_launch``), the web gateway's memory and page weight (``bench.web_gateway``) and the
+Home Assistant gateway's footprint (``bench.mqtt_gateway``). A module that is missing or fails is
+reported in the table with its error; the others still run. Every ratio is against a baseline
+measured in the same run.
 
 Options: ``--quick`` (shorter runs, for a smoke test), ``--only NAME ...``, ``--no-write``.
 """
@@ -210,6 +211,30 @@ BENCHES = [
                 goal="< 50 ms",
                 met=lambda v, b: v < 50,
             )
+        ],
+    ),
+    Bench(
+        "mqtt",
+        "bench.mqtt_gateway",
+        [],
+        ["--quick"],
+        "python -m bench.mqtt_gateway --seconds 60",
+        [
+            Figure(
+                "MQTT gateway peak RSS",
+                "MB",
+                _key("peak_rss_mb"),
+                _key("baseline_mb"),
+                "python + paho import",
+                "≤ 30 MB",
+                lambda v, b: v <= 30,
+            ),
+            Figure(
+                "MQTT gateway CPU per reading",
+                "ms",
+                _key("cpu_ms_per_reading"),
+                goal="(reported)",
+            ),
         ],
     ),
     Bench(

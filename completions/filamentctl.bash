@@ -4,7 +4,7 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "config demo fan flush heater history read relays-off run service sim status tui web" ;;
+        "") echo "config demo fan flush heater history mqtt read relays-off run service sim status tui web" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
@@ -43,6 +43,7 @@ _filamentctl_options() {
         "heater reset") echo "--json -h --help" ;;
         "heater status") echo "--json -h --help" ;;
         "history") echo "--since -f --format --limit --every -h --help" ;;
+        "mqtt") echo "--remove-discovery --debug --log-format -h --help" ;;
         "read") echo "--json --direct -h --help" ;;
         "relays-off") echo "--json -h --help" ;;
         "run") echo "--simulate --debug --log-format -h --help" ;;
@@ -71,6 +72,7 @@ _filamentctl_value_options() {
         "heater off") echo "--for" ;;
         "heater on") echo "--for" ;;
         "history") echo "--since -f --format --limit --every" ;;
+        "mqtt") echo "--log-format" ;;
         "run") echo "--log-format" ;;
         "service install") echo "--user" ;;
         "sim set") echo "-t --temperature -u --humidity --fault" ;;

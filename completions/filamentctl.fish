@@ -37,7 +37,7 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history read relays-off run service sim status tui web
+            printf '%s\n' config demo fan flush heater history mqtt read relays-off run service sim status tui web
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
@@ -73,6 +73,8 @@ function __filamentctl_value_options
             printf '%s\n' -- --for
         case 'history'
             printf '%s\n' -- --since -f --format --limit --every
+        case 'mqtt'
+            printf '%s\n' -- --log-format
         case 'run'
             printf '%s\n' -- --log-format
         case 'service install'
@@ -94,6 +96,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a fan -d 'Switch the fan by ha
 complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlog now, with a progress bar.'
 complete -c filamentctl -n "__filamentctl_at ''" -a heater -d 'Switch the heater by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a history -d 'Print readings from the local history (works with or without a running service).'
+complete -c filamentctl -n "__filamentctl_at ''" -a mqtt -d 'Run the Home Assistant MQTT gateway in the foreground (its unit runs this).'
 complete -c filamentctl -n "__filamentctl_at ''" -a read -d 'Take one reading: from the running service, else straight from the configured sensor.'
 complete -c filamentctl -n "__filamentctl_at ''" -a relays-off -d 'Drive this box\'s relay pins to OFF directly through GPIO, without the service.'
 complete -c filamentctl -n "__filamentctl_at ''" -a run -d 'Run the service in the foreground (systemd runs exactly this).'
@@ -219,6 +222,11 @@ complete -c filamentctl -n "__filamentctl_at 'history'" -s f -l format -r -d 'ta
 complete -c filamentctl -n "__filamentctl_at 'history'" -l limit -r -d 'At most this many readings (newest kept).'
 complete -c filamentctl -n "__filamentctl_at 'history'" -l every -r -d 'Average into buckets of this length, e.g. 10m (long spans).'
 complete -c filamentctl -n "__filamentctl_at 'history'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l remove-discovery -d 'Clear the box\'s retained discovery, state and availability messages and exit.'
+complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l debug -d 'Debug logging (never secrets).'
+complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l log-format -r -d 'text or json.'
+complete -c filamentctl -n "__filamentctl_at 'mqtt'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'read'" -l json -d 'Print one JSON document on stdout (for scripts).'
 complete -c filamentctl -n "__filamentctl_at 'read'" -l direct -d 'Read the configured sensor directly, even if a service is running.'

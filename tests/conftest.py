@@ -15,6 +15,7 @@ import pytest
 
 from tests.servers import (
     InfluxV1Server,
+    MosquittoServer,
     OpenBaoServer,
     PostgresServer,
     PushgatewayServer,
@@ -60,6 +61,28 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def openbao_server() -> Iterator[OpenBaoServer]:
     with OpenBaoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mosquitto_server() -> Iterator[MosquittoServer]:
+    """A shared anonymous MQTT broker. Tests keep to their own topics (``unique_name``)."""
+    with MosquittoServer() as server:
+        yield server
+
+
+#: The one user the secured broker knows (test-only credentials).
+MQTT_USER, MQTT_PASSWORD = "dryer", "c0rrect-h0rse-mqtt"
+
+
+@pytest.fixture(scope="session")
+def mosquitto_secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    """A shared broker that wants ``MQTT_USER``/``MQTT_PASSWORD``, on a plain and a TLS
+    listener (``tls_url``; its CA is ``server.tls.ca_file``)."""
+    from tests.faultproxy import make_certificates
+
+    certificates = make_certificates(tmp_path_factory.mktemp("mqtt-tls"))
+    with MosquittoServer(users={MQTT_USER: MQTT_PASSWORD}, tls=certificates) as server:
         yield server
 
 

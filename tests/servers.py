@@ -660,3 +660,94 @@ class OpenBaoServer(_Server):
         if status >= 400:
             raise AssertionError(f"OpenBao {method} {path}: HTTP {status} {data[:300]!r}")
         return json.loads(data) if data.strip() else None
+
+
+# --------------------------------------------------------------------------------------------
+# Mosquitto (MQTT broker)
+
+
+class MosquittoServer(_Server):
+    """Mosquitto 2.x on loopback, no persistence (a restart loses every retained message).
+
+    Anonymous by default. ``users`` ({name: password}) allows only those users (a password file
+    hashed by ``mosquitto_passwd -U``); ``tls`` (``tests.faultproxy.make_certificates``) adds a
+    TLS listener on ``tls_port``. Its log records every connection and subscription, for tests
+    that count connection attempts or check what a client subscribed to.
+    """
+
+    kind = "mosquitto"
+
+    def __init__(
+        self,
+        base_dir: Path | None = None,
+        *,
+        users: Mapping[str, str] | None = None,
+        tls: Any = None,
+    ) -> None:
+        self.binary = _find_binary("mosquitto", Path("/usr/sbin"))
+        self.users = dict(users or {})
+        self.passwd_binary = _find_binary("mosquitto_passwd", Path("/usr/bin")) if users else None
+        super().__init__(base_dir)
+        self.tls = tls
+        self.port = free_port()
+        self.tls_port = free_port() if tls is not None else None
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.tls_url = f"mqtts://127.0.0.1:{self.tls_port}" if tls is not None else None
+        self.broker_log = self.dir / "broker.log"
+
+    def _command(self) -> tuple[list[str], dict[str, str]]:
+        lines = [
+            "per_listener_settings false",
+            "persistence false",
+            # A file, not stdout: Mosquitto flushes it per line, a redirected stdout it buffers.
+            f"log_dest file {self.broker_log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_type subscribe",
+            "connection_messages true",
+            f"listener {self.port} 127.0.0.1",
+        ]
+        if os.geteuid() == 0:
+            # As root Mosquitto would switch to the user "mosquitto", which cannot read files
+            # in our private temporary directory.
+            lines.append("user root")
+        if self.tls is not None:
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+            ]
+        if self.users:
+            passwords = self.dir / "passwords"
+            if not passwords.exists():
+                passwords.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+                passwords.chmod(0o600)
+                assert self.passwd_binary is not None
+                # -U hashes the plain-text file in place: no password on a command line.
+                subprocess.run(
+                    [self.passwd_binary, "-U", str(passwords)],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                    stdin=subprocess.DEVNULL,
+                )
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return [self.binary, "-c", str(conf)], {}
+
+    def _ready(self) -> bool:
+        for port in (self.port, self.tls_port):
+            if port is not None:
+                with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                    pass
+        return True
+
+    def log(self) -> str:
+        """Everything the broker logged (connections, refusals, subscriptions)."""
+        return self.broker_log.read_text(errors="replace") if self.broker_log.exists() else ""

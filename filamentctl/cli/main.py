@@ -40,6 +40,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "fan": ("control", "register"),
     "tui": ("tui", "register"),
     "web": ("web", "register"),
+    "mqtt": ("mqtt", "register"),
     "sim": ("sim", "app"),
     "config": ("config", "app"),
     "service": ("service_unit", "app"),

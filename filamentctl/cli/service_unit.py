@@ -1,5 +1,9 @@
 """``filamentctl service install|uninstall|status``: the systemd unit for ``filamentctl run``.
 
+``install`` also writes a companion unit per enabled gateway (``mqtt.enabled`` true:
+``filamentctl-mqtt.service`` running ``filamentctl mqtt``) and removes one that is no longer
+enabled; ``uninstall`` removes them all.
+
 ``install`` needs root (it creates the service user, writes under /etc and runs systemctl);
 ``--dry-run`` only prints the unit. ``--root DIR`` (hidden, like ``systemctl --root``) writes the
 files below DIR instead of / and runs nothing: for tests and image builders.
@@ -53,33 +57,33 @@ def _unit_path(root: Path) -> Path:
     return root / _unit.UNIT_DIR.relative_to("/") / _unit.UNIT_NAME
 
 
-def _under(root: Path, path: Path) -> Path:
-    return root / path.relative_to("/")
+GATEWAY_UNITS = _unit.GATEWAY_UNITS
 
 
-def _gateway_path(root: Path, name: str) -> Path:
+def _gateway_unit_path(root: Path, name: str) -> Path:
     return root / _unit.UNIT_DIR.relative_to("/") / _unit.gateway_unit_name(name)
 
 
-def _gateways_enabled(root: Path) -> dict[str, bool | None]:
-    """``NAME.enabled`` for each gateway with a companion unit, as the service will see it
-    (its stored configuration under ``root`` plus the environment); None when unreadable."""
+def _gateways_enabled(root: Path) -> dict[str, bool] | None:
+    """{gateway: enabled} as the installed service will read it (its configuration under
+    ``root``, plus ``FILAMENTCTL_<KEY>`` overrides); None when that cannot be read."""
     from filamentctl import paths as _paths
     from filamentctl.store.settings import load_settings
 
-    state = _under(root, _unit.STATE_DIR)
-    paths = _paths.Paths(
-        _under(root, _unit.CONFIG_DIR), state / "secrets", state, _under(root, _unit.RUNTIME_DIR)
-    )
+    own = ("FILAMENTCTL_HOME", "FILAMENTCTL_BOX", "RUNTIME_DIRECTORY", "CREDENTIALS_DIRECTORY")
+    env = {k: v for k, v in os.environ.items() if k not in own}
+    env["CONFIGURATION_DIRECTORY"] = str(_under(root, _unit.CONFIG_DIR))
+    env["STATE_DIRECTORY"] = str(_under(root, _unit.STATE_DIR))
     try:
-        settings = load_settings(paths, check_rules=False)
+        settings = load_settings(_paths.resolve(env), env, check_rules=False)
     except UserError as exc:
-        _note(
-            f"note: cannot read the configuration ({exc}); the gateways' units "
-            f"({', '.join(map(_unit.gateway_unit_name, _unit.GATEWAY_UNITS))}) are left as they are"
-        )
-        return dict.fromkeys(_unit.GATEWAY_UNITS)
-    return {name: bool(settings[f"{name}.enabled"]) for name in _unit.GATEWAY_UNITS}
+        _note(f"note: cannot read the configuration ({exc}); gateway units left as they are")
+        return None
+    return {name: bool(settings[f"{name}.enabled"]) for name in GATEWAY_UNITS}
+
+
+def _under(root: Path, path: Path) -> Path:
+    return root / path.relative_to("/")
 
 
 def _require_root(root: Path, what: str) -> None:
@@ -191,8 +195,9 @@ def install(
 ) -> None:
     """Write, enable and start the hardened systemd unit for `filamentctl run`.
 
-    When web.enabled is true it also installs filamentctl-web.service (running `filamentctl
-    web` as the same user, network allowed, no devices); when it is false, that unit is removed.
+    For each gateway whose NAME.enabled is true (web, mqtt) it also installs its companion unit
+    filamentctl-NAME.service (`filamentctl NAME`, same user, network, no devices); when
+    NAME.enabled is false again, it removes that unit.
     """
     if not _USER_NAME.fullmatch(user):
         raise UsageError(f"invalid --user {user!r}: use a lowercase system user name")
@@ -200,13 +205,17 @@ def install(
     opts = _build_options(user, simulate)
     text = _unit.render_unit(opts)
     enabled = _gateways_enabled(root)
-    gateways = {name: _unit.render_gateway_unit(name, opts) for name, on in enabled.items() if on}
+    gateways = {
+        name: _unit.render_gateway_unit(name, opts, GATEWAY_UNITS[name])
+        for name, on in (enabled or {}).items()
+        if on
+    }
     if dry_run:
         sys.stdout.write(text)
         for name, gateway_text in gateways.items():
-            sys.stdout.write(f"\n# ---- {_gateway_path(root, name)} ----\n{gateway_text}")
-        written = [_unit_path(root), *(_gateway_path(root, n) for n in gateways)]
-        _note(f"dry run: would write {', '.join(map(str, written))}; nothing was changed")
+            sys.stdout.write(f"\n# ---- {_gateway_unit_path(root, name)} ----\n{gateway_text}")
+        paths = [_unit_path(root), *(_gateway_unit_path(root, name) for name in gateways)]
+        _note(f"dry run: would write {', '.join(map(str, paths))}; nothing was changed")
         return
     _require_root(root, "service install")
     if root == Path("/"):
@@ -216,20 +225,20 @@ def install(
     path = _unit_path(root)
     changed = _write_atomically(path, text)
     _note(f"{'wrote' if changed else 'unchanged:'} {path}")
-    units = [_unit.UNIT_NAME]
-    for name, gateway_text in gateways.items():
-        gateway_path = _gateway_path(root, name)
-        changed = _write_atomically(gateway_path, gateway_text)
-        _note(f"{'wrote' if changed else 'unchanged:'} {gateway_path}")
-        units.append(_unit.gateway_unit_name(name))
-    for name, on in enabled.items():
-        if on is False:
-            _remove_gateway(root, name, f"{name}.enabled is false")
     steps = [
         ["systemctl", "daemon-reload"],
-        ["systemctl", "enable", *units],
-        ["systemctl", "restart", *units],
+        ["systemctl", "enable", _unit.UNIT_NAME],
+        ["systemctl", "restart", _unit.UNIT_NAME],
     ]
+    for name, gateway_text in gateways.items():
+        gateway_path = _gateway_unit_path(root, name)
+        changed = _write_atomically(gateway_path, gateway_text)
+        _note(f"{'wrote' if changed else 'unchanged:'} {gateway_path}")
+        unit_name = _unit.gateway_unit_name(name)
+        steps += [["systemctl", "enable", unit_name], ["systemctl", "restart", unit_name]]
+    for name, on in (enabled or {}).items():
+        if not on:
+            _remove_gateway_unit(root, name, f"{name}.enabled is false")
     if _systemd_running(root):
         for cmd in steps:
             _run(cmd)
@@ -245,15 +254,20 @@ def install(
     )
 
 
-def _remove_gateway(root: Path, name: str, why: str) -> None:
-    """Stop, disable and remove a gateway's unit if it is installed."""
-    path = _gateway_path(root, name)
+def _remove_gateway_unit(root: Path, name: str, why: str) -> None:
+    """Stop, disable and delete a gateway's unit if it is there."""
+    path = _gateway_unit_path(root, name)
     if not path.exists():
         return
     if _systemd_running(root):
         _run(["systemctl", "disable", "--now", _unit.gateway_unit_name(name)])
     path.unlink()
     _note(f"removed {path} ({why})")
+    if name == "mqtt":
+        _note(
+            "Home Assistant keeps the box (shown unavailable); `filamentctl mqtt "
+            "--remove-discovery` removes it while the service runs"
+        )
 
 
 @app.command()
@@ -265,8 +279,8 @@ def uninstall(
     """Stop and disable the service and remove its unit (configuration and history stay)."""
     root = root.absolute()
     _require_root(root, "service uninstall")
-    for name in _unit.GATEWAY_UNITS:
-        _remove_gateway(root, name, "the service is being removed")
+    for name in GATEWAY_UNITS:
+        _remove_gateway_unit(root, name, "uninstall")
     path = _unit_path(root)
     if _systemd_running(root) and path.exists():
         _run(["systemctl", "disable", "--now", _unit.UNIT_NAME])

@@ -180,8 +180,38 @@ def _web_token(value: Any) -> str | None:
     return None
 
 
+def _mqtt_url(value: Any) -> str | None:
+    """mqtt://host[:port] or mqtts://host[:port]; credentials have their own keys."""
+    allowed = "mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtt://homeassistant.local:1883)"
+    m = re.fullmatch(r"mqtts?://(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?/?", value)
+    if "@" in value:
+        return "a URL without user:password@ (use mqtt.username and mqtt.password)"
+    if m is None or (m.group(2) is not None and not 1 <= int(m.group(2)) <= 65535):
+        return allowed
+    return None
+
+
+def _topic_prefix(value: Any) -> str | None:
+    """An MQTT topic prefix: levels separated by '/', no wildcards, no empty level."""
+    if value == "":
+        return None
+    levels = value.split("/")
+    if any(not level or any(c in level for c in "+#\x00") for level in levels):
+        return "topic levels separated by '/' with no '+', '#' or empty level (e.g. home/dryer)"
+    return None
+
+
+def _discovery_prefix(value: Any) -> str | None:
+    return _topic_prefix(value) if value else "a non-empty topic prefix, e.g. homeassistant"
+
+
 def _absolute_path_or_empty(value: Any) -> str | None:
     return None if value == "" or value.startswith("/") else "empty or an absolute file path"
+
+
+def _client_id(value: Any) -> str | None:
+    ok = value == "" or re.fullmatch(r"[\x21-\x7e]{1,128}", value)
+    return None if ok else "empty or up to 128 printable characters without spaces"
 
 
 def _k(name: str, type_: KeyType, default: Any, help_: str, **kw: Any) -> Key:
@@ -682,6 +712,58 @@ _KEYS: tuple[Key, ...] = (
         min=1,
         max=8760,
         unit="h",
+    ),
+    # mqtt: the Home Assistant gateway (`filamentctl mqtt`), a separate process
+    _k(
+        "mqtt.enabled",
+        "bool",
+        False,
+        "Run the Home Assistant MQTT gateway: `service install` adds its unit filamentctl-mqtt",
+    ),
+    _k(
+        "mqtt.url",
+        "str",
+        "mqtt://localhost:1883",
+        "MQTT broker: mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] (TLS, 8883)",
+        validator=_mqtt_url,
+    ),
+    _k("mqtt.username", "str", "", "MQTT broker user (empty: connect anonymously)"),
+    _k("mqtt.password", "str", "", "MQTT broker password", secret=True),
+    _k(
+        "mqtt.tls_ca_file",
+        "str",
+        "",
+        "CA bundle to verify the broker's certificate with mqtts:// (empty: system CAs)",
+        validator=_absolute_path_or_empty,
+    ),
+    _k(
+        "mqtt.client_id",
+        "str",
+        "",
+        "MQTT client id, unique on the broker (empty: filamentctl-HOSTNAME-BOX)",
+        validator=_client_id,
+    ),
+    _k(
+        "mqtt.discovery_prefix",
+        "str",
+        "homeassistant",
+        "Home Assistant's MQTT discovery prefix (its MQTT integration's setting)",
+        validator=_discovery_prefix,
+    ),
+    _k(
+        "mqtt.base_topic",
+        "str",
+        "",
+        "Topic under which the box publishes its state (empty: filamentctl/BOX)",
+        validator=_topic_prefix,
+    ),
+    _k(
+        "mqtt.qos",
+        "int",
+        1,
+        "MQTT quality of service for state, availability and discovery messages",
+        min=0,
+        max=2,
     ),
     # metrics, log
     _k(

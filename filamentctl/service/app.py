@@ -28,6 +28,7 @@ CONTROL_TICK_S = 0.25
 RETENTION_EVERY_S = 3600.0
 SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
+CONFIRM_AFTER_S = 0.5  # the read that confirms a first sample comes this soon (or the sensor's min)
 # One history reply at most this many readings (ask for step_s to cover long spans): bounds
 # the service's memory and how long the query holds the history lock.
 HISTORY_LIMIT = 100_000
@@ -75,6 +76,7 @@ class Service:
         self.latest_at: float | None = None  # clock() when the latest reading was taken
         self.last_control_tick = clock()
         self.fatal: BaseException | None = None
+        self.awaiting_confirmation = False  # the filter holds a first sample back
         self._delivery_setup_error: str | None = None
         # Built in start():
         self.history: Any = None
@@ -318,6 +320,10 @@ class Service:
             next_at += interval
             if next_at < now:  # fell behind (slow sensor): don't burst to catch up
                 next_at = now + interval
+            if self.awaiting_confirmation:
+                # A first sample waits for a second that agrees: take that one soon, not a
+                # whole (possibly long) read interval later.
+                next_at = min(next_at, now + max(min_interval, CONFIRM_AFTER_S))
             self._stopping.wait(max(0.0, next_at - self.clock()))
 
     def sample_once(self, previous: Sample | None) -> Sample | None:
@@ -339,6 +345,7 @@ class Service:
         try:
             sample = self.filter.check(raw, previous)
         except Unconfirmed:
+            self.awaiting_confirmation = True
             return previous  # a first sample waits for the next one to agree: not a fault
         except Rejected as exc:
             # Safety first, before any logging: the heater goes OFF at this very read.
@@ -346,6 +353,7 @@ class Service:
             event = self.health.reject(now, str(exc), key=exc.reason)
             self._log_health(event, logging.WARNING)
             return previous
+        self.awaiting_confirmation = False
         # Control first: it must never wait for the history (a long query holds its lock).
         self.control.on_reading(sample, now)
         with self._lock:

@@ -176,52 +176,63 @@ def render_unit(opts: UnitOptions) -> str:
 
 
 #: Gateways with a companion unit, by name: ``filamentctl-NAME.service`` runs ``filamentctl NAME``
-#: when the setting ``NAME.enabled`` is true.
-GATEWAY_UNITS = {"web": "web dashboard and HTTP API"}
+#: and is installed when the setting ``NAME.enabled`` is true.
+GATEWAY_UNITS = {
+    "web": "filamentctl web gateway: the dashboard and HTTP API",
+    "mqtt": "filamentctl MQTT gateway: the box in Home Assistant",
+}
 
 
 def gateway_unit_name(name: str) -> str:
+    """``filamentctl-mqtt.service`` for the gateway ``mqtt``."""
     return f"filamentctl-{name}.service"
 
 
-def render_gateway_unit(name: str, opts: UnitOptions, what: str | None = None) -> str:
-    """A gateway's companion unit running ``filamentctl NAME``, as text.
+def render_gateway_unit(name: str, opts: UnitOptions, description: str | None = None) -> str:
+    """The companion unit running ``filamentctl NAME`` (a gateway), as text.
 
-    Same user and group as the service (only they may ask it for the gateway's settings), the
-    network allowed (AF_INET/AF_INET6 to serve), no devices at all, no capabilities, no
-    writable file system: a gateway keeps nothing on disk. Started after the service but not
-    bound to it: the gateway outlives a service restart and reconnects. Raises ValueError when
-    the command is not an absolute path.
+    A gateway is a client of the service's socket: the same user and group (the socket is
+    0660 in a 0750 directory), the network, and no devices at all. ``PartOf=`` makes
+    ``systemctl stop/restart filamentctl`` take it along, and ``WantedBy=`` the main unit
+    starts it with the service; but when the service fails and systemd restarts it, the
+    gateway stays up (``BindsTo=`` would stop it) and reconnects by itself, telling Home
+    Assistant meanwhile that the box is unavailable. Exit 2 (invalid or disabled settings) and
+    4 (not allowed to read them) are not retried: a restart would not change them.
+    Raises ValueError when the command is not an absolute path.
     """
     if not opts.command or not Path(opts.command[0]).is_absolute():
         raise ValueError(f"ExecStart needs an absolute path, not {list(opts.command)!r}")
     exec_start = " ".join(quote_exec_arg(a) for a in [*opts.command, name])
     protect_home = "read-only" if opts.under_home else "yes"
     lines = [
-        f"# Written by `filamentctl service install` because {name}.enabled is true.",
-        f"# Local changes belong in a drop-in: systemctl edit filamentctl-{name}",
+        f"# Written by `filamentctl service install` ({name}.enabled is true); rerun it after",
+        "# moving the executable. Local changes belong in a drop-in: "
+        f"systemctl edit filamentctl-{name}",
         "[Unit]",
-        f"Description=filamentctl {name} gateway: {what or GATEWAY_UNITS.get(name, name)}",
+        f"Description={description or GATEWAY_UNITS.get(name, f'filamentctl {name} gateway')}",
         "Documentation=man:filamentctl(1)",
         f"After={UNIT_NAME} network-online.target",
         "Wants=network-online.target",
+        f"PartOf={UNIT_NAME}",
         "",
         "[Service]",
-        "Type=simple",
+        "Type=exec",
         f"ExecStart={exec_start}",
-        f"Environment=FILAMENTCTL_SOCKET={RUNTIME_DIR}/filamentctl.sock",
-        # Started before the service's socket exists, or while it restarts: try again.
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=5s",
-        "TimeoutStopSec=10s",
+        "RestartPreventExitStatus=2 4",
         f"User={opts.user}",
         f"Group={opts.group_name}",
+        # The service's socket; the gateway needs no directory of its own.
+        f"Environment=FILAMENTCTL_SOCKET={RUNTIME_DIR}/filamentctl.sock",
         "UMask=0077",
-        "WorkingDirectory=/",
         "",
-        "# No hardware, no capabilities, nothing writable; network to serve clients.",
+        "# No devices: a gateway drives nothing, it asks the service.",
         "PrivateDevices=yes",
         "DevicePolicy=closed",
+        "",
+        "# Sandbox",
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=",
         "AmbientCapabilities=",
@@ -253,7 +264,7 @@ def render_gateway_unit(name: str, opts: UnitOptions, what: str | None = None) -
         "SystemCallErrorNumber=EPERM",
         "",
         "[Install]",
-        "WantedBy=multi-user.target",
+        f"WantedBy={UNIT_NAME}",
         "",
     ]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ HEAVY = (
     "prometheus_client",
     "tenacity",
     "aiohttp",
+    "paho",
 )
 
 
@@ -39,6 +40,12 @@ def test_importing_cli_loads_no_heavy_library() -> None:
     loaded = _modules_after("import filamentctl.cli.main")
     bad = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert bad == [], f"importing the CLI loaded: {bad}"
+
+
+def test_building_every_command_loads_no_mqtt_client() -> None:
+    """--help and completion build every command group, `filamentctl mqtt` included."""
+    loaded = _modules_after("import filamentctl.cli.main as m\nm.build_app()")
+    assert not [m for m in loaded if m.split(".")[0] == "paho"]
 
 
 def test_importing_client_and_protocol_loads_no_heavy_library() -> None:

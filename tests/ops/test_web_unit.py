@@ -102,7 +102,7 @@ def test_install_follows_the_stored_web_enabled_and_uninstall_removes_it(tmp_pat
     assert result.exit_code == 0, result.output
     web_unit = tmp_path / "etc/systemd/system" / WEB_UNIT
     assert directives(web_unit.read_text())["ExecStart"][0].endswith(" web")
-    assert f"systemctl enable filamentctl.service {WEB_UNIT}" in result.stderr
+    assert f"systemctl enable {WEB_UNIT}" in result.stderr
 
     set_value(paths, {}, "web.enabled", "false")
     result = runner.invoke(app, ["install", "--root", str(tmp_path)])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from filamentctl.core import schema
 from tests.helpers import in_process_service, raw_request, settings
 
 REQUEST = b'{"id":1,"op":"gateway.settings","args":{"gateway":"mqtt"}}\n'
@@ -22,7 +23,9 @@ def test_the_service_user_gets_only_that_gateways_keys() -> None:
     assert reply["ok"], reply
     result = reply["result"]
     assert result["box"] == "default"
-    assert result["settings"] == {"mqtt.url": "mqtt://127.0.0.1:1883"}
+    mqtt_keys = {k for k in schema.SCHEMA if k.startswith("mqtt.")}
+    assert mqtt_keys and set(result["settings"]) == mqtt_keys  # every mqtt.* key, nothing else
+    assert result["settings"]["mqtt.url"] == "mqtt://127.0.0.1:1883"
 
 
 @pytest.mark.parametrize(
