@@ -258,9 +258,7 @@ def test_from_settings_uses_stale_after_and_starts_at_the_first_event() -> None:
 BAD = "checksum did not validate"
 
 
-def _play(
-    h: SensorHealth, reads: list[tuple[float, str | None]]
-) -> list[tuple[float, str, str]]:
+def _play(h: SensorHealth, reads: list[tuple[float, str | None]]) -> list[tuple[float, str, str]]:
     """Feed (time, error or None for a good read); returns (time, kind, message) of each line."""
     lines = []
     for t, error in reads:
