@@ -302,19 +302,58 @@ def unset(
 def path(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Where the configuration database, key file, state and socket are."""
-    paths, _ = _context()
-    places = {
+    """Where the configuration database, key file, state and socket are, and which key is used.
+
+    The key source is env (FILAMENTCTL_CONFIG_KEY), vault (with the secret's path and VAULT_ADDR)
+    or file (the key file), in that order of priority; never the key itself. --json adds
+    "key_source", "key_location", "vault_addr" (null when none) and "key_error".
+    """
+    paths, env = _context()
+    places: dict[str, Any] = {
         "config_db": str(paths.config_db),
         "key_file": str(paths.key_file),
         "state_dir": str(paths.state_dir),
         "socket": str(paths.socket),
     }
+    key, problem = _key_origin(paths, env)
+    places.update(key)
+    places["key_error"] = problem
     if as_json:
         typer.echo(json.dumps(places))
+        return
+    for name in ("config_db", "key_file", "state_dir", "socket"):
+        typer.echo(f"{name.replace('_', ' ')}: {places[name]}")
+    if problem is not None:
+        typer.echo(f"key source: unusable ({problem})")
+    elif key["key_source"] is None:
+        typer.echo("key source: none yet (`filamentctl config init` creates a key file)")
+    elif key["key_source"] == "vault":
+        typer.echo(f"key source: vault ({key['key_location']} at {key['vault_addr']})")
     else:
-        for name, where in places.items():
-            typer.echo(f"{name.replace('_', ' ')}: {where}")
+        typer.echo(f"key source: {key['key_source']} ({key['key_location']})")
+
+
+def _key_origin(
+    paths: _paths.Paths, env: Mapping[str, str]
+) -> tuple[dict[str, str | None], str | None]:
+    """Where the configuration key would be taken from now, and why none is usable (if so)."""
+    from filamentctl.store import keys
+    from filamentctl.store.settings import NO_KEY
+
+    # The store's warnings (e.g. "Vault unreachable, trying the key file") go to stderr; a
+    # broken key source is reported in the output, since showing the paths still works.
+    logger = logging.getLogger("filamentctl.config")
+    handler = _StderrWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        found = keys.find_key(paths, env)
+    except UserError as exc:
+        return dict(NO_KEY), str(exc)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    return (dict(NO_KEY) if found is None else found.describe()), None
 
 
 # -- live reload ---------------------------------------------------------------------------------

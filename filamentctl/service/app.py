@@ -53,6 +53,11 @@ class Service:
         socket_group: str | None = None,
     ) -> None:
         self.settings = dict(settings)
+        # Where the configuration and its key came from, for status (never the key itself).
+        self.config_origin: dict[str, Any] = {
+            "source": getattr(settings, "source", "defaults"),
+            **getattr(settings, "key_info", {"key_source": None}),
+        }
         # CLI flags outrank stored and env values, also across a live config reload.
         self.overrides: dict[str, Any] = {"sensor.type": "simulated"} if simulate else {}
         self.settings.update(self.overrides)
@@ -440,6 +445,7 @@ class Service:
             "reading": reading,
             "sensor": sensor,
             "storage": storage,
+            "config": dict(self.config_origin),
         }
         out.update(self.control.status(now))
         return out

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from filamentctl.store.config_store import ConfigStore
 
 Origin = Literal["default", "stored", "env", "override"]
+#: ``Settings.key_info`` when no configuration database (hence no key) was used.
+NO_KEY: Mapping[str, str | None] = {"key_source": None, "key_location": None, "vault_addr": None}
 
 
 class Settings(Mapping[str, Any]):
@@ -35,10 +37,11 @@ class Settings(Mapping[str, Any]):
 
     ``sources[key]`` says where each value came from ("default", "stored", "env", "override");
     ``source`` is "store" when a configuration database was read, "defaults" when none exists;
-    ``key_source`` names the key that decrypted it (None without a database).
+    ``key_source`` names the key that decrypted it (None without a database) and ``key_info``
+    says where that key is (:meth:`keys.FoundKey.describe`: kind and location, never the key).
     """
 
-    __slots__ = ("_values", "sources", "source", "key_source", "config_path")
+    __slots__ = ("_values", "sources", "source", "key_source", "config_path", "key_info")
 
     def __init__(
         self,
@@ -47,12 +50,14 @@ class Settings(Mapping[str, Any]):
         source: Literal["store", "defaults"],
         key_source: str | None,
         config_path: Path,
+        key_info: Mapping[str, str | None] | None = None,
     ) -> None:
         self._values: Mapping[str, Any] = MappingProxyType(dict(values))
         self.sources: Mapping[str, Origin] = MappingProxyType(dict(sources))
         self.source = source
         self.key_source = key_source
         self.config_path = config_path
+        self.key_info: Mapping[str, str | None] = MappingProxyType(dict(key_info or NO_KEY))
 
     def __getitem__(self, name: str) -> Any:
         value = self._values[name]
@@ -157,12 +162,13 @@ def load_settings(
 
     stored: dict[str, Any] = {}
     key_source: str | None = None
+    key_info: Mapping[str, str | None] = NO_KEY
     source: Literal["store", "defaults"] = "defaults"
     if config_exists(paths.config_db):
         store, found = open_store(paths, env)
         with store:
             stored = _typed_stored(store.items())
-        key_source, source = found.source, "store"
+        key_source, source, key_info = found.source, "store", found.describe()
 
     values = schema.defaults()
     sources: dict[str, Origin] = dict.fromkeys(values, "default")
@@ -179,7 +185,7 @@ def load_settings(
         problems = schema.validate(values)
         if problems:
             raise rules_error(problems)
-    return Settings(values, sources, source, key_source, paths.config_db)
+    return Settings(values, sources, source, key_source, paths.config_db, key_info)
 
 
 def open_store(
@@ -228,7 +234,12 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = Fa
         found = keys.find_key(paths, env)
         if found is None:
             material = keys.write_key_file(paths.key_file)
-            found = keys.FoundKey(material, f"the key file {paths.key_file}", kind="file")
+            found = keys.FoundKey(
+                material,
+                f"the key file {paths.key_file}",
+                kind="file",
+                location=str(paths.key_file),
+            )
             written = True
     from filamentctl.store.config_store import ConfigStore
 
@@ -249,13 +260,17 @@ def _vault_init_key(env: Mapping[str, str]) -> tuple[keys.FoundKey, bool]:
             f"{vault.ENV_ROLE_ID}/{vault.ENV_SECRET_ID}) set"
         )
     ref = vault.key_ref(env)
-    where = f"Vault {env[vault.ENV_ADDR]} {ref}"
+    addr = env[vault.ENV_ADDR].strip()
+    where = f"Vault {addr} {ref}"
     existing = vault.read_key(env)
     if existing and existing.strip():
-        return keys.FoundKey(keys.key_material(existing), where, kind="vault"), False
+        found = keys.FoundKey(
+            keys.key_material(existing), where, kind="vault", location=str(ref), address=addr
+        )
+        return found, False
     material = keys.generate_key()
     vault.store_key(env, material.hex())
-    return keys.FoundKey(material, where, kind="vault"), True
+    return keys.FoundKey(material, where, kind="vault", location=str(ref), address=addr), True
 
 
 def set_value(paths: _paths.Paths, env: Mapping[str, str], name: str, value: Any) -> Any:
