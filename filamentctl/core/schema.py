@@ -769,6 +769,13 @@ def format_value(name: str, value: Any) -> str:
 
 # Minimum sampling interval per sensor type: the DHTs cache values for 2 s (domain.md §1).
 _MIN_READ_INTERVAL = {"dht22": 2.0, "dht11": 2.0, "bme280": 0.5, "simulated": 0.1}
+
+
+def min_read_interval(sensor_type: str) -> float:
+    """The shortest ``sensor.read_interval`` the sensor type allows (s)."""
+    return _MIN_READ_INTERVAL.get(sensor_type, 0.1)
+
+
 # BCM GPIO 2 and 3 are the I2C bus (SDA, SCL) the BME280 sits on.
 _I2C_PINS = (2, 3)
 

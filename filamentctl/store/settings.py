@@ -25,6 +25,7 @@ from filamentctl.errors import ConfigError, PermissionDenied, UsageError, UserEr
 from filamentctl.store import keys
 
 if TYPE_CHECKING:
+    from filamentctl.core.config_import import Adjustment
     from filamentctl.store.config_store import ConfigStore
 
 Origin = Literal["default", "stored", "env", "override"]
@@ -344,22 +345,40 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return typed, problems
 
 
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What an import stored (or, in a dry run, would store)."""
+
+    stored: dict[str, Any]  # the keys written: the imported ones plus any adjusted
+    adjusted: list[Adjustment]  # values moved to the nearest valid one for the hardware
+
+
 def import_values(
-    paths: _paths.Paths, env: Mapping[str, str], values: Mapping[str, Any]
-) -> dict[str, Any]:
+    paths: _paths.Paths,
+    env: Mapping[str, str],
+    values: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+) -> ImportOutcome:
     """Store imported (already typed) values on top of the stored ones, in one transaction.
 
-    Raises ConfigError (nothing stored) when the result would be invalid or inconsistent.
-    Returns the whole stored configuration afterwards.
+    Values out of range for the resulting hardware (e.g. a read interval below a DHT22's 2 s)
+    are moved to the nearest valid one (:func:`config_import.fit_to_hardware`) and listed.
+    ``dry_run`` does every step, the same checks included, except the write. Raises
+    ConfigError (nothing stored) when the result would still be invalid or inconsistent.
     """
+    from filamentctl.core.config_import import fit_to_hardware
+
     store, _ = open_store(paths, env)
     with store:
-        merged = {**_typed_stored(store.items()), **values}
+        merged, adjusted = fit_to_hardware({**_typed_stored(store.items()), **values})
         typed, problems = check_values(merged)
         if problems:
             raise rules_error(problems, "not importing")
-        store.set_many({k: typed[k] for k in values})
-        return typed
+        written = {k: typed[k] for k in [*values, *(a.key for a in adjusted)]}
+        if not dry_run:
+            store.set_many(written)
+    return ImportOutcome(written, adjusted)
 
 
 def replace_stored(

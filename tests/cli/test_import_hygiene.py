@@ -20,7 +20,7 @@ HEAVY = (
     "sqlcipher3",
     "rich",
     "prometheus_client",
-    "tenacity",
+    "yaml",
 )
 
 
