@@ -2,8 +2,9 @@
 
 One connection (WAL, ``synchronous=NORMAL``) guarded by one lock is shared by the sampler, the
 delivery thread and the socket handlers. The sampler ``add``\\ s readings to an in-memory buffer and
-``commit``\\ s the buffer in one transaction every ``storage.commit_interval`` seconds, so a
-``kill -9`` loses at most that buffer; delivery only ever sees committed readings.
+``commit``\\ s the buffer in one transaction at least every ``storage.commit_interval`` seconds
+(sooner when a delivery batch is due), so a ``kill -9`` loses at most that buffer; delivery only
+ever sees committed readings.
 
 Each sink's progress is a cursor (the highest seq it acknowledged or that was moved past). A reading
 leaves a sink's backlog only through ``ack`` (the backend stored it), ``reject`` (it went to the
@@ -581,7 +582,9 @@ class History:
             return 0
         with self._lock:
             conn = self._require()
-            self.ensure_cursor(sink, activate=False)
+            cursor = self.ensure_cursor(sink, activate=False)
+            if self._last_committed - cursor <= self.max_backlog:
+                return 0  # the usual case: no transaction, nothing written
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 excess = self._cap(conn, sink, self._last_committed)
