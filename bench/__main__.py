@@ -118,6 +118,22 @@ def _footprint_figures() -> list[Figure]:
             met=lambda v, b: v <= 2,
         )
     )
+    for variant in (
+        "all defaults (a reading every 5 s)",
+        "1 Hz, writer.flush_interval 2",
+        "1 Hz, writer.batch_size 3",
+        "1 Hz, storage.commit_interval 30",
+    ):
+        out.append(
+            Figure(
+                f"disk writes, {variant}",
+                "MB/h",
+                _key(f"{variant} disk_mb_per_h"),
+                _key("1 Hz disk_mb_per_h"),
+                "1 Hz, defaults",
+                "(reported)",
+            )
+        )
     return out
 
 

@@ -1,5 +1,9 @@
 """The running service's footprint with the VictoriaMetrics sink: resident memory, CPU time per
-reading at 1 Hz and 10 Hz, and bytes written to disk per hour at 1 Hz.
+reading at 1 Hz and 10 Hz, and bytes written to disk per hour at 1 Hz — plus what the delivery
+settings cost in disk writes (the SD card of a Pi): all defaults (a reading every 5 s), and at
+1 Hz with ``writer.flush_interval 2`` or ``writer.batch_size 3`` (each makes the sampler commit
+the history as often as a batch is due, instead of every ``storage.commit_interval``), against
+1 Hz with the defaults measured in the same run.
 
 For each rate: a throw-away VictoriaMetrics (``tests.servers``) and ``filamentctl run --simulate``
 in a temporary FILAMENTCTL_HOME; after a warm-up, a measured window reads from ``/proc/PID``:
@@ -65,8 +69,15 @@ def _proc(pid: int) -> dict[str, float]:
     }
 
 
-def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[str, float]:
-    """One service at ``rate_hz`` readings per second, measured over ``seconds``."""
+def measure(
+    rate_hz: float,
+    seconds: float,
+    warmup: float,
+    vm_url: str,
+    settings: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One service at ``rate_hz`` readings per second (``settings``: more ``FILAMENTCTL_*``
+    overrides, e.g. ``{"WRITER__BATCH_SIZE": "3"}``), measured over ``seconds``."""
     home = Path(tempfile.mkdtemp(prefix="fcf"))
     env = {
         **os.environ,
@@ -75,6 +86,7 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
         "FILAMENTCTL_DATABASE__VICTORIAMETRICS__URL": vm_url,
         "FILAMENTCTL_DATA__TAGS": json.dumps({"bench": f"footprint{rate_hz:g}"}),
         "FILAMENTCTL_SENSOR__READ_INTERVAL": str(1.0 / rate_hz),
+        **{f"FILAMENTCTL_{k}": v for k, v in (settings or {}).items()},
     }
     env.pop("FILAMENTCTL_SOCKET", None)
     sock = home / "run" / "filamentctl.sock"
@@ -98,7 +110,9 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
                     raise RuntimeError("the service did not come up in 30 s") from None
                 time.sleep(0.1)
         time.sleep(warmup)
-        before, readings0, t0 = _proc(proc.pid), _status(sock)["readings_total"], time.monotonic()
+        first = _status(sock)
+        readings0, written0 = first["readings_total"], first["storage"]["written"]
+        before, t0 = _proc(proc.pid), time.monotonic()
         time.sleep(seconds)
         after, status, t1 = _proc(proc.pid), _status(sock), time.monotonic()
         readings = status["readings_total"] - readings0
@@ -114,6 +128,7 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
             "disk_mb_per_h": (after["write_bytes"] - before["write_bytes"]) / window * 3600 / 1e6,
             "readings": float(readings),
             "backlog": float(status["storage"]["backlog"]),
+            "writes_per_h": (status["storage"]["written"] - written0) / window * 3600,
         }
     finally:
         proc.terminate()
@@ -123,6 +138,15 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
             proc.kill()
             proc.wait()
         shutil.rmtree(home, ignore_errors=True)
+
+
+# Label -> (readings per second, settings): what the delivery settings cost on the SD card.
+DELIVERY_VARIANTS: dict[str, tuple[float, dict[str, str]]] = {
+    "all defaults (a reading every 5 s)": (0.2, {}),
+    "1 Hz, writer.flush_interval 2": (1.0, {"WRITER__FLUSH_INTERVAL": "2"}),
+    "1 Hz, writer.batch_size 3": (1.0, {"WRITER__BATCH_SIZE": "3"}),
+    "1 Hz, storage.commit_interval 30": (1.0, {"STORAGE__COMMIT_INTERVAL": "30"}),
+}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -143,8 +167,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             (work / "vm").mkdir()
             server = VictoriaMetricsServer(work / "vm").start()
             url = server.url
-        # The window must cover several commits and delivery flushes (2 s and 10 s by default).
+        # The window must cover several commits and delivery flushes (10 s and 30 s by default).
         results = {rate: measure(rate, seconds, warmup=5.0, vm_url=url) for rate in (1.0, 10.0)}
+        delivery = {
+            name: measure(rate, seconds, warmup=5.0, vm_url=url, settings=extra)
+            for name, (rate, extra) in DELIVERY_VARIANTS.items()
+        }
     finally:
         if server is not None:
             server.close()
@@ -161,6 +189,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
         for key, value in r.items():
             out[f"{rate:g} Hz {key}"] = value
+    base = results[1.0]["disk_mb_per_h"]
+    print()
+    print("disk writes by delivery settings (ratio: against 1 Hz with the defaults, same run)")
+    print(f"{'settings':<44}{'disk MB/h':>11}{'ratio':>8}")
+    print(f"{'1 Hz, defaults':<44}{base:>11.2f}{1.0:>8.2f}")
+    for name, r in delivery.items():
+        print(f"{name:<44}{r['disk_mb_per_h']:>11.2f}{r['disk_mb_per_h'] / base:>8.2f}")
+        out[f"{name} disk_mb_per_h"] = r["disk_mb_per_h"]
     worst_rss = max(r["peak_rss_mb"] for r in results.values())
     disk = results[1.0]["disk_mb_per_h"]
     print(

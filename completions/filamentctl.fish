@@ -118,7 +118,7 @@ complete -c filamentctl -n "__filamentctl_at 'config'" -a get -d 'Print one key\
 complete -c filamentctl -n "__filamentctl_at 'config'" -a import -d 'Import settings: the seed\'s config.yaml (+ .env), v2-style dotted keys, or an export.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a init -d 'Create the encrypted configuration and its key.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a list -d 'Every key with its effective value, where it comes from (default, stored, env), and help.'
-complete -c filamentctl -n "__filamentctl_at 'config'" -a path -d 'Where the configuration database, key file, state and socket are.'
+complete -c filamentctl -n "__filamentctl_at 'config'" -a path -d 'Where the configuration database, key file, state and socket are, and which key is used.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a rekey -d 'Re-encrypt the configuration with a new key (kept where the current one is).'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a set -d 'Validate and store one value (nothing changes when it is invalid).'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a unset -d 'Remove a stored value, so the key takes its default again.'

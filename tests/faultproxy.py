@@ -29,6 +29,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -158,6 +159,7 @@ class Seen:
     connection: int  # client port: equal values mean one reused keep-alive connection
     action: str
     query: dict[str, list[str]] = field(default_factory=dict)
+    received_ns: int = 0  # wall clock (time.time_ns) when the whole request had arrived
 
     @property
     def route(self) -> str:
@@ -288,6 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.client_address[1],
                 action.kind,
                 query,
+                time.time_ns(),
             )
         )
         if action.kind == "stall":

@@ -302,19 +302,58 @@ def unset(
 def path(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """Where the configuration database, key file, state and socket are."""
-    paths, _ = _context()
-    places = {
+    """Where the configuration database, key file, state and socket are, and which key is used.
+
+    The key source is env (FILAMENTCTL_CONFIG_KEY), vault (with the secret's path and VAULT_ADDR)
+    or file (the key file), in that order of priority; never the key itself. --json adds
+    "key_source", "key_location", "vault_addr" (null when none) and "key_error".
+    """
+    paths, env = _context()
+    places: dict[str, Any] = {
         "config_db": str(paths.config_db),
         "key_file": str(paths.key_file),
         "state_dir": str(paths.state_dir),
         "socket": str(paths.socket),
     }
+    key, problem = _key_origin(paths, env)
+    places.update(key)
+    places["key_error"] = problem
     if as_json:
         typer.echo(json.dumps(places))
+        return
+    for name in ("config_db", "key_file", "state_dir", "socket"):
+        typer.echo(f"{name.replace('_', ' ')}: {places[name]}")
+    if problem is not None:
+        typer.echo(f"key source: unusable ({problem})")
+    elif key["key_source"] is None:
+        typer.echo("key source: none yet (`filamentctl config init` creates a key file)")
+    elif key["key_source"] == "vault":
+        typer.echo(f"key source: vault ({key['key_location']} at {key['vault_addr']})")
     else:
-        for name, where in places.items():
-            typer.echo(f"{name.replace('_', ' ')}: {where}")
+        typer.echo(f"key source: {key['key_source']} ({key['key_location']})")
+
+
+def _key_origin(
+    paths: _paths.Paths, env: Mapping[str, str]
+) -> tuple[dict[str, str | None], str | None]:
+    """Where the configuration key would be taken from now, and why none is usable (if so)."""
+    from filamentctl.store import keys
+    from filamentctl.store.settings import NO_KEY
+
+    # The store's warnings (e.g. "Vault unreachable, trying the key file") go to stderr; a
+    # broken key source is reported in the output, since showing the paths still works.
+    logger = logging.getLogger("filamentctl.config")
+    handler = _StderrWarnings(logging.WARNING)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        found = keys.find_key(paths, env)
+    except UserError as exc:
+        return dict(NO_KEY), str(exc)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    return (dict(NO_KEY) if found is None else found.describe()), None
 
 
 # -- live reload ---------------------------------------------------------------------------------
@@ -423,16 +462,40 @@ def _write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def _read_source(path: Path) -> dict[str, Any]:
-    """A config file as dotted keys: TOML (ours), YAML (the seed's) or JSON, by extension."""
-    from filamentctl.core import config_import
+_MAX_SOURCE_BYTES = 1 << 20  # configuration files are a few KiB; /dev/zero is not one
 
+
+def _read_text(path: Path) -> str:
+    """A file's UTF-8 text; UsageError (exit 2) when it is missing, a directory, larger than
+    1 MiB or not UTF-8 text."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"no such file: {path}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a text file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory; give a file") from None
+    if len(data) > _MAX_SOURCE_BYTES:
+        raise UsageError(f"{path} is larger than 1 MiB: not a configuration file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and try again"
+        ) from None
+
+
+def _read_source(path: Path) -> dict[str, Any]:
+    """A config file as dotted keys: TOML (ours), YAML (the seed's) or JSON, by extension."""
+    try:
+        return _parse_source(path, _read_text(path))
+    except RecursionError:  # JSON or TOML nested thousands deep
+        raise ConfigError(f"{path}: nested too deeply to be a configuration file") from None
+
+
+def _parse_source(path: Path, text: str) -> dict[str, Any]:
+    from filamentctl.core import config_import
+
     suffix = path.suffix.lower()
     if suffix == ".toml":
         from filamentctl.core.config_toml import loads
@@ -481,23 +544,28 @@ def import_(
         flat = _read_source(file)
         dotenv: dict[str, str] = {}
         if env_file is not None:
-            try:
-                dotenv = config_import.parse_dotenv(env_file.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise UsageError(f"no such file: {env_file}") from None
+            dotenv = config_import.parse_dotenv(_read_text(env_file))
         result = config_import.map_config(flat, dotenv)
         if result.errors:
             raise ConfigError(
                 f"nothing imported from {file}: " + "; ".join(result.errors), EXIT_USAGE
             )
-        if not dry_run and result.values:
+        adjusted = list(result.adjusted)
+        if result.values:
+            # The same checks with --dry-run as without: only the write is left out.
             from filamentctl.store.settings import import_values
 
-            import_values(paths, env, result.values)
+            outcome = import_values(paths, env, result.values, dry_run=dry_run)
+            adjusted += outcome.adjusted
+            result.values.update(outcome.stored)
     verb = "would import" if dry_run else "imported"
     typer.echo(f"{verb} {len(result.values)} keys from {file}:")
     for line in config_import.describe(result):
         typer.echo(line)
+    if adjusted:
+        typer.echo(f"adjusted to the nearest valid value ({len(adjusted)}):")
+        for change in adjusted:
+            typer.echo(f"  {change}")
     for name in result.kept_secrets:
         typer.echo(f"  {name}: redacted in the file, left as stored")
     if result.dropped:

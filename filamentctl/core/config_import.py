@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,21 @@ class Dropped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A value moved to the nearest one that is valid (for the chosen hardware), and why."""
+
+    key: str
+    given: Any
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        given = schema.format_value(self.key, self.given)
+        value = schema.format_value(self.key, self.value)
+        return f"{self.key}: {given} → {value} ({self.reason})"
+
+
 @dataclass(slots=True)
 class ImportResult:
     """Typed values for our keys, what was dropped, and errors (import nothing if any)."""
@@ -148,6 +163,38 @@ class ImportResult:
     dropped: list[Dropped] = field(default_factory=list)
     kept_secrets: list[str] = field(default_factory=list)  # redacted in the file: left alone
     errors: list[str] = field(default_factory=list)
+    adjusted: list[Adjustment] = field(default_factory=list)  # out of range: nearest valid
+
+
+# Keys whose value is moved to the nearest valid one instead of refused: how often to read the
+# sensor has a safe nearest value (reading less often than asked); a pin or a temperature limit
+# does not, and stays an error.
+_FITTED = ("sensor.read_interval",)
+
+
+def fit_to_hardware(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[Adjustment]]:
+    """``values`` (a whole configuration as it would be stored; missing keys take their
+    defaults) with what is out of range for the chosen hardware moved to the nearest valid
+    value, and the list of those adjustments. Now: ``sensor.read_interval`` below the minimum
+    of ``sensor.type`` (a DHT22 or DHT11 answers at most every 2 s) is raised to it. Pure; the
+    result still has to pass :func:`schema.validate`.
+    """
+    out = dict(values)
+    adjusted: list[Adjustment] = []
+    sensor = out.get("sensor.type", schema.SCHEMA["sensor.type"].default)
+    interval = out.get("sensor.read_interval", schema.SCHEMA["sensor.read_interval"].default)
+    least = schema.min_read_interval(str(sensor))
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and interval < least:
+        out["sensor.read_interval"] = least
+        adjusted.append(
+            Adjustment(
+                "sensor.read_interval",
+                interval,
+                least,
+                f"the minimum for sensor.type {sensor}",
+            )
+        )
+    return out, adjusted
 
 
 # -- file formats -------------------------------------------------------------------------------
@@ -181,157 +228,81 @@ def parse_dotenv(text: str) -> dict[str, str]:
 
 
 def parse_yaml(text: str) -> dict[str, Any]:
-    """The YAML subset configuration files use: nested block mappings of scalars.
+    """A YAML configuration file as nested mappings, read with PyYAML's safe loader.
 
-    Supports ``key: value``, nesting by indentation, ``- item`` lists of scalars, flow mappings
-    and lists (``{a: 1}``, ``[1, 2]``), quoted strings, ``#`` comments, and YAML 1.1 scalars as
-    PyYAML read them for the seed (``yes``/``no``/``on``/``off`` are booleans, ``~``/``null`` is
-    None). Anchors, tags and multi-line strings are not supported: ConfigError naming the line.
+    YAML 1.1 as the seed read it (``yes``/``no``/``on``/``off`` are booleans, ``~`` is None);
+    anchors, block strings and flow collections work; tags that would build Python objects are
+    refused. Raises ConfigError, one line: a syntax error (with its line and column), a
+    document that is not a mapping of settings, or one nested too deeply to be a configuration.
+    PyYAML is imported here, not at module level (CLI start-up time).
     """
-    root: dict[str, Any] = {}
-    stack: list[tuple[int, Any]] = [(0, root)]  # (indent, container), innermost last
-    pending: tuple[dict[str, Any], str, int] | None = None  # a key awaiting its block value
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = _strip_comment(raw).rstrip()
-        body = line.strip()
-        if not body or body in ("---", "..."):
-            continue
-        lead = line[: len(line) - len(line.lstrip())]
-        if "\t" in lead:
-            raise ConfigError(f"YAML line {number}: tabs are not allowed for indentation")
-        indent = len(lead)
-        is_item = body.startswith("- ") or body == "-"
-        if pending is not None:
-            parent, pkey, pindent = pending
-            pending = None
-            if indent > pindent or (indent == pindent and is_item):
-                container: Any = [] if is_item else {}
-                parent[pkey] = container
-                stack.append((indent, container))
-            else:
-                parent[pkey] = None
-        while len(stack) > 1 and indent < stack[-1][0]:
-            stack.pop()
-        if len(stack) > 1 and isinstance(stack[-1][1], list) and not is_item:
-            stack.pop()  # a list written at its key's indent ends at the next key
-        if indent != stack[-1][0]:
-            raise ConfigError(f"YAML line {number}: unexpected indentation")
-        current = stack[-1][1]
-        if is_item:
-            if not isinstance(current, list):
-                raise ConfigError(f"YAML line {number}: a list item where a key was expected")
-            current.append(_scalar(body[1:].strip(), number))
-            continue
-        match = re.fullmatch(r"""("[^"]*"|'[^']*'|[^:]+?)\s*:(?:\s+(.*))?""", body)
-        if match is None:
-            raise ConfigError(f"YAML line {number}: expected 'key: value'")
-        name = match.group(1).strip("'\"")
-        rest = (match.group(2) or "").strip()
-        if rest.startswith(("&", "!", "*", "|", ">")):
-            raise ConfigError(
-                f"YAML line {number}: anchors, tags and block strings are not supported"
-            )
-        if rest == "":
-            pending = (current, name, indent)
-            continue
-        current[name] = _scalar(rest, number)
-    if pending is not None:
-        pending[0][pending[1]] = None
-    return root
+    import yaml
 
-
-def _strip_comment(line: str) -> str:
-    """The line without a trailing ``# comment`` (a ``#`` inside quotes is kept)."""
-    quote: str | None = None
-    for i, ch in enumerate(line):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
-            return line[:i]
-    return line
-
-
-_YAML_TRUE = {"true", "yes", "on", "y"}
-_YAML_FALSE = {"false", "no", "off", "n"}
-
-
-def _scalar(text: str, number: int) -> Any:
-    if text == "":
-        return None
-    if text[0] in "{[":
-        return _flow(text, number)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise ConfigError(f"YAML line {number}: bad double-quoted string") from None
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1].replace("''", "'")
-    low = text.lower()
-    if low in ("~", "null"):
-        return None
-    if low in _YAML_TRUE:
-        return True
-    if low in _YAML_FALSE:
-        return False
-    if re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text):
-        return float(text)
-    return text
-
-
-def _flow(text: str, number: int) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    inner = text[1:-1].strip()
-    if text[0] == "[" and text[-1] == "]":
-        return [_scalar(p.strip(), number) for p in _split_flow(inner)] if inner else []
-    if text[0] == "{" and text[-1] == "}":
-        out: dict[str, Any] = {}
-        for part in _split_flow(inner) if inner else []:
-            k, sep, v = part.partition(":")
-            if not sep:
-                raise ConfigError(f"YAML line {number}: expected 'key: value' in {{...}}")
-            out[k.strip().strip("'\"")] = _scalar(v.strip(), number)
-        return out
-    raise ConfigError(f"YAML line {number}: unterminated {text[0]}")
+        # The pure-Python loader on purpose: libyaml's composer recurses in C without a limit,
+        # while the Python one stops at the interpreter's recursion limit (caught below).
+        doc = yaml.load(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"YAML line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise ConfigError(f"{where}: {_one_line(problem)}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {_one_line(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"YAML nested more than {MAX_DEPTH} levels deep: not a configuration file"
+        ) from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"expected a mapping of settings (key: value lines), found a YAML {type(doc).__name__}"
+        )
+    return doc
 
 
-def _split_flow(text: str) -> list[str]:
-    parts, depth, quote, start = [], 0, None, 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-        elif ch in "]}":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:200]
+
+
+# A configuration is a few levels deep with tens of keys; anything far beyond is not one (and a
+# YAML alias bomb would otherwise expand into billions of keys here).
+MAX_DEPTH = 32
+MAX_KEYS = 10_000
 
 
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> dotted keys. Tags (``*.tags`` and our json_object keys) stay dicts."""
+    """Nested mappings -> dotted keys. Tags (``*.tags`` and our json_object keys) stay dicts.
+
+    Raises ConfigError for more than ``MAX_DEPTH`` levels or ``MAX_KEYS`` keys (iterative, so a
+    deep document cannot exhaust the stack).
+    """
     out: dict[str, Any] = {}
-    for k, v in doc.items():
-        name = f"{prefix}{k}"
+    seen = 0
+    # Depth first, in document order: a stack of (the items still to visit, their prefix).
+    stack: list[tuple[Iterator[tuple[Any, Any]], str]] = [(iter(doc.items()), prefix)]
+    while stack:
+        items, base = stack[-1]
+        item = next(items, None)
+        if item is None:
+            stack.pop()
+            continue
+        seen += 1
+        if seen > MAX_KEYS:
+            raise ConfigError(f"more than {MAX_KEYS} keys: not a configuration file")
+        name = f"{base}{item[0]}"
+        value = item[1]
         known = schema.SCHEMA.get(name)
         keep = name.endswith(".tags") or (known is not None and known.type == "json_object")
-        if isinstance(v, Mapping) and not keep:
-            out.update(flatten(v, name + "."))
+        if isinstance(value, Mapping) and not keep:
+            if len(stack) >= MAX_DEPTH:
+                raise ConfigError(
+                    f"nested more than {MAX_DEPTH} levels deep: not a configuration file"
+                )
+            stack.append((iter(value.items()), name + "."))
         else:
-            out[name] = v
+            out[name] = value
     return out
 
 
@@ -404,7 +375,7 @@ def _map_urls(merged: dict[str, Any], result: ImportResult, consumed: set[str]) 
         sources = ", ".join(f"{prefix}.{p}" for p in parts)
         host = str(parts.get("host") or "").strip() or "127.0.0.1"
         ssl = parts.get("ssl", parts.get("use_ssl"))
-        ssl_on = ssl is True or str(ssl).strip().lower() in _YAML_TRUE | {"1"}
+        ssl_on = ssl is True or str(ssl).strip().lower() in ("true", "yes", "on", "y", "1")
         scheme = str(parts.get("scheme") or ("https" if ssl_on else default_scheme))
         if "://" in host:
             scheme, _, host = host.partition("://")
@@ -436,6 +407,8 @@ def _put(result: ImportResult, target: str, value: Any, source: str) -> None:
     if k.secret and value == REDACTED:
         result.kept_secrets.append(target)
         return
+    if target in _FITTED:
+        value = _clamped(result, k, value)
     try:
         typed = _typed(k, value)
     except ConfigError as exc:
@@ -449,6 +422,28 @@ def _put(result: ImportResult, target: str, value: Any, source: str) -> None:
         )
     result.values[target] = typed
     result.origins[target] = source
+
+
+def _clamped(result: ImportResult, k: schema.Key, value: Any) -> Any:
+    """A number outside ``k``'s range moved to the nearest end of it (recorded); else as is."""
+    number: float
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return value  # not a number: _typed reports it
+    else:
+        return value
+    low = number if k.min is None else max(number, float(k.min))
+    fitted = low if k.max is None else min(low, float(k.max))
+    if fitted == number or fitted != fitted:  # in range (or NaN: _typed refuses it)
+        return value
+    result.adjusted.append(Adjustment(k.name, number, fitted, f"the range of {k.name}"))
+    return fitted
 
 
 def _typed(k: schema.Key, value: Any) -> Any:

@@ -938,6 +938,11 @@ def format_value(name: str, value: Any) -> str:
     return str(value)
 
 
+def min_read_interval(sensor_type: str) -> float:
+    """The shortest ``sensor.read_interval`` the sensor type allows (s)."""
+    return sensors.min_read_interval(sensor_type)
+
+
 # BCM GPIO 2 and 3 are the I2C bus (SDA, SCL) the BME280 sits on.
 _I2C_PINS = (2, 3)
 

@@ -19,8 +19,9 @@
    the filter out. Any sample that passes the jump check resets the run.
 
 :class:`SensorHealth` is the OK / DEGRADED / FAULT state machine fed with the outcome of every
-read, and tells the caller when to log: one line when a failure episode starts (or its cause
-changes), one when it ends — never one per failed read.
+read, and tells the caller when to log: one line when a failure episode starts (and when a new
+cause shows up in it), a summary every few minutes while it lasts, one when it ends — never one
+per failed read, also when good and bad reads alternate.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from filamentctl.core.reading import Sample
@@ -207,10 +208,10 @@ def _check_range(name: str, value: float, bounds: tuple[float, float], unit: str
 
 @dataclass(frozen=True, slots=True)
 class HealthEvent:
-    """Something worth one log line: a failure episode ``started``, its cause ``changed``, or it
-    ``ended``. ``str(event)`` is that line."""
+    """Something worth one log line: a failure episode ``started``, a new cause ``changed`` it, a
+    periodic ``summary`` of a lasting episode, or it ``ended``. ``str(event)`` is that line."""
 
-    kind: Literal["started", "changed", "ended"]
+    kind: Literal["started", "changed", "summary", "ended"]
     message: str
 
     def __str__(self) -> str:
@@ -221,7 +222,7 @@ _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
 
 
 class SensorHealth:
-    """OK / DEGRADED / FAULT from the outcome of each read.
+    """OK / DEGRADED / FAULT from the outcome of each read, and when to log about it.
 
     - FAULT: ``fault_after`` failed reads in a row, or no good reading for ``stale_after_s``
       (counted from ``started_at``, or from the first event when None, until the first good one);
@@ -229,11 +230,18 @@ class SensorHealth:
     - OK: otherwise.
 
     A failure is a sensor error (:meth:`failed`, counted in ``errors``) or a rejected sample
-    (:meth:`reject`, counted in ``rejected``). Both return a :class:`HealthEvent` only when the
-    caller should log: at the first failure of an episode and when the cause changes. The cause
-    is ``key``, by default the error text with its numbers masked, so the same error repeating
-    with other values is one
-    cause. :meth:`ok` returns the "ended" event at the first good read after an episode.
+    (:meth:`reject`, counted in ``rejected``). Failures form an *episode*: it starts with a
+    failure and ends at the first good read ``settle_s`` after the last failure, so a flapping
+    sensor (good and bad reads alternating) is one episode, not one per bad read. The methods
+    return a :class:`HealthEvent` only when the caller should log:
+
+    - ``started``: the first failure of an episode;
+    - ``changed``: a failure whose cause was not seen before in this episode (the cause is
+      ``key``, by default the error text with its numbers masked, so the same error with other
+      values is one cause; causes that alternate are each reported once);
+    - ``summary``: at most every ``summary_every_s`` while the episode lasts, the failed and good
+      reads since the previous line;
+    - ``ended`` (from :meth:`ok`): the episode is over, with its totals.
     """
 
     def __init__(
@@ -243,12 +251,18 @@ class SensorHealth:
         fault_after: int = 3,
         stale_after_s: float = 30.0,
         window_s: float = 300.0,
+        settle_s: float = 60.0,
+        summary_every_s: float = 300.0,
     ) -> None:
         if fault_after < 1 or stale_after_s <= 0 or window_s < 0:
             raise ValueError("fault_after ≥ 1, stale_after_s > 0 and window_s ≥ 0 are required")
+        if settle_s < 0 or summary_every_s <= 0:
+            raise ValueError("settle_s ≥ 0 and summary_every_s > 0 are required")
         self.fault_after = fault_after
         self.stale_after_s = stale_after_s
         self.window_s = window_s
+        self.settle_s = settle_s
+        self.summary_every_s = summary_every_s
         self.started_at = started_at
         self.errors = 0
         self.rejected = 0
@@ -258,9 +272,7 @@ class SensorHealth:
         self.last_ok_at: float | None = None
         self._last_seen: float | None = started_at  # the latest ``now`` we were given
         self._recent: deque[float] = deque()  # failure times within the window
-        self._episode_key: str | None = None
-        self._episode_started_at: float | None = None
-        self._episode_failures = 0
+        self._episode: _Episode | None = None
 
     @classmethod
     def from_settings(
@@ -274,16 +286,22 @@ class SensorHealth:
         self._seen(now)
         self.last_ok_at = now
         self.consecutive_failures = 0
-        if self._episode_started_at is None:
+        episode = self._episode
+        if episode is None:
             return None
-        duration = now - self._episode_started_at
-        count = self._episode_failures
-        self._episode_key = None
-        self._episode_started_at = None
-        self._episode_failures = 0
-        plural = "" if count == 1 else "s"
+        episode.good += 1
+        episode.good_since_line += 1
+        if now - episode.last_failure_at < self.settle_s:
+            return self._summary_if_due(now)
+        self._episode = None
+        failed, plural = episode.failed, "" if episode.failed == 1 else "s"
+        lasted = episode.last_failure_at - episode.started_at
+        between = episode.good_between
+        flapping = f" (and {between} good in between)" if between else ""
         return HealthEvent(
-            "ended", f"sensor recovered after {count} failed read{plural} over {duration:.0f} s"
+            "ended",
+            f"sensor recovered: {failed} failed read{plural} over {lasted:.0f} s{flapping}; "
+            f"no failure for {now - episode.last_failure_at:.0f} s",
         )
 
     def failed(self, now: float, error_text: str, *, key: str | None = None) -> HealthEvent | None:
@@ -329,16 +347,35 @@ class SensorHealth:
         self.last_error_at = now
         self._recent.append(now)
         self._expire(now)
-        self._episode_failures += 1
         cause = _NUMBER.sub("#", text) if key is None else key
-        if self._episode_started_at is None:
-            self._episode_started_at = now
-            self._episode_key = cause
+        episode = self._episode
+        if episode is None:
+            self._episode = _Episode(started_at=now, last_failure_at=now, last_line_at=now)
+            self._episode.causes.add(cause)
             return HealthEvent("started", f"sensor failing: {text}")
-        if cause != self._episode_key:
-            self._episode_key = cause
+        episode.failed += 1
+        episode.failed_since_line += 1
+        episode.last_failure_at = now
+        episode.good_between = episode.good
+        if cause not in episode.causes:
+            episode.causes.add(cause)
             return HealthEvent("changed", f"sensor still failing, now: {text}")
-        return None
+        return self._summary_if_due(now)
+
+    def _summary_if_due(self, now: float) -> HealthEvent | None:
+        episode = self._episode
+        if episode is None or now - episode.last_line_at < self.summary_every_s:
+            return None
+        since = now - episode.last_line_at
+        failed, good = episode.failed_since_line, episode.good_since_line
+        episode.last_line_at = now
+        episode.failed_since_line = episode.good_since_line = 0
+        plural = "" if failed == 1 else "s"
+        return HealthEvent(
+            "summary",
+            f"sensor still failing: {failed} failed read{plural} and {good} good in the last "
+            f"{since:.0f} s (last error: {self.last_error})",
+        )
 
     def _seen(self, now: float) -> None:
         if self.started_at is None:
@@ -354,6 +391,21 @@ class SensorHealth:
     def _expire(self, now: float) -> None:
         while self._recent and now - self._recent[0] > self.window_s:
             self._recent.popleft()
+
+
+@dataclass(slots=True)
+class _Episode:
+    """A run of failures (with good reads in between) that has not settled yet."""
+
+    started_at: float
+    last_failure_at: float
+    last_line_at: float  # when the last line about it was returned (started/summary)
+    failed: int = 1
+    good: int = 0
+    good_between: int = 0  # good reads between the first and the last failure
+    failed_since_line: int = 0
+    good_since_line: int = 0
+    causes: set[str] = field(default_factory=set)
 
 
 def _age(now: float, then: float | None) -> float | None:

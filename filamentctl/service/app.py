@@ -54,6 +54,11 @@ class Service:
         socket_group: str | None = None,
     ) -> None:
         self.settings = dict(settings)
+        # Where the configuration and its key came from, for status (never the key itself).
+        self.config_origin: dict[str, Any] = {
+            "source": getattr(settings, "source", "defaults"),
+            **getattr(settings, "key_info", {"key_source": None}),
+        }
         # CLI flags outrank stored and env values, also across a live config reload.
         self.overrides: dict[str, Any] = {"sensor.type": "simulated"} if simulate else {}
         self.settings.update(self.overrides)
@@ -77,6 +82,7 @@ class Service:
         self.last_control_tick = clock()
         self.fatal: BaseException | None = None
         self.awaiting_confirmation = False  # the filter holds a first sample back
+        self._pending_since: float | None = None  # clock() of the oldest uncommitted reading
         self._delivery_setup_error: str | None = None
         # Built in start():
         self.history: Any = None
@@ -310,7 +316,7 @@ class Service:
             commit_every = float(self.settings["storage.commit_interval"])
             previous = self.sample_once(previous)
             now = self.clock()
-            if now - last_commit >= commit_every:
+            if now - last_commit >= commit_every or self._batch_due(now):
                 self._commit()
                 last_commit = now
             if self.delivery is None and now - last_retention >= RETENTION_EVERY_S:
@@ -399,14 +405,29 @@ class Service:
         if removed:
             log.info("history: removed %d readings older than storage.retention_days", removed)
 
+    def _batch_due(self, now: float) -> bool:
+        """Whether the uncommitted readings make a delivery batch due now (size or flush
+        interval): then they are committed at once rather than at the next commit interval,
+        since delivery only ever sends committed readings."""
+        delivery = self.delivery
+        if delivery is None:
+            return False
+        pending = self.history.pending_count()
+        if pending and self._pending_since is None:
+            self._pending_since = self.latest_at if self.latest_at is not None else now
+        return bool(delivery.wants_commit(pending, self._pending_since, now))
+
     def _commit(self) -> None:
+        oldest_at = self._pending_since
         try:
             n = self.history.commit()
         except Exception as exc:  # disk full, I/O error: keep sampling and controlling
             log.error("history: cannot write readings (%s); keeping them in memory", exc)
             return
+        if not self.history.pending_count():
+            self._pending_since = None
         if n and self.delivery is not None:
-            self.delivery.wake()
+            self.delivery.committed(self.history.last_committed_seq(), oldest_at)
 
     # -- control timer ----------------------------------------------------------------------
     def _control_loop(self) -> None:
@@ -437,6 +458,7 @@ class Service:
             "reading": reading,
             "sensor": sensor,
             "storage": storage,
+            "config": dict(self.config_origin),
         }
         out.update(self.control.status(now))
         return out

@@ -1,7 +1,10 @@
 """The delivery engine: one thread that drains the history's backlog into the configured sink.
 
 Batches go out oldest first when ``writer.batch_size`` readings are waiting or when the oldest
-waiting reading was committed ``writer.flush_interval`` seconds ago; a large backlog drains batch
+waiting reading was taken ``writer.flush_interval`` seconds ago (as told by :meth:`committed`; a
+commit it was not told about counts from when it noticed it). The sampler asks
+:meth:`DeliveryWorker.wants_commit` after every reading, so a batch that is due does not wait
+for the next periodic commit of the history; a large backlog drains batch
 after batch without pause; with a sink that can send a prepared body (:class:`PipelinedSink`, e.g.
 VictoriaMetrics) the next batch is fetched and encoded while the backend stores the current one,
 and sent only once that one was acknowledged. Per batch the sink's
@@ -37,7 +40,7 @@ from filamentctl.store.history import History
 
 log = logging.getLogger("filamentctl.delivery")
 
-CAP_CHECK_INTERVAL_S = 10.0  # how often the backlog cap is enforced
+CAP_CHECK_INTERVAL_S = 10.0  # how often drops by the backlog cap are reported (commits apply it)
 RETENTION_INTERVAL_S = 3600.0  # how often old delivered readings are deleted
 IDLE_WAIT_S = 60.0  # longest sleep with nothing to do (wake() normally ends it sooner)
 ALERT_COMMAND_TIMEOUT_S = 60.0  # an alert command still running after this is killed
@@ -118,6 +121,9 @@ class DeliveryWorker:
         # Worker-thread-only bookkeeping: (highest committed seq, when first seen) pairs, so the
         # interval timer runs from when the oldest unsent reading was committed.
         self._seen: deque[tuple[int, float]] = deque()
+        # (highest seq committed, clock() when the oldest of those readings was taken), posted
+        # by committed() from the sampler and merged into _seen by the worker (_state_lock).
+        self._marks: list[tuple[int, float]] = []
         self._next_cap_check = 0.0
         self._next_retention = 0.0
 
@@ -140,6 +146,36 @@ class DeliveryWorker:
     def wake(self) -> None:
         """New readings were committed: re-check the backlog now (does not cut a backoff short)."""
         self._wake_event.set()
+
+    def committed(self, upto_seq: int, oldest_at: float | None) -> None:
+        """Readings up to ``upto_seq`` were committed, the oldest new one taken at ``oldest_at``
+        (this worker's clock; None: unknown, count from now). Their flush-interval timer runs from
+        then, not from the commit; then :meth:`wake`. Safe from any thread."""
+        if oldest_at is not None:
+            with self._state_lock:
+                self._marks.append((upto_seq, oldest_at))
+        self.wake()
+
+    def wants_commit(self, pending: int, oldest_at: float | None, now: float) -> bool:
+        """Whether the sampler should commit its ``pending`` buffered readings (the oldest taken
+        at ``oldest_at``) now, before its commit interval is up, because they make a batch due:
+        with the committed backlog they fill ``writer.batch_size``, or the oldest has waited
+        ``writer.flush_interval``. False while nothing is pending, while a full batch is already
+        waiting (it is being sent), while backing off after a failure (during an outage only the
+        commit interval decides, which spares the SD card) and after stop(). Any thread."""
+        if pending <= 0 or self._thread is None or self._stop_event.is_set():
+            return False
+        with self._state_lock:
+            retry_at = self._retry_at
+        if retry_at is not None and now < retry_at:
+            return False
+        # The seq span, not COUNT(*): this runs after every reading, and it never undercounts.
+        waiting = self._history.last_committed_seq() - self._history.cursor(self._name)
+        if waiting >= self._batch_size:
+            return False
+        if waiting + pending >= self._batch_size:
+            return True
+        return oldest_at is not None and now - oldest_at >= self._flush_interval
 
     def stop(self, timeout: float) -> None:
         """Stop gracefully: one last attempt to deliver what is committed, within ``timeout`` s.
@@ -257,12 +293,27 @@ class DeliveryWorker:
     def _due_at(self, oldest_seq: int, now: float) -> float:
         """When the interval timer of the oldest unsent reading (``oldest_seq``) runs out."""
         committed = self._history.last_committed_seq()
+        with self._state_lock:
+            marks, self._marks = self._marks, []
+        for upto, taken_at in marks:
+            self._merge_mark(upto, taken_at)
         if not self._seen or self._seen[-1][0] < committed:
             self._seen.append((committed, now))
         while self._seen and self._seen[0][0] < oldest_seq:
             self._seen.popleft()
         first_seen = self._seen[0][1] if self._seen else now
         return first_seen + self._flush_interval
+
+    def _merge_mark(self, upto: int, taken_at: float) -> None:
+        """Put what committed() said into _seen: a new entry, or an earlier start for the entry
+        covering ``upto`` (the worker may have noticed that commit first, timing it from then)."""
+        if not self._seen or self._seen[-1][0] < upto:
+            self._seen.append((upto, taken_at))
+            return
+        for i, (seq, seen_at) in enumerate(self._seen):
+            if seq >= upto:
+                self._seen[i] = (seq, min(seen_at, taken_at))
+                return
 
     def _final_drain(self) -> None:
         """After stop(): deliver what is committed until done, a failure, or the deadline."""
@@ -293,9 +344,10 @@ class DeliveryWorker:
 
     def _maintain(self, now: float) -> float:
         """Enforce the backlog cap and retention when due; returns when to come back."""
-        if now >= self._next_cap_check:
+        periodic = now >= self._next_cap_check
+        if periodic:
             self._next_cap_check = now + CAP_CHECK_INTERVAL_S
-            self._enforce_cap()
+        self._enforce_cap(periodic)
         if now >= self._next_retention:
             self._next_retention = now + RETENTION_INTERVAL_S
             removed = self._history.apply_retention(self._wall_ns())
@@ -303,11 +355,19 @@ class DeliveryWorker:
                 log.info("retention removed %d old readings from the local history", removed)
         return min(self._next_cap_check, self._next_retention)
 
-    def _enforce_cap(self) -> None:
-        dropped = self._history.enforce_cap(self._name)
+    def _enforce_cap(self, periodic: bool) -> None:
+        """Report the cap's drops once per episode, on the first cycle after a drop (each commit
+        applies the cap itself and wakes this thread). ``periodic``: also apply a cap lowered
+        while running, and see whether the episode ended — once the backlog is back under the
+        cap, i.e. delivery caught up, not merely when no commit came since the last look."""
+        if periodic:
+            self._history.enforce_cap(self._name)
+        dropped = self._history.take_cap_drops(self._name)
         with self._state_lock:
-            was_dropping, self._dropping = self._dropping, dropped > 0
+            was_dropping = self._dropping
         if dropped and not was_dropping:
+            with self._state_lock:
+                self._dropping = True
             # Reported once per episode; the running total is in status()["dropped"].
             log.warning(
                 "backlog for %s exceeded storage.max_backlog=%d: dropped the %d oldest unsent "
@@ -317,7 +377,14 @@ class DeliveryWorker:
                 dropped,
             )
             self._emit("dropped", {"backend": self._name, "dropped": dropped})
-        elif was_dropping and not dropped:
+        elif (
+            periodic
+            and was_dropping
+            and not dropped
+            and self._history.backlog_count(self._name) < self._history.max_backlog
+        ):
+            with self._state_lock:
+                self._dropping = False
             log.info("backlog for %s is back under storage.max_backlog", self._name)
 
     # -- sending -----------------------------------------------------------------------------
@@ -589,12 +656,15 @@ class DeliveryWorker:
     def flush(
         self, timeout: float, progress: Callable[[int, int], None] | None = None
     ) -> dict[str, Any]:
-        """Deliver every reading committed now, ignoring any backoff wait; from any thread.
+        """Deliver the backlog as it stands now (every reading committed so far), ignoring any
+        backoff wait; from any thread.
 
         Transient failures are retried (with backoff, at least Retry-After) until ``timeout``
         seconds have passed; an authentication failure ends the flush at once. ``progress(done,
         total)`` is called after every batch. Returns ``{"delivered", "remaining", "ok",
-        "error", "dead_lettered"}``; nothing that was not delivered is lost.
+        "error", "dead_lettered"}``: ``remaining`` counts the readings of that backlog still
+        undelivered (readings committed while the flush ran are not part of it), ``ok`` is
+        ``remaining == 0``. Nothing that was not delivered is lost.
         """
         deadline = self._clock() + max(timeout, 0.0)
         self._history.ensure_cursor(self._name)
@@ -650,9 +720,10 @@ class DeliveryWorker:
             wait = (retry_at if retry_at is not None else 0.0) - self._clock()
             if self._clock() + wait >= deadline or self._stop_event.wait(max(wait, 0.0)):
                 break
-        remaining = self._history.backlog_count(self._name)
-        left_of_target = bool([r for r in self._history.backlog(self._name, 1) if r.seq <= target])
-        ok = not left_of_target
+        # The flush's job was the backlog as it stood when it started: readings committed while
+        # it ran are not "remaining" (they go out with the next batch, as usual).
+        remaining = self._history.backlog_count(self._name, upto=target)
+        ok = remaining == 0
         self._wake_event.set()  # the worker re-plans: its backoff may be over now
         return {
             "delivered": moved.delivered,

@@ -2,13 +2,15 @@
 
 One connection (WAL, ``synchronous=NORMAL``) guarded by one lock is shared by the sampler, the
 delivery thread and the socket handlers. The sampler ``add``\\ s readings to an in-memory buffer and
-``commit``\\ s the buffer in one transaction every ``storage.commit_interval`` seconds, so a
-``kill -9`` loses at most that buffer; delivery only ever sees committed readings.
+``commit``\\ s the buffer in one transaction at least every ``storage.commit_interval`` seconds
+(sooner when a delivery batch is due), so a ``kill -9`` loses at most that buffer; delivery only
+ever sees committed readings.
 
 Each sink's progress is a cursor (the highest seq it acknowledged or that was moved past). A reading
 leaves a sink's backlog only through ``ack`` (the backend stored it), ``reject`` (it went to the
-dead-letter table) or ``enforce_cap`` (dropped from the backlog and counted; it stays in the local
-history until retention removes it).
+dead-letter table) or the backlog cap (dropped from the backlog and counted; it stays in the local
+history until retention removes it). The cap is applied by every ``commit`` in the same
+transaction that adds the readings, so a committed backlog never exceeds ``max_backlog``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class History:
         self._last_committed = 0  # highest seq in the readings table (or ever committed)
         self._unsaved_dropped = 0  # buffer overflow drops not yet persisted in meta
         self._active_sinks: set[str] = set()
+        self._cap_drops: dict[str, int] = {}  # per sink: dropped by the cap, not yet reported
         self.last_commit_error: str | None = None
         # Set by open() when it set a damaged file aside: {"kept": path, "reason": why}.
         self.recovered: dict[str, str] | None = None
@@ -309,6 +312,7 @@ class History:
                 # Retention, which deletes rows, records it first.
                 if self._unsaved_dropped:
                     self._meta_add(conn, "dropped", self._unsaved_dropped)
+                capped = {sink: self._cap(conn, sink, last) for sink in self._active_sinks}
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
@@ -327,6 +331,7 @@ class History:
             self._buffer.clear()
             self._unsaved_dropped = 0
             self._last_committed = max(self._last_committed, last)
+            self._note_cap_drops(capped)
             return len(rows)
 
     # -- reading the history -----------------------------------------------------------------
@@ -477,22 +482,25 @@ class History:
             )
             return rows
 
-    def backlog_count(self, sink: str) -> int:
-        """How many committed readings ``sink`` has not yet delivered."""
+    def backlog_count(self, sink: str, *, upto: int | None = None) -> int:
+        """How many committed readings ``sink`` has not yet delivered (with ``upto``: only
+        those with a seq up to it)."""
         with self._lock:
             cursor = self.ensure_cursor(sink, activate=False)
-            upper = self._last_committed - cursor
-            if upper > EXACT_COUNT_LIMIT:
-                # Counting millions of rows holds the lock for seconds on a Pi (status is called
-                # every second by --watch): the seq span is exact unless a full disk once forced
-                # buffered readings to be dropped, and then it errs high.
-                return upper
-            (n,) = (
-                self._require()
-                .execute("SELECT COUNT(*) FROM readings WHERE seq > ?", (cursor,))
-                .fetchone()
-            )
-            return int(n)
+            return self._count_after(self._require(), cursor, upto)
+
+    def _count_after(self, conn: sqlite3.Connection, cursor: int, upto: int | None = None) -> int:
+        top = self._last_committed if upto is None else min(upto, self._last_committed)
+        upper = max(top - cursor, 0)
+        if upper > EXACT_COUNT_LIMIT:
+            # Counting millions of rows holds the lock for seconds on a Pi (status is called
+            # every second by --watch): the seq span is exact unless a full disk once forced
+            # buffered readings to be dropped, and then it errs high.
+            return upper
+        (n,) = conn.execute(
+            "SELECT COUNT(*) FROM readings WHERE seq > ? AND seq <= ?", (cursor, top)
+        ).fetchone()
+        return int(n)
 
     def oldest_unsent_ns(self, sink: str) -> int | None:
         """Sample time of the oldest reading ``sink`` has not delivered; None when caught up."""
@@ -565,30 +573,67 @@ class History:
     def enforce_cap(self, sink: str) -> int:
         """Drop ``sink``'s oldest unsent readings beyond ``max_backlog``; returns how many.
 
-        Dropped readings are counted in ``dropped`` and stay in the local history (only delivery
-        skips them). The caller reports drops (once per episode).
+        ``commit`` already does this for every active sink; this is for a cap lowered while
+        running, or a backlog left by an earlier run. Dropped readings are counted in
+        ``dropped``, stay in the local history (only delivery skips them) and are added to what
+        :meth:`take_cap_drops` reports.
         """
         if self.max_backlog <= 0:
             return 0
         with self._lock:
             conn = self._require()
-            excess = self.backlog_count(sink) - self.max_backlog
-            if excess <= 0:
-                return 0
             cursor = self.ensure_cursor(sink, activate=False)
-            (new_cursor,) = conn.execute(
-                "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
-                (cursor, excess - 1),
-            ).fetchone()
+            if self._last_committed - cursor <= self.max_backlog:
+                return 0  # the usual case: no transaction, nothing written
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                self._advance(conn, sink, int(new_cursor))
-                self._meta_add(conn, "dropped", excess)
+                excess = self._cap(conn, sink, self._last_committed)
                 conn.execute("COMMIT")
             except sqlite3.Error:
                 self._rollback(conn)
                 raise
+            self._note_cap_drops({sink: excess})
             return excess
+
+    def take_cap_drops(self, sink: str) -> int:
+        """Readings of ``sink`` the cap dropped since the last call (for once-per-episode
+        warnings; the lasting total is ``counters()["dropped"]``)."""
+        with self._lock:
+            return self._cap_drops.pop(sink, 0)
+
+    def _cap(self, conn: sqlite3.Connection, sink: str, last: int) -> int:
+        """Inside a transaction: move ``sink``'s cursor so that at most ``max_backlog`` readings
+        up to seq ``last`` stay unsent; count the rest in ``dropped``. Returns how many."""
+        if self.max_backlog <= 0:
+            return 0
+        row = conn.execute("SELECT last_seq FROM cursors WHERE sink = ?", (sink,)).fetchone()
+        if row is None:
+            return 0
+        cursor = int(row[0])
+        if last - cursor <= self.max_backlog:  # cheap: the seq span never undercounts
+            return 0
+        if last - cursor > EXACT_COUNT_LIMIT:
+            # As backlog_count does for a huge backlog: by seq span, so status agrees.
+            excess, new_cursor = last - cursor - self.max_backlog, last - self.max_backlog
+        else:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM readings WHERE seq > ? AND seq <= ?", (cursor, last)
+            ).fetchone()
+            excess = int(count) - self.max_backlog
+            if excess <= 0:
+                return 0
+            (new_cursor,) = conn.execute(
+                "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (cursor, excess - 1),
+            ).fetchone()
+        self._advance(conn, sink, int(new_cursor))
+        self._meta_add(conn, "dropped", excess)
+        return excess
+
+    def _note_cap_drops(self, dropped: Mapping[str, int]) -> None:
+        for sink, n in dropped.items():
+            if n:
+                self._cap_drops[sink] = self._cap_drops.get(sink, 0) + n
 
     def apply_retention(self, now_ns: int) -> int:
         """Delete readings sampled more than ``retention_days`` before ``now_ns``; returns how many.

@@ -36,14 +36,26 @@ KeyKind = Literal["env", "vault", "file"]
 
 @dataclass(frozen=True, slots=True)
 class FoundKey:
-    """Key material (32 raw bytes, or a passphrase) and where it came from, for messages."""
+    """Key material (32 raw bytes, or a passphrase) and where it came from, for messages.
+
+    ``kind`` is the source (env, vault, file); ``location`` where in it: the variable name, the
+    key file's path, or the Vault secret (``mount/path#field``) with ``address`` the Vault's
+    ``VAULT_ADDR``. None of these is secret; :meth:`describe` is what ``config path`` and
+    ``status`` show.
+    """
 
     material: bytes | str
     source: str  # e.g. "FILAMENTCTL_CONFIG_KEY" or "the key file /path/config.key"
     kind: KeyKind = "file"
+    location: str = ""
+    address: str | None = None
 
     def __repr__(self) -> str:  # never show the key itself
         return f"FoundKey(source={self.source!r})"
+
+    def describe(self) -> dict[str, str | None]:
+        """``{"key_source", "key_location", "vault_addr"}``: where the key is, never the key."""
+        return {"key_source": self.kind, "key_location": self.location, "vault_addr": self.address}
 
 
 class KeySource(Protocol):
@@ -76,7 +88,7 @@ class EnvKeySource:
                 f"{ENV_KEY} is set but empty; set it to the configuration key or unset it "
                 "to use the key file"
             )
-        return FoundKey(key_material(text), ENV_KEY, kind="env")
+        return FoundKey(key_material(text), ENV_KEY, kind="env", location=ENV_KEY)
 
 
 class FileKeySource:
@@ -113,7 +125,7 @@ class FileKeySource:
             raise UserError(f"the key file {path} is not text; it is damaged") from None
         if not text:
             raise UserError(f"the key file {path} is empty; restore it from your backup")
-        return FoundKey(key_material(text), f"the key file {path}", kind="file")
+        return FoundKey(key_material(text), f"the key file {path}", kind="file", location=str(path))
 
 
 def _vault_source() -> KeySource:

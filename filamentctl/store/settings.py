@@ -25,9 +25,12 @@ from filamentctl.errors import ConfigError, PermissionDenied, UsageError, UserEr
 from filamentctl.store import keys
 
 if TYPE_CHECKING:
+    from filamentctl.core.config_import import Adjustment
     from filamentctl.store.config_store import ConfigStore
 
 Origin = Literal["default", "stored", "env", "override"]
+#: ``Settings.key_info`` when no configuration database (hence no key) was used.
+NO_KEY: Mapping[str, str | None] = {"key_source": None, "key_location": None, "vault_addr": None}
 
 
 class Settings(Mapping[str, Any]):
@@ -35,10 +38,11 @@ class Settings(Mapping[str, Any]):
 
     ``sources[key]`` says where each value came from ("default", "stored", "env", "override");
     ``source`` is "store" when a configuration database was read, "defaults" when none exists;
-    ``key_source`` names the key that decrypted it (None without a database).
+    ``key_source`` names the key that decrypted it (None without a database) and ``key_info``
+    says where that key is (:meth:`keys.FoundKey.describe`: kind and location, never the key).
     """
 
-    __slots__ = ("_values", "sources", "source", "key_source", "config_path")
+    __slots__ = ("_values", "sources", "source", "key_source", "config_path", "key_info")
 
     def __init__(
         self,
@@ -47,12 +51,14 @@ class Settings(Mapping[str, Any]):
         source: Literal["store", "defaults"],
         key_source: str | None,
         config_path: Path,
+        key_info: Mapping[str, str | None] | None = None,
     ) -> None:
         self._values: Mapping[str, Any] = MappingProxyType(dict(values))
         self.sources: Mapping[str, Origin] = MappingProxyType(dict(sources))
         self.source = source
         self.key_source = key_source
         self.config_path = config_path
+        self.key_info: Mapping[str, str | None] = MappingProxyType(dict(key_info or NO_KEY))
 
     def __getitem__(self, name: str) -> Any:
         value = self._values[name]
@@ -157,12 +163,13 @@ def load_settings(
 
     stored: dict[str, Any] = {}
     key_source: str | None = None
+    key_info: Mapping[str, str | None] = NO_KEY
     source: Literal["store", "defaults"] = "defaults"
     if config_exists(paths.config_db):
         store, found = open_store(paths, env)
         with store:
             stored = _typed_stored(store.items())
-        key_source, source = found.source, "store"
+        key_source, source, key_info = found.source, "store", found.describe()
 
     values = schema.defaults()
     sources: dict[str, Origin] = dict.fromkeys(values, "default")
@@ -179,7 +186,7 @@ def load_settings(
         problems = schema.validate(values)
         if problems:
             raise rules_error(problems)
-    return Settings(values, sources, source, key_source, paths.config_db)
+    return Settings(values, sources, source, key_source, paths.config_db, key_info)
 
 
 def open_store(
@@ -228,7 +235,12 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = Fa
         found = keys.find_key(paths, env)
         if found is None:
             material = keys.write_key_file(paths.key_file)
-            found = keys.FoundKey(material, f"the key file {paths.key_file}", kind="file")
+            found = keys.FoundKey(
+                material,
+                f"the key file {paths.key_file}",
+                kind="file",
+                location=str(paths.key_file),
+            )
             written = True
     from filamentctl.store.config_store import ConfigStore
 
@@ -249,13 +261,17 @@ def _vault_init_key(env: Mapping[str, str]) -> tuple[keys.FoundKey, bool]:
             f"{vault.ENV_ROLE_ID}/{vault.ENV_SECRET_ID}) set"
         )
     ref = vault.key_ref(env)
-    where = f"Vault {env[vault.ENV_ADDR]} {ref}"
+    addr = env[vault.ENV_ADDR].strip()
+    where = f"Vault {addr} {ref}"
     existing = vault.read_key(env)
     if existing and existing.strip():
-        return keys.FoundKey(keys.key_material(existing), where, kind="vault"), False
+        found = keys.FoundKey(
+            keys.key_material(existing), where, kind="vault", location=str(ref), address=addr
+        )
+        return found, False
     material = keys.generate_key()
     vault.store_key(env, material.hex())
-    return keys.FoundKey(material, where, kind="vault"), True
+    return keys.FoundKey(material, where, kind="vault", location=str(ref), address=addr), True
 
 
 def set_value(paths: _paths.Paths, env: Mapping[str, str], name: str, value: Any) -> Any:
@@ -329,22 +345,40 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return typed, problems
 
 
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    """What an import stored (or, in a dry run, would store)."""
+
+    stored: dict[str, Any]  # the keys written: the imported ones plus any adjusted
+    adjusted: list[Adjustment]  # values moved to the nearest valid one for the hardware
+
+
 def import_values(
-    paths: _paths.Paths, env: Mapping[str, str], values: Mapping[str, Any]
-) -> dict[str, Any]:
+    paths: _paths.Paths,
+    env: Mapping[str, str],
+    values: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+) -> ImportOutcome:
     """Store imported (already typed) values on top of the stored ones, in one transaction.
 
-    Raises ConfigError (nothing stored) when the result would be invalid or inconsistent.
-    Returns the whole stored configuration afterwards.
+    Values out of range for the resulting hardware (e.g. a read interval below a DHT22's 2 s)
+    are moved to the nearest valid one (:func:`config_import.fit_to_hardware`) and listed.
+    ``dry_run`` does every step, the same checks included, except the write. Raises
+    ConfigError (nothing stored) when the result would still be invalid or inconsistent.
     """
+    from filamentctl.core.config_import import fit_to_hardware
+
     store, _ = open_store(paths, env)
     with store:
-        merged = {**_typed_stored(store.items()), **values}
+        merged, adjusted = fit_to_hardware({**_typed_stored(store.items()), **values})
         typed, problems = check_values(merged)
         if problems:
             raise rules_error(problems, "not importing")
-        store.set_many({k: typed[k] for k in values})
-        return typed
+        written = {k: typed[k] for k in [*values, *(a.key for a in adjusted)]}
+        if not dry_run:
+            store.set_many(written)
+    return ImportOutcome(written, adjusted)
 
 
 def replace_stored(

@@ -275,7 +275,10 @@ class VaultKeySource:
                     f"({ENV_PATH}); check the path, or unset it"
                 )
             return None
-        return FoundKey(key_material(text), f"Vault {env[ENV_ADDR]} {ref}", kind="vault")
+        addr = env[ENV_ADDR].strip()
+        return FoundKey(
+            key_material(text), f"Vault {addr} {ref}", kind="vault", location=str(ref), address=addr
+        )
 
 
 def store_key(env: Mapping[str, str], key_hex: str) -> VaultRef:

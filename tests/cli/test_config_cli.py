@@ -41,8 +41,11 @@ def test_path_lists_the_locations_under_filamentctl_home(home: Path) -> None:
     result = run("path", "--json")
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert set(doc) == {"config_db", "key_file", "state_dir", "socket"}
-    assert all(Path(v).is_relative_to(home) for v in doc.values())
+    places = {"config_db", "key_file", "state_dir", "socket"}
+    key = {"key_source", "key_location", "vault_addr", "key_error"}
+    assert set(doc) == places | key
+    assert all(Path(doc[name]).is_relative_to(home) for name in places)
+    assert all(doc[name] is None for name in key)  # no configuration, no key yet
     assert Path(doc["key_file"]).parent != Path(doc["config_db"]).parent
     assert "config db:" in run("path").stdout
 

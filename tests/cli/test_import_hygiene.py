@@ -20,9 +20,9 @@ HEAVY = (
     "sqlcipher3",
     "rich",
     "prometheus_client",
-    "tenacity",
     "aiohttp",
     "paho",
+    "yaml",
 )
 
 

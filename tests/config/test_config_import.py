@@ -159,16 +159,98 @@ def test_a_redacted_secret_from_an_export_is_left_alone() -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["a:\n\tb: 1\n", "a: &anchor 1\n", "a: 1\n   b: 2\n", "- 1\n"],
+    ("text", "where"),
+    [
+        ("a:\n\tb: 1\n", "YAML line 2, column 1"),
+        ("a: 1\n   b: 2\n", "YAML line 2, column 5"),
+        ("a: [1, 2\nb: 3\n", "YAML line 2"),
+        ('a: "unterminated\n', "YAML line 2"),
+    ],
 )
-def test_unsupported_yaml_is_refused_with_the_line(text: str) -> None:
+def test_malformed_yaml_is_one_line_naming_where(text: str, where: str) -> None:
     from filamentctl.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="line"):
+    with pytest.raises(ConfigError) as info:
         ci.parse_yaml(text)
+    message = str(info.value)
+    assert message.startswith(where) and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "found"), [("- 1\n- 2\n", "list"), ("just words\n", "str"), ("42\n", "int")]
+)
+def test_a_document_that_is_not_a_mapping_is_refused(text: str, found: str) -> None:
+    from filamentctl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"expected a mapping of settings.*YAML {found}"):
+        ci.parse_yaml(text)
+
+
+def test_yaml_features_real_files_use_are_read_as_pyyaml_reads_them() -> None:
+    """Anchors and aliases, block strings, quoted keys, comments, an empty document."""
+    doc = ci.parse_yaml(
+        "base: &pins {gpio_pin: 16}\n"
+        "heating_control:\n  <<: *pins\n  enabled: yes\n"
+        '"data_collection":\n  measurement: >\n    environment\n'
+        "# a comment\n"
+    )
+    assert doc["heating_control"] == {"gpio_pin": 16, "enabled": True}
+    assert doc["data_collection"] == {"measurement": "environment\n"}
+    assert ci.parse_yaml("") == {} and ci.parse_yaml("# nothing\n") == {}
+
+
+def test_python_object_tags_are_refused() -> None:
+    from filamentctl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="YAML line 1"):
+        ci.parse_yaml("a: !!python/object/apply:os.system ['true']\n")
+
+
+def test_a_deeply_nested_file_is_a_config_error_not_a_crash() -> None:
+    from filamentctl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="nested"):
+        ci.parse_yaml("a: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    deep = "".join(f"{'  ' * i}k{i}:\n" for i in range(40)) + "  " * 40 + "x: 1\n"
+    with pytest.raises(ConfigError, match="nested more than 32 levels"):
+        ci.flatten(ci.parse_yaml(deep))
+
+
+def test_an_alias_bomb_stops_at_the_key_budget() -> None:
+    from filamentctl.errors import ConfigError
+
+    lines = ["l0: &l0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9, j: 10}"]
+    for n in range(1, 9):
+        refs = ", ".join(f"k{i}: *l{n - 1}" for i in range(10))
+        lines.append(f"l{n}: &l{n} {{{refs}}}")
+    with pytest.raises(ConfigError, match="more than 10000 keys"):
+        ci.flatten(ci.parse_yaml("\n".join(lines) + "\n"))
 
 
 def test_yaml_lists_flow_values_and_yaml11_booleans() -> None:
     doc = ci.parse_yaml("a:\n- x\n- 'y'\nb: {c: 1, d: no}\ne: [1, 2]\nf: ~\ng: off\n")
     assert doc == {"a": ["x", "y"], "b": {"c": 1, "d": False}, "e": [1, 2], "f": None, "g": False}
+
+
+# -- values out of range for the hardware -------------------------------------------------------
+
+
+def test_a_read_interval_below_the_sensors_minimum_is_raised_to_it() -> None:
+    values, adjusted = ci.fit_to_hardware({"sensor.type": "dht22", "sensor.read_interval": 0.25})
+    assert values["sensor.read_interval"] == 2.0
+    assert [str(a) for a in adjusted] == [
+        "sensor.read_interval: 0.25 → 2.0 (the minimum for sensor.type dht22)"
+    ]
+    same, none = ci.fit_to_hardware({"sensor.type": "bme280", "sensor.read_interval": 0.5})
+    assert same["sensor.read_interval"] == 0.5 and none == []
+
+
+def test_a_read_interval_outside_the_keys_range_is_moved_to_its_end() -> None:
+    result = ci.map_config({"data_collection.read_interval": 0.01, "sensor.type": "simulated"})
+    assert result.errors == []
+    assert result.values["sensor.read_interval"] == 0.1
+    assert [str(a) for a in result.adjusted] == [
+        "sensor.read_interval: 0.01 → 0.1 (the range of sensor.read_interval)"
+    ]
+    # Other keys have no safe nearest value: still an error.
+    assert ci.map_config({"heating_control.gpio_pin": 99}).errors

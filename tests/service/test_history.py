@@ -249,14 +249,39 @@ def test_the_first_backend_gets_the_whole_history(history: History) -> None:
     assert seqs(history.backlog("victoriametrics", 10)) == [1, 2, 3]
 
 
-def test_backlog_over_the_cap_drops_the_oldest_and_counts_them(db: Path) -> None:
+def test_a_commit_past_the_cap_drops_the_oldest_and_counts_them(db: Path) -> None:
     h = make_history(db, max_backlog=5)
     h.ensure_cursor("influxdb_v2")
     add(h, 8)
+    h.commit()  # the cap is part of the commit: the backlog never exceeds it
+    assert seqs(h.backlog("influxdb_v2", 100)) == [4, 5, 6, 7, 8]
+    assert h.backlog_count("influxdb_v2") == 5
+    assert h.take_cap_drops("influxdb_v2") == 3
+    assert h.take_cap_drops("influxdb_v2") == 0  # reported once
+    assert h.enforce_cap("influxdb_v2") == 0
+    assert h.counters()["dropped"] == 3
+    add(h, 2, start_ns=T0 + 8 * 1_000_000_000)
     h.commit()
+    assert seqs(h.backlog("influxdb_v2", 100)) == [6, 7, 8, 9, 10]
+    assert h.counters()["dropped"] == 5
+    assert len(h.query(None)) == 10  # dropped from delivery only; local history keeps them
+    h.close()
+    h = make_history(db, max_backlog=5)
+    assert h.counters()["dropped"] == 5
+    h.close()
+
+
+def test_a_lowered_cap_is_applied_by_enforce_cap(db: Path) -> None:
+    h = make_history(db, max_backlog=10)
+    h.ensure_cursor("influxdb_v2")
+    add(h, 8)
+    h.commit()
+    assert h.take_cap_drops("influxdb_v2") == 0
+    h.max_backlog = 5  # a live reload
     assert h.enforce_cap("influxdb_v2") == 3
     assert seqs(h.backlog("influxdb_v2", 100)) == [4, 5, 6, 7, 8]
     assert h.enforce_cap("influxdb_v2") == 0
+    assert h.take_cap_drops("influxdb_v2") == 3
     assert h.counters()["dropped"] == 3
     assert len(h.query(None)) == 8  # dropped from delivery only; local history keeps them
     h.close()

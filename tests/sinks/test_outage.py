@@ -88,7 +88,11 @@ def history_of(svc: ServiceProcess) -> list[dict[str, Any]]:
 
 
 def flush(svc: ServiceProcess, timeout: float = 90.0) -> dict[str, Any]:
-    """``filamentctl flush --json``; asserts that the backlog was delivered."""
+    """``filamentctl flush --json``; asserts that the backlog was delivered.
+
+    ``remaining`` counts only the backlog as it stood when the flush started: the service keeps
+    sampling (and committing) during the flush, and those readings are not "remaining".
+    """
     result = svc.cli("flush", "--json", "--timeout", str(timeout), timeout=timeout + 30)
     assert result.returncode == 0, f"{result.stdout}{result.stderr}\n{svc.log()[-3000:]}"
     data: dict[str, Any] = json.loads(result.stdout)

@@ -285,10 +285,11 @@ def test_repeated_identical_error_logs_once_per_episode() -> None:
     assert str(logged[0]) == "sensor failing: BME280 not found: nothing answers at 0x76"
     assert h.errors == 10
     assert h.last_error == "BME280 not found: nothing answers at 0x76"
-    ended = h.ok(20.0)
+    assert h.ok(20.0) is None  # good again, but not yet for settle_s (60 s)
+    ended = h.ok(69.0)
     assert ended is not None and ended.kind == "ended"
-    assert "10 failed reads over 20 s" in ended.message
-    assert h.ok(25.0) is None  # no episode, nothing to log
+    assert ended.message == "sensor recovered: 10 failed reads over 9 s; no failure for 60 s"
+    assert h.ok(75.0) is None  # no episode, nothing to log
 
 
 def test_errors_differing_only_in_numbers_are_one_cause() -> None:
@@ -336,3 +337,116 @@ def test_from_settings_uses_stale_after_and_starts_at_the_first_event() -> None:
     assert h.health(105.0) == OK
     assert h.health(111.0) == FAULT
     assert h.snapshot()["health"] == OK  # without now: as of the latest event
+
+
+# -- flapping: one episode, rate-limited lines (a table of read outcomes over time) -------------
+
+BAD = "checksum did not validate"
+
+
+def _play(h: SensorHealth, reads: list[tuple[float, str | None]]) -> list[tuple[float, str, str]]:
+    """Feed (time, error or None for a good read); returns (time, kind, message) of each line."""
+    lines = []
+    for t, error in reads:
+        event = h.ok(t) if error is None else h.failed(t, error)
+        if event is not None:
+            lines.append((t, event.kind, event.message))
+    return lines
+
+
+def _alternating(start: float, stop: float, step: float) -> list[tuple[float, str | None]]:
+    n = int((stop - start) / step)
+    return [(start + i * step, BAD if i % 2 == 0 else None) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("reads", "expected"),
+    [
+        pytest.param(
+            # good and bad alternating every 0.25 s for 3 s: the reported case (8 WARNINGs)
+            _alternating(0.0, 3.0, 0.25),
+            [(0.0, "started", f"sensor failing: {BAD}")],
+            id="alternating reads: one line",
+        ),
+        pytest.param(
+            # then good for a minute: the episode ends, with its totals
+            [*_alternating(0.0, 3.0, 0.25), *((3.0 + t, None) for t in range(0, 62, 2))],
+            [
+                (0.0, "started", f"sensor failing: {BAD}"),
+                (
+                    63.0,
+                    "ended",
+                    "sensor recovered: 6 failed reads over 2 s (and 5 good in between); "
+                    "no failure for 60 s",
+                ),
+            ],
+            id="flapping, then good for settle_s: started and ended",
+        ),
+        pytest.param(
+            # flapping for 11 minutes at one read every 2 s: a summary every 5 minutes
+            _alternating(0.0, 660.0, 2.0),
+            [
+                (0.0, "started", f"sensor failing: {BAD}"),
+                (
+                    300.0,
+                    "summary",
+                    "sensor still failing: 75 failed reads and 75 good in the last 300 s "
+                    f"(last error: {BAD})",
+                ),
+                (
+                    600.0,
+                    "summary",
+                    "sensor still failing: 75 failed reads and 75 good in the last 300 s "
+                    f"(last error: {BAD})",
+                ),
+            ],
+            id="lasting flapping: summaries every summary_every_s",
+        ),
+        pytest.param(
+            # two causes alternating: each reported once, not on every switch
+            [(float(t), BAD if t % 2 else "no answer") for t in range(10)],
+            [
+                (0.0, "started", "sensor failing: no answer"),
+                (1.0, "changed", f"sensor still failing, now: {BAD}"),
+            ],
+            id="alternating causes: each once",
+        ),
+        pytest.param(
+            # two separate faults more than settle_s apart: two episodes
+            [(0.0, BAD), (1.0, None), (70.0, None), (80.0, BAD), (81.0, None), (150.0, None)],
+            [
+                (0.0, "started", f"sensor failing: {BAD}"),
+                (70.0, "ended", "sensor recovered: 1 failed read over 0 s; no failure for 70 s"),
+                (80.0, "started", f"sensor failing: {BAD}"),
+                (150.0, "ended", "sensor recovered: 1 failed read over 0 s; no failure for 70 s"),
+            ],
+            id="separate faults: separate episodes",
+        ),
+    ],
+)
+def test_a_flapping_sensor_logs_once_per_episode(
+    reads: list[tuple[float, str | None]], expected: list[tuple[float, str, str]]
+) -> None:
+    assert _play(SensorHealth(0.0, stale_after_s=1000.0), reads) == expected
+
+
+def test_a_steady_fault_gets_a_summary_every_few_minutes_not_a_line_per_read() -> None:
+    h = SensorHealth(0.0, stale_after_s=30.0)
+    lines = _play(h, [(float(t), "DHT22 on GPIO4 did not answer") for t in range(0, 901, 2)])
+    assert [(t, kind) for t, kind, _ in lines] == [
+        (0.0, "started"),
+        (300.0, "summary"),
+        (600.0, "summary"),
+        (900.0, "summary"),
+    ]
+    assert "150 failed reads and 0 good in the last 300 s" in lines[1][2]
+    assert h.health(900.0) == FAULT and h.errors == 451
+
+
+def test_health_states_are_unchanged_by_the_episode_rules() -> None:
+    """DEGRADED/FAULT still follow each read; only the log lines are grouped."""
+    h = SensorHealth(0.0, fault_after=3, stale_after_s=1000.0)
+    _play(h, [(0.0, BAD), (1.0, None)])
+    assert h.health(1.0) == DEGRADED and h.consecutive_failures == 0
+    _play(h, [(2.0, BAD), (3.0, BAD), (4.0, BAD)])
+    assert h.health(4.0) == FAULT
