@@ -12,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateways.webgateway import TOKEN, WebGateway, cert_pair, port_is_free, service_env
-from tests.helpers import REPO, ServiceProcess, short_home
+from tests.gateways.webgateway import (
+    TOKEN,
+    WebGateway,
+    cert_pair,
+    cli_ok,
+    port_is_free,
+    service_env,
+)
+from tests.helpers import REPO, ServiceProcess, short_home, wait_until
 from tests.servers import free_port, unavailable
 
 pytestmark = pytest.mark.slow
@@ -181,6 +188,40 @@ def test_the_gateway_finds_a_named_box_and_shows_its_name() -> None:
         assert web.get("/api/status").status == 200
         login = web.post("/api/login", {"token": TOKEN})
         assert list(login.cookies) == ["filamentctl_shelf-2"]  # boxes on one host keep apart
+    finally:
+        web.stop()
+        service.cleanup()
+
+
+def test_sighup_reloads_the_settings_and_keeps_serving(tmp_path: Path) -> None:
+    """`systemctl reload filamentctl-web` (SIGHUP): a new web.token applies, the gateway stays."""
+    import signal
+
+    env = service_env()
+    env.pop("FILAMENTCTL_WEB__TOKEN")
+    service = ServiceProcess(home=tmp_path / "h", env=env)
+    service.env.pop("FILAMENTCTL_CONFIG_KEY", None)
+    service.home.mkdir()
+    cli_ok(service, "config", "init")
+    old, new = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+    assert service.cli("config", "set", "web.token", "-", input=old).returncode == 0
+    service.start()
+    web = WebGateway(service).start()
+    try:
+        assert web.post("/api/heater", {"mode": "off"}, token=old).status == 200
+        assert service.cli("config", "set", "web.token", "-", input=new).returncode == 0
+        assert web.proc is not None
+        web.proc.send_signal(signal.SIGHUP)
+
+        def new_token_works() -> bool:
+            try:  # while it reloads, the port closes and opens again
+                return web.post("/api/heater", {"mode": "off"}, token=new).status == 200
+            except OSError:
+                return False
+
+        wait_until(new_token_works, timeout=30, what="the new token after SIGHUP")
+        assert web.post("/api/heater", {"mode": "off"}, token=old).status == 401
+        assert web.proc.poll() is None and "SIGHUP: reloading the settings" in web.log()
     finally:
         web.stop()
         service.cleanup()

@@ -1,4 +1,5 @@
-"""``filamentctl web``: start-up checks, then the aiohttp server until SIGTERM/SIGINT/SIGHUP.
+"""``filamentctl web``: start-up checks, then the aiohttp server until SIGTERM/SIGINT (SIGHUP
+reloads the settings).
 
 Start-up, in order, each failure one UserError line with its exit code:
 
@@ -31,7 +32,10 @@ from filamentctl.gateways.web.options import WebOptions, options_from_reply, sta
 
 log = logging.getLogger("filamentctl.web")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: ``systemctl reload filamentctl-web`` (ExecReload= sends it): fetch the settings again and
+#: serve with them (a new token, address or certificate), without leaving systemd's control.
+RELOAD_SIGNAL = signal.SIGHUP
 RECONNECT_MAX_S = 5.0
 
 
@@ -83,15 +87,23 @@ def tls_context(opts: WebOptions) -> ssl.SSLContext | None:
 
 
 def run(listen: str | None = None, socket_path: Path | None = None, debug: bool = False) -> int:
-    """Run the gateway in the foreground; returns the exit code (0 after a stop signal)."""
-    opts = fetch_options(socket_path, listen)
-    ctx = tls_context(opts)
-    return asyncio.run(_serve(opts, ctx, socket_path, debug))
+    """Run the gateway in the foreground; returns the exit code (0 after a stop signal).
+
+    SIGHUP fetches the settings again and serves with them; if they are no longer usable (a
+    token removed from a network address, say) the error ends the gateway like at start.
+    """
+    while True:
+        opts = fetch_options(socket_path, listen)
+        ctx = tls_context(opts)
+        if not asyncio.run(_serve(opts, ctx, socket_path, debug)):
+            return 0
+        log.info("SIGHUP: reloading the settings")
 
 
 async def _serve(
     opts: WebOptions, ctx: ssl.SSLContext | None, socket_path: Path | None, debug: bool
-) -> int:
+) -> bool:
+    """Serve until a stop signal (returns False) or SIGHUP (returns True: serve again)."""
     from aiohttp import web
 
     from filamentctl.gateways.web.hub import EventHub
@@ -140,8 +152,16 @@ async def _serve(
             f"{exc.strerror or exc}; choose another address with --listen or web.listen"
         ) from None
     stop = asyncio.Event()
+    reload = False
+
+    def on_reload() -> None:
+        nonlocal reload
+        reload = True
+        stop.set()
+
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(RELOAD_SIGNAL, on_reload)
     link.start()
     log.info(
         "serving box %s at %s (%s; control %s)",
@@ -153,9 +173,10 @@ async def _serve(
     try:
         await stop.wait()
     finally:
-        log.info("stopping")
-        for sig in STOP_SIGNALS:
+        if not reload:
+            log.info("stopping")
+        for sig in (*STOP_SIGNALS, RELOAD_SIGNAL):
             loop.remove_signal_handler(sig)
         await loop.run_in_executor(None, link.stop)
         await runner.cleanup()
-    return 0
+    return reload
