@@ -4,7 +4,7 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "config demo fan flush heater history mqtt read relays-off run service sim status tui web" ;;
+        "") echo "boxes config demo fan flush heater history mqtt read relays-off run service sim status tui web" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
@@ -15,7 +15,8 @@ _filamentctl_subcommands() {
 
 _filamentctl_options() {
     case "$1" in
-        "") echo "--socket --debug --version --install-completion --show-completion -h --help" ;;
+        "") echo "--socket --box --debug --version --install-completion --show-completion -h --help" ;;
+        "boxes") echo "--json -h --help" ;;
         "config") echo "-h --help" ;;
         "config edit") echo "-h --help" ;;
         "config export") echo "--reveal --all -o --output -h --help" ;;
@@ -48,9 +49,9 @@ _filamentctl_options() {
         "relays-off") echo "--json -h --help" ;;
         "run") echo "--simulate --debug --log-format -h --help" ;;
         "service") echo "-h --help" ;;
-        "service install") echo "--dry-run --user --simulate -h --help" ;;
+        "service install") echo "--dry-run --user --simulate --box -h --help" ;;
         "service status") echo "--json -h --help" ;;
-        "service uninstall") echo "-h --help" ;;
+        "service uninstall") echo "--box -h --help" ;;
         "sim") echo "-h --help" ;;
         "sim clear") echo "--json -h --help" ;;
         "sim set") echo "-t --temperature -u --humidity --fault --json -h --help" ;;
@@ -62,7 +63,7 @@ _filamentctl_options() {
 
 _filamentctl_value_options() {
     case "$1" in
-        "") echo "--socket" ;;
+        "") echo "--socket --box" ;;
         "config export") echo "-o --output" ;;
         "config import") echo "--env" ;;
         "config rekey") echo "--new-key" ;;
@@ -74,7 +75,8 @@ _filamentctl_value_options() {
         "history") echo "--since -f --format --limit --every" ;;
         "mqtt") echo "--log-format" ;;
         "run") echo "--log-format" ;;
-        "service install") echo "--user" ;;
+        "service install") echo "--user --box" ;;
+        "service uninstall") echo "--box" ;;
         "sim set") echo "-t --temperature -u --humidity --fault" ;;
         "status") echo "--interval" ;;
         "web") echo "--listen" ;;

@@ -37,7 +37,7 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history mqtt read relays-off run service sim status tui web
+            printf '%s\n' boxes config demo fan flush heater history mqtt read relays-off run service sim status tui web
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
@@ -54,7 +54,7 @@ end
 function __filamentctl_value_options
     switch $argv[1]
         case ''
-            printf '%s\n' -- --socket
+            printf '%s\n' -- --socket --box
         case 'config export'
             printf '%s\n' -- -o --output
         case 'config import'
@@ -78,7 +78,9 @@ function __filamentctl_value_options
         case 'run'
             printf '%s\n' -- --log-format
         case 'service install'
-            printf '%s\n' -- --user
+            printf '%s\n' -- --user --box
+        case 'service uninstall'
+            printf '%s\n' -- --box
         case 'sim set'
             printf '%s\n' -- -t --temperature -u --humidity --fault
         case 'status'
@@ -90,6 +92,7 @@ end
 
 complete -c filamentctl -f
 
+complete -c filamentctl -n "__filamentctl_at ''" -a boxes -d 'List the boxes on this machine with a one-line status each.'
 complete -c filamentctl -n "__filamentctl_at ''" -a config -d 'The encrypted configuration: init, list, get, set, unset, edit, import, export, validate, path, rekey.'
 complete -c filamentctl -n "__filamentctl_at ''" -a demo -d 'Start a simulated box in the background and watch it live; stops it when you quit.'
 complete -c filamentctl -n "__filamentctl_at ''" -a fan -d 'Switch the fan by hand, hand it back to automatic control, or clear a latched safety fault.'
@@ -106,11 +109,15 @@ complete -c filamentctl -n "__filamentctl_at ''" -a status -d 'Show the running 
 complete -c filamentctl -n "__filamentctl_at ''" -a tui -d 'Open the live dashboard: readings, chart, heater and fan, storage, events.'
 complete -c filamentctl -n "__filamentctl_at ''" -a web -d 'Serve the web dashboard and HTTP API for the running service, in the foreground.'
 complete -c filamentctl -n "__filamentctl_at ''" -l socket -r -d 'Service socket to talk to (default: your own service\'s, then the system service\'s).'
+complete -c filamentctl -n "__filamentctl_at ''" -l box -r -d 'Which box on this machine (its own configuration, history and socket; default: the box named \'default\'). See \'filamentctl boxes\'.'
 complete -c filamentctl -n "__filamentctl_at ''" -l debug -d 'Show tracebacks for errors.'
 complete -c filamentctl -n "__filamentctl_at ''" -l version -d 'Print the version and exit.'
 complete -c filamentctl -n "__filamentctl_at ''" -l install-completion -d 'Install completion for the current shell.'
 complete -c filamentctl -n "__filamentctl_at ''" -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation.'
 complete -c filamentctl -n "__filamentctl_at ''" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'boxes'" -l json -d 'Print the list as JSON.'
+complete -c filamentctl -n "__filamentctl_at 'boxes'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'config'" -a edit -d 'Edit the configuration as TOML in $EDITOR; it is validated when you save.'
 complete -c filamentctl -n "__filamentctl_at 'config'" -a export -d 'Write the stored configuration as TOML (secrets redacted unless --reveal).'
@@ -248,11 +255,13 @@ complete -c filamentctl -n "__filamentctl_at 'service'" -s h -l help -d 'Show th
 complete -c filamentctl -n "__filamentctl_at 'service install'" -l dry-run -d 'Print the unit on stdout and change nothing.'
 complete -c filamentctl -n "__filamentctl_at 'service install'" -l user -r -d 'The service\'s system user and group (created).'
 complete -c filamentctl -n "__filamentctl_at 'service install'" -l simulate -d 'The unit runs `filamentctl run --simulate` (no hardware).'
+complete -c filamentctl -n "__filamentctl_at 'service install'" -l box -r -d 'Install the box NAME as the instance filamentctl@NAME of the filamentctl@.service template (its own configuration, history and socket); default: the global --box.'
 complete -c filamentctl -n "__filamentctl_at 'service install'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'service status'" -l json -d 'One JSON document on stdout.'
 complete -c filamentctl -n "__filamentctl_at 'service status'" -s h -l help -d 'Show the help and exit.'
 
+complete -c filamentctl -n "__filamentctl_at 'service uninstall'" -l box -r -d 'Remove this box\'s instance.'
 complete -c filamentctl -n "__filamentctl_at 'service uninstall'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'sim'" -a clear -d 'Remove pinned values and faults: the simulated box runs free again.'

@@ -8,7 +8,8 @@ configuration directory, so copying the config directory does not copy its key.
 Several boxes on one machine: ``FILAMENTCTL_BOX=NAME`` (the CLI's ``--box``) gives a box its own
 configuration, key, history and socket: ``$FILAMENTCTL_HOME/boxes/NAME/...``, or the per-user
 directories' ``boxes/NAME``, or (under systemd) the directories of the ``filamentctl@NAME``
-instance. Without it the box is ``default`` and every path is as it always was.
+instance (``/run/filamentctl-NAME`` for its socket). Without it the box is ``default`` and every
+path is as it always was.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from filamentctl.errors import UsageError
+
 APP = "filamentctl"
 SOCKET_NAME = "filamentctl.sock"
 # Where the system service's socket lives (RuntimeDirectory=filamentctl); clients look here last.
@@ -30,8 +33,12 @@ DEFAULT_BOX = "default"
 _BOX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
+class BadBoxName(UsageError, ValueError):
+    """A malformed box name (exit 2)."""
+
+
 def box_name(env: Mapping[str, str] | None = None) -> str:
-    """The selected box: ``FILAMENTCTL_BOX`` or ``default``. ValueError for a malformed name."""
+    """The selected box: ``FILAMENTCTL_BOX`` or ``default``. BadBoxName for a malformed name."""
     env = os.environ if env is None else env
     name = env.get(BOX_ENV, "").strip() or DEFAULT_BOX
     check_box_name(name)
@@ -40,20 +47,27 @@ def box_name(env: Mapping[str, str] | None = None) -> str:
 
 def check_box_name(name: str) -> str:
     """``name`` if it is a valid box name (lower-case letters, digits, - and _; ≤ 32), else
-    ValueError saying what is allowed."""
+    BadBoxName (a ValueError and a usage error) saying what is allowed."""
     if not _BOX_NAME.fullmatch(name):
-        raise ValueError(
+        raise BadBoxName(
             f"invalid box name {name!r}: use 1-32 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit"
         )
     return name
 
 
-def system_socket(box: str = DEFAULT_BOX) -> Path:
-    """The system service's socket for ``box`` (``filamentctl@BOX`` uses a subdirectory)."""
+def system_runtime_dir(box: str = DEFAULT_BOX) -> Path:
+    """The system service's runtime directory for ``box``: ``/run/filamentctl``, or
+    ``/run/filamentctl-BOX`` for a ``filamentctl@BOX`` instance (not below the default's:
+    systemd removes a unit's runtime directory, with everything in it, when the unit stops)."""
     if box == DEFAULT_BOX:
-        return SYSTEM_SOCKET
-    return SYSTEM_RUNTIME_ROOT / box / SOCKET_NAME
+        return SYSTEM_RUNTIME_ROOT
+    return SYSTEM_RUNTIME_ROOT.with_name(f"{APP}-{box}")
+
+
+def system_socket(box: str = DEFAULT_BOX) -> Path:
+    """The system service's socket for ``box``."""
+    return system_runtime_dir(box) / SOCKET_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +110,7 @@ class Paths:
 def resolve(env: Mapping[str, str] | None = None) -> Paths:
     """Work out the directories from the environment (nothing is created here).
 
-    Raises ValueError for a malformed ``FILAMENTCTL_BOX``.
+    Raises BadBoxName (exit 2) for a malformed ``FILAMENTCTL_BOX``.
     """
     env = os.environ if env is None else env
     box = box_name(env)
@@ -110,7 +124,7 @@ def resolve(env: Mapping[str, str] | None = None) -> Paths:
         # filamentctl@BOX instance gets its own from the template.
         state = Path(env.get("STATE_DIRECTORY", "/var/lib/filamentctl").split(":")[0])
         config = Path(env.get("CONFIGURATION_DIRECTORY", "/etc/filamentctl").split(":")[0])
-        runtime_default = str(system_socket(box).parent)
+        runtime_default = str(system_runtime_dir(box))
         runtime = Path(env.get("RUNTIME_DIRECTORY", runtime_default).split(":")[0])
         creds = env.get("CREDENTIALS_DIRECTORY")
         return Paths(config, Path(creds) if creds else state / "secrets", state, runtime, box)
@@ -147,3 +161,86 @@ def _user_dirs(env: Mapping[str, str]) -> tuple[Path, Path, Path]:
         Path(platformdirs.user_data_dir(APP)),
         Path(platformdirs.user_state_dir(APP)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BoxLocation:
+    """A box found on this machine: its name, whose it is, and its files."""
+
+    name: str
+    scope: str  # "home" (FILAMENTCTL_HOME), "user" (your own directories) or "system"
+    paths: Paths
+
+
+def _named_dirs(parent: Path) -> list[str]:
+    try:
+        return sorted(
+            p.name for p in parent.iterdir() if p.is_dir() and _BOX_NAME.fullmatch(p.name)
+        )
+    except OSError:
+        return []
+
+
+def _has_files(p: Paths) -> bool:
+    return any(x.exists() for x in (p.config_db, p.history_db, p.socket))
+
+
+def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
+    """Every box on this machine that has a configuration, a history or a socket.
+
+    With ``FILAMENTCTL_HOME`` set, the boxes under it; otherwise your own boxes (the per-user
+    directories) and the system service's (``/etc/filamentctl``, ``/var/lib/filamentctl``,
+    ``/run/filamentctl``, one subdirectory per ``filamentctl@NAME`` instance). Nothing is
+    created; unreadable directories are skipped.
+    """
+    env = dict(os.environ if env is None else env)
+    env.pop(BOX_ENV, None)
+    found: list[BoxLocation] = []
+
+    def add(name: str, scope: str, resolved: Paths) -> None:
+        if _has_files(resolved) and all((b.name, b.scope) != (name, scope) for b in found):
+            found.append(BoxLocation(name, scope, resolved))
+
+    def scan(scope: str, base: Mapping[str, str], roots: list[Path]) -> None:
+        add(DEFAULT_BOX, scope, resolve(base))
+        names = {n for root in roots for n in _named_dirs(root / "boxes")}
+        for name in sorted(names):
+            add(name, scope, resolve({**base, BOX_ENV: name}))
+
+    if env.get("FILAMENTCTL_HOME"):
+        home = Path(env["FILAMENTCTL_HOME"]).expanduser().absolute()
+        scan("home", env, [home])
+        return found
+    user_env = {k: v for k, v in env.items() if k not in _SYSTEMD_VARS}
+    user = resolve(user_env)
+    scan("user", user_env, [user.config_dir, user.state_dir])
+    system_env = {
+        "CONFIGURATION_DIRECTORY": "/etc/filamentctl",
+        "STATE_DIRECTORY": "/var/lib/filamentctl",
+        "RUNTIME_DIRECTORY": str(SYSTEM_RUNTIME_ROOT),
+    }
+    add(DEFAULT_BOX, "system", resolve(system_env))
+    prefix = f"{APP}-"
+    running = {
+        n[len(prefix) :] for n in _named_dirs(SYSTEM_RUNTIME_ROOT.parent) if n.startswith(prefix)
+    }
+    instances = set(_named_dirs(Path("/etc/filamentctl"))) | running
+    for name in sorted(instances):
+        if not _BOX_NAME.fullmatch(name):
+            continue
+        add(
+            name,
+            "system",
+            resolve(
+                {
+                    "CONFIGURATION_DIRECTORY": f"/etc/filamentctl/{name}",
+                    "STATE_DIRECTORY": f"/var/lib/filamentctl/{name}",
+                    "RUNTIME_DIRECTORY": str(system_runtime_dir(name)),
+                    BOX_ENV: name,
+                }
+            ),
+        )
+    return found
+
+
+_SYSTEMD_VARS = ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "RUNTIME_DIRECTORY")

@@ -45,9 +45,10 @@ GROUPS: dict[str, tuple[str, str]] = {
     "config": ("config", "app"),
     "service": ("service_unit", "app"),
     "relays-off": ("relays", "register"),
+    "boxes": ("boxes", "register"),
 }
 # Root options that take a value (so their value is not mistaken for a command name).
-_VALUE_OPTIONS = ("--socket",)
+_VALUE_OPTIONS = ("--socket", "--box")
 
 
 def _version(value: bool) -> None:
@@ -64,11 +65,29 @@ def root(
         envvar="FILAMENTCTL_SOCKET",
         help="Service socket to talk to (default: your own service's, then the system service's).",
     ),
+    box: str | None = typer.Option(
+        None,
+        "--box",
+        envvar="FILAMENTCTL_BOX",
+        metavar="NAME",
+        help="Which box on this machine (its own configuration, history and socket; "
+        "default: the box named 'default'). See 'filamentctl boxes'.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
+    if box is not None:
+        from filamentctl.errors import UsageError
+        from filamentctl.paths import BOX_ENV, check_box_name
+
+        try:
+            check_box_name(box)
+        except ValueError as exc:
+            raise UsageError(f"--box: {exc}") from None
+        # Every command finds its files through the environment: so do its child processes.
+        os.environ[BOX_ENV] = box
     ctx.obj = common.Ctx(socket=socket, debug=debug)
 
 

@@ -53,8 +53,8 @@ def _systemd_running(root: Path) -> bool:
     return root == Path("/") and Path("/run/systemd/system").is_dir()
 
 
-def _unit_path(root: Path) -> Path:
-    return root / _unit.UNIT_DIR.relative_to("/") / _unit.UNIT_NAME
+def _unit_path(root: Path, name: str = _unit.UNIT_NAME) -> Path:
+    return root / _unit.UNIT_DIR.relative_to("/") / name
 
 
 GATEWAY_UNITS = _unit.GATEWAY_UNITS
@@ -148,14 +148,40 @@ def _write_atomically(path: Path, text: str) -> bool:
     return True
 
 
-def _configure_hint(user: str) -> str:
+def _box_dirs(box: str) -> tuple[Path, Path]:
+    """The configuration and state directories of the system service for ``box``."""
+    if box == "default":
+        return _unit.CONFIG_DIR, _unit.STATE_DIR
+    return _unit.CONFIG_DIR / box, _unit.STATE_DIR / box
+
+
+def _configure_hint(user: str, box: str = "default") -> str:
+    config, state = _box_dirs(box)
     return (
-        f"sudo -u {user} env CONFIGURATION_DIRECTORY={_unit.CONFIG_DIR} "
-        f"STATE_DIRECTORY={_unit.STATE_DIR} filamentctl config init"
+        f"sudo -u {user} env CONFIGURATION_DIRECTORY={config} "
+        f"STATE_DIRECTORY={state} filamentctl config init"
     )
 
 
-def _build_options(user: str, simulate: bool) -> _unit.UnitOptions:
+def _box_option(box: str | None) -> str:
+    """``--box`` of the command, else the global one (FILAMENTCTL_BOX), else ``default``."""
+    from filamentctl import paths as _paths
+
+    if box is None:
+        return _paths.box_name()
+    try:
+        return _paths.check_box_name(box)
+    except ValueError as exc:
+        raise UsageError(f"--box: {exc}") from None
+
+
+_BOX_HELP = (
+    "Install the box NAME as the instance filamentctl@NAME of the filamentctl@.service "
+    "template (its own configuration, history and socket); default: the global --box."
+)
+
+
+def _build_options(user: str, simulate: bool, box: str = "default") -> _unit.UnitOptions:
     present, missing = _unit.existing_groups()
     if missing:
         _note(
@@ -168,6 +194,7 @@ def _build_options(user: str, simulate: bool) -> _unit.UnitOptions:
         user=user,
         supplementary_groups=tuple(present),
         simulate=simulate,
+        box=box,
     )
     if opts.under_home:
         _note(
@@ -189,11 +216,15 @@ def install(
     simulate: bool = typer.Option(
         False, "--simulate", help="The unit runs `filamentctl run --simulate` (no hardware)."
     ),
+    box: str | None = typer.Option(None, "--box", metavar="NAME", help=_BOX_HELP),
     root: Path = typer.Option(
         Path("/"), "--root", hidden=True, help="Write below this directory; run nothing."
     ),
 ) -> None:
     """Write, enable and start the hardened systemd unit for `filamentctl run`.
+
+    With --box NAME it writes the filamentctl@.service template and enables the instance
+    filamentctl@NAME.service instead: several boxes on one machine, each its own service.
 
     For each gateway whose NAME.enabled is true (web, mqtt) it also installs its companion unit
     filamentctl-NAME.service (`filamentctl NAME`, same user, network, no devices); when
@@ -202,33 +233,38 @@ def install(
     if not _USER_NAME.fullmatch(user):
         raise UsageError(f"invalid --user {user!r}: use a lowercase system user name")
     root = root.absolute()
-    opts = _build_options(user, simulate)
+    box_name = _box_option(box)
+    opts = _build_options(user, simulate, box_name)
     text = _unit.render_unit(opts)
-    enabled = _gateways_enabled(root)
+    # Gateways have units for the default box only (see docs/operations.md).
+    enabled = _gateways_enabled(root) if not opts.template else {}
     gateways = {
         name: _unit.render_gateway_unit(name, opts, GATEWAY_UNITS[name])
         for name, on in (enabled or {}).items()
         if on
     }
+    path = _unit_path(root, opts.file_name)
     if dry_run:
         sys.stdout.write(text)
         for name, gateway_text in gateways.items():
             sys.stdout.write(f"\n# ---- {_gateway_unit_path(root, name)} ----\n{gateway_text}")
-        paths = [_unit_path(root), *(_gateway_unit_path(root, name) for name in gateways)]
-        _note(f"dry run: would write {', '.join(map(str, paths))}; nothing was changed")
+        paths = [path, *(_gateway_unit_path(root, name) for name in gateways)]
+        _note(
+            f"dry run: would write {', '.join(map(str, paths))} and enable "
+            f"{opts.instance_name}; nothing was changed"
+        )
         return
     _require_root(root, "service install")
     if root == Path("/"):
         _ensure_user(user, opts.group_name)
-    _prepare_dir(_under(root, _unit.CONFIG_DIR), user)
-    _prepare_dir(_under(root, _unit.STATE_DIR), user)
-    path = _unit_path(root)
+    for directory in (_unit.CONFIG_DIR, _unit.STATE_DIR, *_box_dirs(box_name)):
+        _prepare_dir(_under(root, directory), user)
     changed = _write_atomically(path, text)
     _note(f"{'wrote' if changed else 'unchanged:'} {path}")
     steps = [
         ["systemctl", "daemon-reload"],
-        ["systemctl", "enable", _unit.UNIT_NAME],
-        ["systemctl", "restart", _unit.UNIT_NAME],
+        ["systemctl", "enable", opts.instance_name],
+        ["systemctl", "restart", opts.instance_name],
     ]
     for name, gateway_text in gateways.items():
         gateway_path = _gateway_unit_path(root, name)
@@ -242,12 +278,12 @@ def install(
     if _systemd_running(root):
         for cmd in steps:
             _run(cmd)
-        _note(f"{_unit.UNIT_NAME} is enabled and (re)started")
+        _note(f"{opts.instance_name} is enabled and (re)started")
     else:
         _note("systemd is not running here; to start the service run:")
         for cmd in steps:
             _note("  " + " ".join(cmd))
-    _note(f"configure it as the service user:  {_configure_hint(user)}")
+    _note(f"configure it as the service user:  {_configure_hint(user, box_name)}")
     _note(
         f"reach it over SSH without sudo: sudo usermod -aG {opts.group_name} YOUR_USER "
         "(then log in again)"
@@ -272,13 +308,33 @@ def _remove_gateway_unit(root: Path, name: str, why: str) -> None:
 
 @app.command()
 def uninstall(
+    box: str | None = typer.Option(
+        None, "--box", metavar="NAME", help="Remove this box's instance."
+    ),
     root: Path = typer.Option(
         Path("/"), "--root", hidden=True, help="Remove below this directory; run nothing."
     ),
 ) -> None:
-    """Stop and disable the service and remove its unit (configuration and history stay)."""
+    """Stop and disable the service and remove its unit (configuration and history stay).
+
+    With --box NAME it stops and disables the instance filamentctl@NAME.service; the template
+    stays for the other boxes.
+    """
     root = root.absolute()
     _require_root(root, "service uninstall")
+    box_name = _box_option(box)
+    if box_name != "default":
+        instance = f"filamentctl@{box_name}.service"
+        if _systemd_running(root):
+            _run(["systemctl", "disable", "--now", instance])
+            _note(f"stopped and disabled {instance}")
+        else:
+            _note(
+                f"systemd is not running here; to remove it run: systemctl disable --now {instance}"
+            )
+        config, state = _box_dirs(box_name)
+        _note(f"kept {config} and {state}; remove them by hand if you no longer need them")
+        return
     for name in GATEWAY_UNITS:
         _remove_gateway_unit(root, name, "uninstall")
     path = _unit_path(root)

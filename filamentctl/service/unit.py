@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 UNIT_NAME = "filamentctl.service"
+#: The template for named boxes: ``filamentctl@NAME.service`` runs the box NAME.
+TEMPLATE_NAME = "filamentctl@.service"
 UNIT_DIR = Path("/etc/systemd/system")
 DEFAULT_USER = "filamentctl"
 # Debian/Raspberry Pi OS give /dev/gpiochip* to group gpio and /dev/i2c-* to group i2c (udev).
@@ -53,6 +55,21 @@ class UnitOptions:
     supplementary_groups: Sequence[str] = field(default_factory=tuple)
     simulate: bool = False
     watchdog_sec: int = WATCHDOG_SEC
+    box: str = "default"  # another name: the filamentctl@.service template (instance = box)
+
+    @property
+    def template(self) -> bool:
+        return self.box != "default"
+
+    @property
+    def file_name(self) -> str:
+        """The unit file to write: ``filamentctl.service`` or the template."""
+        return TEMPLATE_NAME if self.template else UNIT_NAME
+
+    @property
+    def instance_name(self) -> str:
+        """The unit to enable: ``filamentctl.service`` or ``filamentctl@BOX.service``."""
+        return f"filamentctl@{self.box}.service" if self.template else UNIT_NAME
 
     @property
     def group_name(self) -> str:
@@ -86,11 +103,17 @@ def render_unit(opts: UnitOptions) -> str:
     # An executable under /home needs the home directories visible (read-only still).
     protect_home = "read-only" if opts.under_home else "yes"
     supplementary = " ".join(opts.supplementary_groups)
+    # A named box is an instance of the template: %i is its name, and each instance gets its
+    # own directories (the runtime one beside, not below, the default box's: systemd removes a
+    # unit's runtime directory with its contents when the unit stops).
+    sub = "/%i" if opts.template else ""
+    runtime = "filamentctl-%i" if opts.template else "filamentctl"
+    what = "box %i" if opts.template else "keeps 3D-printer filament dry"
     lines = [
         "# Written by `filamentctl service install`; rerun it after moving the executable.",
-        "# Local changes belong in a drop-in: systemctl edit filamentctl",
+        f"# Local changes belong in a drop-in: systemctl edit {opts.instance_name}",
         "[Unit]",
-        "Description=filamentctl: keeps 3D-printer filament dry (sensor, history, heater, fan)",
+        f"Description=filamentctl {what} (sensor, history, heater, fan)",
         "Documentation=man:filamentctl(1) man:filamentctl-service(1)",
         # DeviceAllow=char-i2c only resolves when i2c-dev is loaded at start; load it first.
         "Wants=modprobe@i2c_dev.service",
@@ -119,18 +142,19 @@ def render_unit(opts: UnitOptions) -> str:
     if supplementary:
         lines.append(f"SupplementaryGroups={supplementary}")
     lines += [
-        "ConfigurationDirectory=filamentctl",
+        f"ConfigurationDirectory=filamentctl{sub}",
         "ConfigurationDirectoryMode=0750",
-        "StateDirectory=filamentctl",
+        f"StateDirectory=filamentctl{sub}",
         "StateDirectoryMode=0750",
-        "RuntimeDirectory=filamentctl",
+        f"RuntimeDirectory={runtime}",
         # Group members reach the socket (0660) through this directory: SSH users, no flags.
         "RuntimeDirectoryMode=0750",
         "UMask=0027",
         # / is read-only here; gpiozero's lgpio backend creates notification FIFOs in $LG_WD
         # (default: the working directory), so give it the runtime directory.
-        f"WorkingDirectory=-{STATE_DIR}",
-        f"Environment=LG_WD={RUNTIME_DIR}",
+        f"WorkingDirectory=-{STATE_DIR}{sub}",
+        f"Environment=LG_WD=/run/{runtime}",
+        *(["Environment=FILAMENTCTL_BOX=%i"] if opts.template else []),
         "",
         "# Hardware: only GPIO character devices and I2C buses (by device group, so chips",
         "# that appear later are covered too).",

@@ -87,11 +87,11 @@ def test_a_named_box_has_its_own_files_under_home(tmp_path: Path) -> None:
 
 def test_a_named_box_finds_its_system_service_socket() -> None:
     p = paths.resolve({"HOME": "/home/u", "FILAMENTCTL_BOX": "shelf"})
-    assert p.candidate_sockets({})[-1] == Path("/run/filamentctl/shelf/filamentctl.sock")
+    assert p.candidate_sockets({})[-1] == Path("/run/filamentctl-shelf/filamentctl.sock")
     assert p.config_dir == Path("/home/u/.config/filamentctl/boxes/shelf")
 
 
 @pytest.mark.parametrize("bad", ["A", "-x", "a/b", "..", "x" * 33, "a b"])
 def test_malformed_box_names_are_refused(bad: str) -> None:
-    with pytest.raises(ValueError, match="invalid box name"):
+    with pytest.raises(paths.BadBoxName, match="invalid box name"):
         paths.resolve({"FILAMENTCTL_BOX": bad, "HOME": "/home/u"})
