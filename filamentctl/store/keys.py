@@ -1,10 +1,10 @@
 """Where the configuration's encryption key comes from.
 
-Sources are tried in priority order (product.md §6): the ``FILAMENTCTL_CONFIG_KEY`` environment
-variable, then HashiCorp Vault when ``VAULT_ADDR`` is set (:mod:`filamentctl.store.vault`; an
+Sources are tried in priority order: the ``FILAMENTCTL_CONFIG_KEY`` environment variable, then
+HashiCorp Vault when ``VAULT_ADDR`` is set (through :mod:`filamentctl.store.vault`'s client; an
 unreachable Vault falls back with one warning), then the key file (``paths.key_file``, mode 0600,
-in a directory apart from the database). A source is anything with a ``name`` and a
-``find(paths, env)`` method, and :data:`SOURCES` is the ordered list.
+in a directory apart from the database). Every source is here: anything with a ``name`` and a
+``find(paths, env, notes)`` method, and :data:`SOURCES` is the ordered list.
 
 Key text is either 64 hex characters (a raw 256-bit key, what ``config init`` generates) or any
 other non-empty string, used as a passphrase (SQLCipher derives the key from it). There is no
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from filamentctl.errors import ConfigDecryptError, PermissionDenied, UserError
+from filamentctl.errors import ConfigDecryptError, PermissionDenied, UsageError, UserError
 from filamentctl.paths import Paths
+from filamentctl.store import vault
 
 ENV_KEY = "FILAMENTCTL_CONFIG_KEY"
 KEY_BYTES = 32
@@ -61,8 +62,9 @@ class FoundKey:
 class KeySource(Protocol):
     name: str
 
-    def find(self, paths: Paths, env: Mapping[str, str]) -> FoundKey | None:
-        """The key, None when this source is not configured; UserError when it is but broken."""
+    def find(self, paths: Paths, env: Mapping[str, str], notes: list[str]) -> FoundKey | None:
+        """The key, None when this source is not configured (or, for a source with a fallback,
+        unreachable: then a line in ``notes``); UserError when it is configured but broken."""
         ...
 
 
@@ -79,7 +81,7 @@ class EnvKeySource:
 
     name = ENV_KEY
 
-    def find(self, paths: Paths, env: Mapping[str, str]) -> FoundKey | None:
+    def find(self, paths: Paths, env: Mapping[str, str], notes: list[str]) -> FoundKey | None:
         if ENV_KEY not in env:
             return None
         text = env[ENV_KEY]
@@ -96,7 +98,7 @@ class FileKeySource:
 
     name = "key file"
 
-    def find(self, paths: Paths, env: Mapping[str, str]) -> FoundKey | None:
+    def find(self, paths: Paths, env: Mapping[str, str], notes: list[str]) -> FoundKey | None:
         path = paths.key_file
         try:
             info = path.stat()
@@ -128,42 +130,118 @@ class FileKeySource:
         return FoundKey(key_material(text), f"the key file {path}", kind="file", location=str(path))
 
 
-def _vault_source() -> KeySource:
-    # store/vault.py imports only the schema at module level; hvac loads when Vault is used.
-    from filamentctl.store.vault import VaultKeySource
+class VaultKeySource:
+    """The configuration key from Vault (between FILAMENTCTL_CONFIG_KEY and the key file).
 
-    return VaultKeySource()
+    Not configured (None) when VAULT_ADDR is unset, or when the default key path holds no key
+    (Vault may be used for secret references only). Unreachable: one warning and a note, then
+    None so the key file is tried. Reachable but refusing, or no key at an explicit
+    FILAMENTCTL_VAULT_PATH: VaultError (never a silent fall-through to a weaker source).
+    """
+
+    name = "Vault"
+
+    def find(self, paths: Paths, env: Mapping[str, str], notes: list[str]) -> FoundKey | None:
+        if not vault.configured(env):
+            return None
+        ref = vault.key_ref(env)
+        try:
+            text = vault.VaultClient.connect(env).read(ref)
+        except vault.VaultUnreachable as exc:
+            notes.append(str(exc))
+            vault.log.warning("%s; trying the key file", exc)
+            return None
+        if text is None or not text.strip():
+            if env.get(vault.ENV_PATH, "").strip():
+                raise vault.VaultError(
+                    f"no configuration key in Vault at {env[vault.ENV_ADDR]} {ref} "
+                    f"({vault.ENV_PATH}); check the path, or unset it"
+                )
+            return None
+        return _vault_found(env, key_material(text))
 
 
-# In priority order (product.md §6).
-SOURCES: Sequence[KeySource] = (EnvKeySource(), _vault_source(), FileKeySource())
+def _vault_found(env: Mapping[str, str], material: bytes | str) -> FoundKey:
+    ref = vault.key_ref(env)
+    addr = env[vault.ENV_ADDR].strip()
+    return FoundKey(material, f"Vault {addr} {ref}", kind="vault", location=str(ref), address=addr)
 
 
-def find_key(
+def read_vault_key(env: Mapping[str, str]) -> str | None:
+    """The configuration key text stored in Vault (at FILAMENTCTL_VAULT_PATH or the default)."""
+    return vault.VaultClient.connect(env).read(vault.key_ref(env))
+
+
+def store_vault_key(env: Mapping[str, str], key_text: str) -> None:
+    """Write the configuration key text to Vault, where :class:`VaultKeySource` reads it."""
+    vault.VaultClient.connect(env).write(vault.key_ref(env), key_text)
+
+
+def vault_init_key(env: Mapping[str, str]) -> tuple[FoundKey, bool]:
+    """For ``config init --vault``: the key already in Vault, or a new one written there.
+
+    Returns (key, whether it was written). UsageError when Vault is not configured or the
+    environment key would win over it.
+    """
+    if ENV_KEY in env:
+        raise UsageError(
+            f"{ENV_KEY} is set and would win over Vault; unset it to keep the key in Vault"
+        )
+    if not vault.configured(env):
+        raise UsageError(
+            f"--vault needs {vault.ENV_ADDR} (and {vault.ENV_TOKEN}, or "
+            f"{vault.ENV_ROLE_ID}/{vault.ENV_SECRET_ID}) set"
+        )
+    existing = read_vault_key(env)
+    if existing and existing.strip():
+        return _vault_found(env, key_material(existing)), False
+    material = generate_key()
+    store_vault_key(env, material.hex())
+    return _vault_found(env, material), True
+
+
+# In priority order.
+SOURCES: Sequence[KeySource] = (EnvKeySource(), VaultKeySource(), FileKeySource())
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """What :func:`lookup_key` found, and notes on sources that were skipped (unreachable)."""
+
+    found: FoundKey | None
+    notes: tuple[str, ...] = ()
+
+
+def lookup_key(
     paths: Paths, env: Mapping[str, str] | None = None, sources: Sequence[KeySource] | None = None
-) -> FoundKey | None:
-    """The key from the first configured source, or None when no source has one.
+) -> KeyLookup:
+    """The key from the first configured source (None when no source has one), with notes.
 
     Raises UserError/PermissionDenied when a source is configured but unusable (empty env
     variable, key file readable by others or unreadable): never falls through to a weaker one.
     """
     env = os.environ if env is None else env
+    notes: list[str] = []
     for source in SOURCES if sources is None else sources:
-        found = source.find(paths, env)
+        found = source.find(paths, env, notes)
         if found is not None:
-            return found
-    return None
+            return KeyLookup(found, tuple(notes))
+    return KeyLookup(None, tuple(notes))
+
+
+def find_key(
+    paths: Paths, env: Mapping[str, str] | None = None, sources: Sequence[KeySource] | None = None
+) -> FoundKey | None:
+    """:func:`lookup_key` without the notes."""
+    return lookup_key(paths, env, sources).found
 
 
 def require_key(paths: Paths, env: Mapping[str, str] | None = None) -> FoundKey:
     """Like :func:`find_key`, but no key at all is a ConfigDecryptError saying where to put one."""
-    found = find_key(paths, env)
+    lookup = lookup_key(paths, env)
+    found = lookup.found
     if found is None:
-        unreachable = [
-            str(getattr(s, "last_unreachable", None))
-            for s in SOURCES
-            if getattr(s, "last_unreachable", None)
-        ]
+        unreachable = lookup.notes
         where = f" ({unreachable[0]}; the key file is the fallback)" if unreachable else ""
         raise ConfigDecryptError(
             f"cannot decrypt the configuration at {paths.config_db}: no key found{where}; "

@@ -230,7 +230,7 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = Fa
     written = vault_written = False
     found: keys.FoundKey | None
     if vault:
-        found, vault_written = _vault_init_key(env)
+        found, vault_written = keys.vault_init_key(env)
     else:
         found = keys.find_key(paths, env)
         if found is None:
@@ -246,32 +246,6 @@ def init_config(paths: _paths.Paths, env: Mapping[str, str], *, vault: bool = Fa
 
     ConfigStore.open(paths.config_db, found.material, create=True, key_source=found.source).close()
     return InitResult(paths.config_db, found.source, written, vault_written)
-
-
-def _vault_init_key(env: Mapping[str, str]) -> tuple[keys.FoundKey, bool]:
-    from filamentctl.store import vault
-
-    if keys.ENV_KEY in env:
-        raise UsageError(
-            f"{keys.ENV_KEY} is set and would win over Vault; unset it to keep the key in Vault"
-        )
-    if not vault.configured(env):
-        raise UsageError(
-            f"--vault needs {vault.ENV_ADDR} (and {vault.ENV_TOKEN}, or "
-            f"{vault.ENV_ROLE_ID}/{vault.ENV_SECRET_ID}) set"
-        )
-    ref = vault.key_ref(env)
-    addr = env[vault.ENV_ADDR].strip()
-    where = f"Vault {addr} {ref}"
-    existing = vault.read_key(env)
-    if existing and existing.strip():
-        found = keys.FoundKey(
-            keys.key_material(existing), where, kind="vault", location=str(ref), address=addr
-        )
-        return found, False
-    material = keys.generate_key()
-    vault.store_key(env, material.hex())
-    return keys.FoundKey(material, where, kind="vault", location=str(ref), address=addr), True
 
 
 def set_value(paths: _paths.Paths, env: Mapping[str, str], name: str, value: Any) -> Any:
@@ -475,10 +449,8 @@ def rekey(paths: _paths.Paths, env: Mapping[str, str], new_key: str | None = Non
                 raise UsageError("a key file holds a 64-hex-character key, not a passphrase")
             os.link(paths.key_file, old_key)
         elif found.kind == "vault":
-            from filamentctl.store import vault
-
-            vault_old = vault.read_key(env)
-            vault.store_key(env, new_text)
+            vault_old = keys.read_vault_key(env)
+            keys.store_vault_key(env, new_text)
         if found.kind == "file":
             os.replace(new_key_tmp, paths.key_file)
         os.replace(new_db, db)
@@ -514,9 +486,7 @@ def _restore(
     if found.kind == "file" and os.path.lexists(old_key):
         os.replace(old_key, paths.key_file)
     if found.kind == "vault" and vault_old:
-        from filamentctl.store import vault
-
-        vault.store_key(env, vault_old)
+        keys.store_vault_key(env, vault_old)
 
 
 def _remove(path: Path) -> None:

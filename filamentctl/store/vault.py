@@ -1,4 +1,4 @@
-"""HashiCorp Vault (or OpenBao): the configuration key source, and ``vault:`` secret references.
+"""HashiCorp Vault (or OpenBao): a small client, and ``vault:`` secret references.
 
 Configured from the usual environment variables: ``VAULT_ADDR`` (Vault is used only when it is
 set), ``VAULT_TOKEN`` or AppRole ``VAULT_ROLE_ID`` + ``VAULT_SECRET_ID``, optional
@@ -8,7 +8,9 @@ The configuration key is at ``secret/filamentctl#config_key`` unless ``FILAMENTC
 
 A secret setting (a token or password) may hold a reference, ``vault:mount/path#field``, instead of
 the secret itself: :func:`resolve_secret` turns it into the secret when it is used, so the clear
-value is never stored. Sinks call it on every secret they use (it caches for a minute).
+value is never stored. The service resolves a sink's or gateway's secrets when it builds them
+(cached for a minute). The configuration key's Vault source lives with the other key sources in
+:mod:`filamentctl.store.keys`; this module imports nothing of the store.
 
 Errors: :class:`VaultUnreachable` when nothing answers at ``VAULT_ADDR`` within the timeout (the
 key source then falls back to the key file with one warning), :class:`VaultError` when Vault
@@ -236,61 +238,6 @@ def _reason(exc: Exception) -> str:
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else ""
-
-
-# -- the key source ---------------------------------------------------------------------------
-
-
-class VaultKeySource:
-    """The configuration key from Vault (between FILAMENTCTL_CONFIG_KEY and the key file).
-
-    Not configured (None) when VAULT_ADDR is unset, or when the default key path holds no key
-    (Vault may be used for secret references only). Unreachable: one warning, then None so the
-    key file is tried. Reachable but refusing, or no key at an explicit FILAMENTCTL_VAULT_PATH:
-    VaultError (never a silent fall-through to a weaker source).
-    """
-
-    name = "Vault"
-
-    def __init__(self) -> None:
-        self.last_unreachable: str | None = None
-
-    def find(self, paths: Any, env: Mapping[str, str]) -> Any:
-        from filamentctl.store.keys import FoundKey, key_material
-
-        self.last_unreachable = None
-        if not configured(env):
-            return None
-        ref = key_ref(env)
-        try:
-            text = VaultClient.connect(env).read(ref)
-        except VaultUnreachable as exc:
-            self.last_unreachable = str(exc)
-            log.warning("%s; trying the key file", exc)
-            return None
-        if text is None or not text.strip():
-            if env.get(ENV_PATH, "").strip():
-                raise VaultError(
-                    f"no configuration key in Vault at {env[ENV_ADDR]} {ref} "
-                    f"({ENV_PATH}); check the path, or unset it"
-                )
-            return None
-        addr = env[ENV_ADDR].strip()
-        return FoundKey(
-            key_material(text), f"Vault {addr} {ref}", kind="vault", location=str(ref), address=addr
-        )
-
-
-def store_key(env: Mapping[str, str], key_hex: str) -> VaultRef:
-    """Write the configuration key to Vault at :func:`key_ref`; returns where."""
-    ref = key_ref(env)
-    VaultClient.connect(env).write(ref, key_hex)
-    return ref
-
-
-def read_key(env: Mapping[str, str]) -> str | None:
-    """The configuration key text stored in Vault at :func:`key_ref`, if any."""
-    return VaultClient.connect(env).read(key_ref(env))
 
 
 # -- secret references ------------------------------------------------------------------------
