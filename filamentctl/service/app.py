@@ -275,9 +275,10 @@ class Service:
     def _make_sink(self) -> Any:
         if self._sink_override is not None:
             return self._sink_override
+        from filamentctl.service.secrets import with_secrets
         from filamentctl.sinks.base import create_sink
 
-        return create_sink(self.settings)
+        return create_sink(with_secrets(self.settings, "database."))
 
     def _start_delivery(self, sink: Any) -> None:
         from filamentctl.service.delivery import DeliveryWorker
@@ -559,23 +560,16 @@ class Service:
                 "only root or the service's own user may read a gateway's settings; "
                 "run the gateway as the service user (its systemd unit does)",
             )
-        from filamentctl.core import schema
-        from filamentctl.store.vault import resolve_secret
+        from filamentctl.service.secrets import with_secrets
 
         prefix = f"{name}."
-        out: dict[str, Any] = {}
-        for key, value in self.settings.items():
-            if not key.startswith(prefix):
-                continue
-            spec = schema.SCHEMA.get(key)
-            if spec is not None and spec.secret and isinstance(value, str) and value:
-                try:
-                    value = resolve_secret(value)
-                except Exception as exc:  # Vault down: say so, never the value
-                    raise ProtocolError(
-                        protocol.REFUSED, f"cannot read the secret {key}: {exc}"
-                    ) from None
-            out[key] = value
+        try:
+            resolved = with_secrets(self.settings, prefix)
+        except Exception as exc:  # Vault down: say so, never the value
+            raise ProtocolError(
+                protocol.REFUSED, f"cannot read a secret of the {name} gateway: {exc}"
+            ) from None
+        out = {k: v for k, v in resolved.items() if k.startswith(prefix)}
         log.info("gateway.settings: %s settings sent to %s", name, conn.peer)
         return {"box": self.paths.box, "version": __version__, "settings": out}
 

@@ -68,6 +68,7 @@ def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) 
     """Deliver the backlog with no service running (holding the state lock meanwhile)."""
     from filamentctl.service.delivery import DeliveryWorker
     from filamentctl.service.lockfile import StateLock
+    from filamentctl.service.secrets import with_secrets
     from filamentctl.sinks.base import create_sink
     from filamentctl.store.history import History
     from filamentctl.store.settings import load_settings
@@ -94,7 +95,7 @@ def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) 
         )
         history.open()
         try:
-            sink = create_sink(settings)
+            sink = create_sink(with_secrets(settings, "database."))
             worker = DeliveryWorker(history, sink, settings)
             cb = (lambda d, t: progress({"delivered": d, "total": t})) if progress else None
             result: dict[str, Any] = worker.flush(timeout, cb)

@@ -201,9 +201,11 @@ def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
     if override is not None:
         sink = override
     elif settings["database.type"] != "none":
+        from filamentctl.service.secrets import with_secrets
         from filamentctl.sinks.base import create_sink
 
-        sink = create_sink(settings)  # raises for an unsupported backend: keep the old one
+        # Raises for an unsupported backend or an unreadable secret: the old sink stays.
+        sink = create_sink(with_secrets(settings, "database."))
     old = service.delivery
     if old is not None:
         old.stop(SWAP_DRAIN_S)

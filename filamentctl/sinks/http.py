@@ -360,11 +360,8 @@ def client_from_settings(
     """An :class:`HttpClient` with ``database.timeout``/``tls_verify``/``tls_ca_file`` applied."""
     if not url:
         raise ConfigError(f"{url_key} is not set: set it to the server's URL")
-    from filamentctl.store.vault import resolve_secret
-
-    # Secrets may be `vault:mount/path#field` references: resolved here, at use, never stored.
-    password = resolve_secret(password) if password else password
-    token = resolve_secret(token) if token else token
+    # Secrets arrive resolved (a `vault:` reference is read by the service before it builds
+    # the sink: service/secrets.py).
     try:
         return HttpClient(
             url,

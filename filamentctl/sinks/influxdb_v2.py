@@ -152,10 +152,8 @@ def create(settings: Mapping[str, Any]) -> InfluxDBv2Sink:
     org = str(settings.get("database.influxdb_v2.org") or "")
     if not org:
         raise ConfigError("database.influxdb_v2.org is not set: give the organisation name or ID")
-    from filamentctl.store.vault import resolve_secret
-
-    # A `vault:mount/path#field` reference is resolved here, at use; never stored in clear.
-    token = resolve_secret(str(settings.get("database.influxdb_v2.token") or "")).strip()
+    # Resolved by the service before the sink is built (a `vault:` reference: service/secrets.py).
+    token = str(settings.get("database.influxdb_v2.token") or "").strip()
     ca_file = str(settings.get("database.tls_ca_file") or "")
     if ca_file and not os.access(ca_file, os.R_OK):
         raise ConfigError(

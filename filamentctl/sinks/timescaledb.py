@@ -308,10 +308,8 @@ def create(settings: Mapping[str, Any]) -> TimescaleDBSink:
         conninfo: dict[str, Any] = dict(conninfo_to_dict(url))
     except Exception as exc:
         raise ConfigError(f"database.timescaledb.url is not a valid libpq URI: {exc}") from exc
-    from filamentctl.store.vault import resolve_secret
-
-    # A `vault:mount/path#field` reference is resolved here, at use; never stored in clear.
-    password = resolve_secret(str(settings.get("database.timescaledb.password") or "")).strip()
+    # Resolved by the service before the sink is built (a `vault:` reference: service/secrets.py).
+    password = str(settings.get("database.timescaledb.password") or "").strip()
     if password:
         conninfo["password"] = password
     ca_file = str(settings.get("database.tls_ca_file") or "")

@@ -188,18 +188,21 @@ def test_a_vault_that_accepts_but_never_answers_falls_back_to_the_key_file(home:
 def test_every_backend_resolves_vault_references_in_its_secrets(
     bao: OpenBaoServer, unique_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not only the HTTP client: the InfluxDB 2 token and the PostgreSQL password too."""
+    """Not only the HTTP client: the InfluxDB 2 token and the PostgreSQL password too (the
+    service resolves a sink's secrets before it builds the sink)."""
     bao.api("POST", f"secret/data/{unique_name}", {"data": {"token": "tok-1", "pw": "pw-1"}})
     for name, value in token_env(bao).items():
         monkeypatch.setenv(name, value)
     vault.clear_cache()
     from filamentctl.core import schema
+    from filamentctl.service.secrets import with_secrets
     from filamentctl.sinks import influxdb_v2, timescaledb
 
     values = schema.defaults()
     values["database.influxdb_v2.org"] = "o"
     values["database.influxdb_v2.token"] = f"vault:secret/{unique_name}#token"
     values["database.timescaledb.password"] = f"vault:secret/{unique_name}#pw"
+    values = with_secrets(values, "database.")
     v2 = influxdb_v2.create(values)
     try:
         assert v2.client.token == "tok-1"
