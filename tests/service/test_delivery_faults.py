@@ -1,4 +1,4 @@
-"""How the running service handles each kind of server answer (product.md §4), seen in status.
+"""How the running service handles each kind of server answer (docs/delivery.md), seen in status.
 
 A real ``filamentctl run --simulate`` process writes to the real VictoriaMetrics through the fault
 proxy, which answers 400, 401, 413, 429 + Retry-After or 503 instead of forwarding when told to.

@@ -1,6 +1,6 @@
 """The InfluxDB 2.x sink: influxdb-client used synchronously, against VictoriaMetrics.
 
-No InfluxDB 2.x server can be installed here (domain.md §6); VictoriaMetrics accepts the same
+No InfluxDB 2.x server can be installed here (Debian 12 has none); VictoriaMetrics accepts the same
 ``/api/v2/write`` request the client sends (org and bucket are ignored), so the real client and
 the real HTTP exchange are tested. The fault proxy shows what went over the wire.
 """
