@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,40 +20,15 @@ def machine() -> str:
     )
 
 
-def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
-    """Wall times (s) of ``runs`` executions, after one warm-up run."""
-    times: list[float] = []
-    for i in range(runs + 1):
-        t0 = time.perf_counter()
-        subprocess.run(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        )
-        if i:
-            times.append(time.perf_counter() - t0)
-    return times
-
-
-def interleaved(
-    commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]
-) -> dict[str, list[float]]:
-    """Time several commands round-robin, so machine noise hits them alike."""
-    out: dict[str, list[float]] = {name: [] for name in commands}
-    for argv in commands.values():  # warm-up
-        subprocess.run(
-            argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-        )
-    for _ in range(runs):
-        for name, argv in commands.items():
-            t0 = time.perf_counter()
-            subprocess.run(
-                argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
-            )
-            out[name].append(time.perf_counter() - t0)
-    return out
+class CommandFailed(RuntimeError):
+    """A timed command did not succeed: its time would flatter the figure, so none is kept."""
 
 
 def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run once; (wall seconds, the child's own peak RSS in MB from ``os.wait4``)."""
+    """Run once; (wall seconds, the child's own peak RSS in MB from ``os.wait4``).
+
+    Raises CommandFailed when the command exits non-zero (a fast failure is not a fast run).
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         argv,
@@ -66,13 +40,16 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tupl
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    if proc.returncode != 0:
+        raise CommandFailed(f"`{' '.join(argv)}` exited {proc.returncode}")
     return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
 def measured_interleaved(
     commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Like :func:`interleaved`, also returning each run's peak RSS (MB)."""
+    """Time several commands round-robin, so machine noise hits them alike; (wall seconds,
+    peak RSS in MB) per command. Raises CommandFailed when any run fails."""
     wall: dict[str, list[float]] = {name: [] for name in commands}
     rss: dict[str, list[float]] = {name: [] for name in commands}
     for argv in commands.values():  # warm-up
@@ -83,10 +60,6 @@ def measured_interleaved(
             wall[name].append(elapsed)
             rss[name].append(mb)
     return wall, rss
-
-
-def median_ms(values: list[float]) -> float:
-    return statistics.median(values) * 1000
 
 
 @contextlib.contextmanager

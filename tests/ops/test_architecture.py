@@ -84,3 +84,18 @@ def test_the_package_has_no_import_cycle() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
+
+
+def test_a_benchmark_never_times_a_failed_command() -> None:
+    """A fast failure (no socket, a typo) must not pass for a fast command."""
+    import sys
+
+    import pytest
+
+    from bench._util import CommandFailed, measured_interleaved, run_measured
+
+    assert run_measured([sys.executable, "-c", "pass"])[0] > 0
+    with pytest.raises(CommandFailed):
+        run_measured([sys.executable, "-c", "raise SystemExit(3)"])
+    with pytest.raises(CommandFailed):
+        measured_interleaved({"bad": [sys.executable, "-c", "import nope"]}, 1, {})
