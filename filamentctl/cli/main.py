@@ -41,6 +41,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "tui": ("tui", "register"),
     "sim": ("sim", "app"),
     "config": ("config", "app"),
+    "notify": ("notify", "app"),
     "service": ("service_unit", "app"),
     "relays-off": ("relays", "register"),
 }

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from filamentctl.core import sensors
+from filamentctl.core import notify, sensors
 from filamentctl.errors import ConfigError
 
 KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
@@ -58,6 +58,9 @@ class Key:
     secret: bool = False
     unit: str | None = None
     validator: Validator | None = None
+    # A costlier check (e.g. a library's own parser), run when a person enters a value
+    # (:func:`parse`) or asks for validation (``validate(deep=True)``), not on every load.
+    deep_validator: Validator | None = None
 
     @property
     def section(self) -> str:
@@ -595,6 +598,61 @@ _KEYS: tuple[Key, ...] = (
         "Fan state while the sensor is stale or failing",
         choices=("off", "on"),
     ),
+    # notify
+    _k(
+        "notify.urls",
+        "str",
+        "",
+        "Apprise URLs notifications go to (ntfy://, tgram://, pover://, json://, ...), "
+        "separated by commas or newlines (empty: notifications off)",
+        secret=True,
+        validator=notify.urls_shape_problem,
+        deep_validator=notify.urls_apprise_problem,
+    ),
+    _k(
+        "notify.events",
+        "str",
+        notify.DEFAULT_EVENTS,
+        "Events that notify, comma-separated (or all): " + ", ".join(notify.EVENT_KINDS),
+        validator=notify.events_problem,
+    ),
+    _k(
+        "notify.humidity_above",
+        "float",
+        0.0,
+        "Humidity alarm (desiccant spent): notify when relative humidity stays above this "
+        "for notify.humidity_for (0: off)",
+        min=0,
+        max=100,
+        unit="%RH",
+    ),
+    _k(
+        "notify.humidity_for",
+        "float",
+        3600.0,
+        "How long the humidity must stay above notify.humidity_above before the alarm",
+        min=1,
+        max=7 * 86400,
+        unit="s",
+    ),
+    _k(
+        "notify.quiet_hours",
+        "str",
+        "",
+        "Local time HH:MM-HH:MM when only safety notifications go out; the rest are held "
+        "until it ends (empty: none)",
+        validator=notify.quiet_hours_problem,
+    ),
+    _k(
+        "notify.min_interval",
+        "float",
+        900.0,
+        "Least time between two notifications of one kind; those in between go out as one "
+        "summary (a heater latch always goes out at once)",
+        min=0,
+        max=86400,
+        unit="s",
+    ),
     # metrics, log
     _k(
         "metrics.listen",
@@ -682,7 +740,7 @@ def parse(name: str, text: str) -> Any:
         try:
             value = float(raw)
         except ValueError:
-            raise _bad(k, shown) from None
+            value = _duration(k, raw, shown)
     elif k.type == "choice":
         value = raw.lower()
     elif k.type == "json_object":
@@ -693,7 +751,31 @@ def parse(name: str, text: str) -> Any:
     else:
         # Text is kept as given (a password may legitimately start or end with a space).
         value = text
-    return _check(k, value, shown)
+    value = _check(k, value, shown)
+    problem = _deep_problem(k, value)
+    if problem is not None:
+        raise _bad(k, shown, problem)
+    return value
+
+
+def _duration(k: Key, raw: str, shown: str) -> float:
+    """A length of time in seconds may also be written 90s, 15m, 2h, 1h30m or 1d."""
+    if k.unit != "s":
+        raise _bad(k, shown)
+    from filamentctl.core.duration import parse_duration
+
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise _bad(k, shown, k.allowed() + " (or a duration such as 90s, 15m, 2h)") from None
+
+
+def _deep_problem(k: Key, value: Any) -> str | None:
+    if k.deep_validator is None or not value:
+        return None
+    if k.secret and isinstance(value, str) and value.startswith(VAULT_REF_PREFIX):
+        return None  # checked where it is resolved
+    return k.deep_validator(value)
 
 
 def check(name: str, value: Any) -> Any:
@@ -772,13 +854,21 @@ def format_value(name: str, value: Any) -> str:
 _I2C_PINS = (2, 3)
 
 
-def validate(values: Mapping[str, Any]) -> list[str]:
+def validate(values: Mapping[str, Any], *, deep: bool = False) -> list[str]:
     """Cross-field problems, one line each naming the keys; empty when consistent.
 
-    Keys missing from ``values`` take their defaults, so a partial mapping can be checked.
+    Keys missing from ``values`` take their defaults, so a partial mapping can be checked. With
+    ``deep``, values are also put through their keys' costlier checks (e.g. Apprise's parser
+    for ``notify.urls``), as ``config validate`` and ``config import`` do.
     """
     v = {**defaults(), **values}
     problems: list[str] = []
+    if deep:
+        for name, k in SCHEMA.items():
+            problem = _deep_problem(k, v.get(name))
+            if problem is not None:
+                shown = "(hidden)" if k.secret else _shown(v[name])
+                problems.append(str(_bad(k, shown, problem)))
 
     lo, hi, cut = v["heater.min_temp_c"], v["heater.max_temp_c"], v["heater.cutoff_temp_c"]
     if not lo < hi:
