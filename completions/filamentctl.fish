@@ -37,13 +37,15 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' config demo fan flush heater history read relays-off run service sim status tui
+            printf '%s\n' config demo fan flush heater history notify read relays-off run service sim status tui
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
             printf '%s\n' auto off on reset status
         case 'heater'
             printf '%s\n' auto off on reset status
+        case 'notify'
+            printf '%s\n' test
         case 'service'
             printf '%s\n' install status uninstall
         case 'sim'
@@ -92,6 +94,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a fan -d 'Switch the fan by ha
 complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlog now, with a progress bar.'
 complete -c filamentctl -n "__filamentctl_at ''" -a heater -d 'Switch the heater by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a history -d 'Print readings from the local history (works with or without a running service).'
+complete -c filamentctl -n "__filamentctl_at ''" -a notify -d 'Notifications to your phone through Apprise (ntfy, Telegram, Pushover, e-mail, Home Assistant, ...).'
 complete -c filamentctl -n "__filamentctl_at ''" -a read -d 'Take one reading: from the running service, else straight from the configured sensor.'
 complete -c filamentctl -n "__filamentctl_at ''" -a relays-off -d 'Drive this box\'s relay pins to OFF directly through GPIO, without the service.'
 complete -c filamentctl -n "__filamentctl_at ''" -a run -d 'Run the service in the foreground (systemd runs exactly this).'
@@ -216,6 +219,12 @@ complete -c filamentctl -n "__filamentctl_at 'history'" -s f -l format -r -d 'ta
 complete -c filamentctl -n "__filamentctl_at 'history'" -l limit -r -d 'At most this many readings (newest kept).'
 complete -c filamentctl -n "__filamentctl_at 'history'" -l every -r -d 'Average into buckets of this length, e.g. 10m (long spans).'
 complete -c filamentctl -n "__filamentctl_at 'history'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'notify'" -a test -d 'Send a test message to every URL in notify.urls and report each result.'
+complete -c filamentctl -n "__filamentctl_at 'notify'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'notify test'" -l json -d 'Print one JSON document (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'notify test'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'read'" -l json -d 'Print one JSON document on stdout (for scripts).'
 complete -c filamentctl -n "__filamentctl_at 'read'" -l direct -d 'Read the configured sensor directly, even if a service is running.'

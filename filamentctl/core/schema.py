@@ -61,6 +61,8 @@ class Key:
     # A costlier check (e.g. a library's own parser), run when a person enters a value
     # (:func:`parse`) or asks for validation (``validate(deep=True)``), not on every load.
     deep_validator: Validator | None = None
+    # A length of time that may also be written as a duration: 90s, 15m, 2h, 1h30m, 1d.
+    duration: bool = False
 
     @property
     def section(self) -> str:
@@ -79,6 +81,9 @@ class Key:
             return "true or false"
         if self.type == "json_object":
             return 'a JSON object, e.g. {"location": "shelf-2"}'
+        if self.duration:
+            low, high = _num(self.min or 0), _num(self.max or math.inf)
+            return f"seconds from {low} to {high}, or a duration such as 90s, 15m, 2h"
         if self.type in ("int", "float"):
             kind = "a whole number" if self.type == "int" else "a number"
             if self.min is not None and self.max is not None:
@@ -603,8 +608,8 @@ _KEYS: tuple[Key, ...] = (
         "notify.urls",
         "str",
         "",
-        "Apprise URLs notifications go to (ntfy://, tgram://, pover://, json://, ...), "
-        "separated by commas or newlines (empty: notifications off)",
+        "Apprise URLs to notify (ntfy://, tgram://, json://...), comma or newline "
+        "separated; empty: off",
         secret=True,
         validator=notify.urls_shape_problem,
         deep_validator=notify.urls_apprise_problem,
@@ -613,15 +618,14 @@ _KEYS: tuple[Key, ...] = (
         "notify.events",
         "str",
         notify.DEFAULT_EVENTS,
-        "Events that notify, comma-separated (or all): " + ", ".join(notify.EVENT_KINDS),
+        "Events that notify (comma-separated, or all); the default is every kind",
         validator=notify.events_problem,
     ),
     _k(
         "notify.humidity_above",
         "float",
         0.0,
-        "Humidity alarm (desiccant spent): notify when relative humidity stays above this "
-        "for notify.humidity_for (0: off)",
+        "Desiccant alarm: notify when humidity stays above this for notify.humidity_for (0: off)",
         min=0,
         max=100,
         unit="%RH",
@@ -634,24 +638,24 @@ _KEYS: tuple[Key, ...] = (
         min=1,
         max=7 * 86400,
         unit="s",
+        duration=True,
     ),
     _k(
         "notify.quiet_hours",
         "str",
         "",
-        "Local time HH:MM-HH:MM when only safety notifications go out; the rest are held "
-        "until it ends (empty: none)",
+        "HH:MM-HH:MM local time when only safety notifications go out, the rest held (empty: none)",
         validator=notify.quiet_hours_problem,
     ),
     _k(
         "notify.min_interval",
         "float",
         900.0,
-        "Least time between two notifications of one kind; those in between go out as one "
-        "summary (a heater latch always goes out at once)",
+        "Least time between two notifications of one kind; those between go out as one summary",
         min=0,
         max=86400,
         unit="s",
+        duration=True,
     ),
     # metrics, log
     _k(
@@ -760,14 +764,14 @@ def parse(name: str, text: str) -> Any:
 
 def _duration(k: Key, raw: str, shown: str) -> float:
     """A length of time in seconds may also be written 90s, 15m, 2h, 1h30m or 1d."""
-    if k.unit != "s":
+    if not k.duration:
         raise _bad(k, shown)
     from filamentctl.core.duration import parse_duration
 
     try:
         return parse_duration(raw)
     except ValueError:
-        raise _bad(k, shown, k.allowed() + " (or a duration such as 90s, 15m, 2h)") from None
+        raise _bad(k, shown) from None
 
 
 def _deep_problem(k: Key, value: Any) -> str | None:

@@ -21,6 +21,7 @@ HEAVY = (
     "rich",
     "prometheus_client",
     "tenacity",
+    "apprise",
 )
 
 
@@ -38,6 +39,11 @@ def test_importing_cli_loads_no_heavy_library() -> None:
     loaded = _modules_after("import filamentctl.cli.main")
     bad = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert bad == [], f"importing the CLI loaded: {bad}"
+
+
+def test_the_notify_command_loads_apprise_only_when_it_sends() -> None:
+    loaded = _modules_after("import filamentctl.cli.main, filamentctl.cli.notify")
+    assert not [m for m in loaded if m.split(".")[0] in HEAVY]
 
 
 def test_importing_client_and_protocol_loads_no_heavy_library() -> None:
