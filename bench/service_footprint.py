@@ -6,7 +6,10 @@ in a temporary FILAMENTCTL_HOME; after a warm-up, a measured window reads from `
 ``VmRSS``/``VmHWM`` (status), ``utime+stime`` (stat) and ``write_bytes`` (io: what reached the
 block layer), and ``readings_total`` from ``status`` over the socket. CPU per reading = CPU
 seconds / readings in the window; disk bytes per hour are the window's write_bytes extrapolated.
-Goals: RSS at most 40 MB; disk writes at most 2 MB/h at 1 Hz. Linux only.
+Goals: RSS at most 40 MB; disk writes at most 2 MB/h at 1 Hz. A third run at 1 Hz has
+notifications on (``notify.urls`` pointing at a loopback capture server, one ``notify.test`` sent
+so Apprise and its plugins are loaded as by a real notification): its RSS and CPU are reported
+against the 1 Hz run without them. Linux only.
 Run: ``python -m bench.service_footprint [--seconds 60] [--quick]``.
 """
 
@@ -65,8 +68,21 @@ def _proc(pid: int) -> dict[str, float]:
     }
 
 
-def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[str, float]:
-    """One service at ``rate_hz`` readings per second, measured over ``seconds``."""
+def _notify_test(sock: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(sock))
+        s.sendall(b'{"id":1,"op":"notify.test"}\n')
+        reply = json.loads(s.makefile("rb").readline())
+    if not reply.get("ok") or not all(r["ok"] for r in reply["result"]["results"]):
+        raise RuntimeError(f"notify.test failed: {reply}")
+
+
+def measure(
+    rate_hz: float, seconds: float, warmup: float, vm_url: str, notify_url: str | None = None
+) -> dict[str, float]:
+    """One service at ``rate_hz`` readings per second, measured over ``seconds``; with
+    ``notify_url``, notifications on and Apprise loaded by one test message."""
     home = Path(tempfile.mkdtemp(prefix="fcf"))
     env = {
         **os.environ,
@@ -77,6 +93,9 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
         "FILAMENTCTL_SENSOR__READ_INTERVAL": str(1.0 / rate_hz),
     }
     env.pop("FILAMENTCTL_SOCKET", None)
+    env.pop("FILAMENTCTL_NOTIFY__URLS", None)
+    if notify_url:
+        env["FILAMENTCTL_NOTIFY__URLS"] = notify_url
     sock = home / "run" / "filamentctl.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "filamentctl", "run", "--simulate"],
@@ -97,6 +116,8 @@ def measure(rate_hz: float, seconds: float, warmup: float, vm_url: str) -> dict[
                 if time.monotonic() > deadline:
                     raise RuntimeError("the service did not come up in 30 s") from None
                 time.sleep(0.1)
+        if notify_url:
+            _notify_test(sock)
         time.sleep(warmup)
         before, readings0, t0 = _proc(proc.pid), _status(sock)["readings_total"], time.monotonic()
         time.sleep(seconds)
@@ -145,6 +166,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             url = server.url
         # The window must cover several commits and delivery flushes (2 s and 10 s by default).
         results = {rate: measure(rate, seconds, warmup=5.0, vm_url=url) for rate in (1.0, 10.0)}
+        from tests.capture import CaptureServer
+
+        with CaptureServer() as capture:
+            notifying = measure(1.0, seconds, 5.0, url, notify_url=capture.url("bench"))
     finally:
         if server is not None:
             server.close()
@@ -161,6 +186,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )
         for key, value in r.items():
             out[f"{rate:g} Hz {key}"] = value
+    r = notifying
+    print(
+        f"{'1Hz+notify':>6}{r['rss_mb']:>9.1f}{r['peak_rss_mb']:>9.1f}"
+        f"{r['cpu_ms_per_reading']:>16.2f}{r['cpu_percent']:>8.2f}{r['disk_mb_per_h']:>11.2f}"
+    )
+    for key, value in r.items():
+        out[f"1 Hz notify {key}"] = value
     worst_rss = max(r["peak_rss_mb"] for r in results.values())
     disk = results[1.0]["disk_mb_per_h"]
     print(

@@ -428,7 +428,9 @@ class Notifier:
         if topic == "alert":
             if data.get("kind") == "heater_latched":
                 return texts.heater_latched(data, settings, origin)
-            return texts.delivery_alert(data, settings, origin, now)
+            if data.get("kind") in ("delivery", "auth"):
+                return texts.delivery_alert(data, settings, origin, now)
+            return None
         if topic == "sensor":
             return texts.sensor_event(data, settings, origin, now)
         if topic == "storage.recovered" and data.get("had_alert"):

@@ -235,6 +235,9 @@ def test_a_hanging_or_failing_notification_service_never_delays_sampling(
     assert section["last_error"].startswith("target 1 (JSON): ")
     assert section["next_retry_s"] is not None
     assert TOKEN not in shown.stdout
+    text = proc.cli("status").stdout
+    assert "notify    1 target(s): 0 sent, 1 pending" in text
+    assert "last error: target 1 (JSON): " in text
     # Retried later: once the server answers, the message arrives.
     cap.set_mode("ok")
     cap.wait_for(1, timeout=30)
