@@ -82,8 +82,11 @@ def urls_apprise_problem(text: str) -> str | None:
     urls = split_urls(text)
     if not urls:
         return None
-    import apprise  # heavy: only when there are URLs to check
-    from apprise.manager_plugins import NotificationManager
+    try:
+        import apprise  # heavy: only when there are URLs to check
+        from apprise.manager_plugins import NotificationManager
+    except ImportError as exc:
+        return f"Apprise URLs, but Apprise cannot be imported ({exc}); reinstall filamentctl"
 
     quiet_apprise_logger()
     for n, url in enumerate(urls, 1):

@@ -34,7 +34,7 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from filamentctl import __version__, protocol
@@ -232,7 +232,6 @@ class Pending:
     targets: set[int] | None = None
     attempts: int = 0
     urls_key: str | None = None  # the URL set the pending targets refer to
-    errors: dict[int, str] = field(default_factory=dict)
 
 
 class Outbox:
@@ -311,7 +310,9 @@ class Notifier:
         self._clock = clock
         self._wall = wall
         self._localtime = localtime
-        self._lock = threading.Lock()  # settings, rules, counters (never held during I/O)
+        # Settings, rules, counters. Never held while sending; the small state file is written
+        # under it (rarely: when a kind notifies or the desiccant alarm changes).
+        self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

@@ -210,8 +210,9 @@ def test_a_fired_humidity_alarm_does_not_fire_again_after_a_restart(
 def test_a_hanging_or_failing_notification_service_never_delays_sampling(
     cap: CaptureServer, procs: list[ServiceProcess], mode: str
 ) -> None:
-    # rto=2: Apprise gives up on a hanging server after 2 s (a failure, retried with backoff).
-    proc = start_box(cap.url(TOKEN) + "?rto=2", FILAMENTCTL_HEATER__ENABLED="true")
+    # Apprise gives up on a hanging server after its 4 s read timeout: a failure, retried with
+    # backoff. Sending inside the sampler would show readings at least that old.
+    proc = start_box(cap.url(TOKEN), FILAMENTCTL_HEATER__ENABLED="true")
     procs.append(proc)
     cap.set_mode(mode)  # type: ignore[arg-type]
     request(proc, "sim.set", {"temperature": 61.0})  # latch: one safety notification
@@ -228,7 +229,7 @@ def test_a_hanging_or_failing_notification_service_never_delays_sampling(
     # Sampling went on all along: readings kept coming, none older than one read interval
     # (plus the time a status request itself may wait on two busy cores).
     assert status(proc)["readings_total"] >= before + 10
-    assert max(ages) < READ_INTERVAL + 1.0, ages
+    assert max(ages) < READ_INTERVAL + 1.5, ages
     shown = proc.cli("status", "--json")
     section = json.loads(shown.stdout)["notifications"]
     assert section["pending"] == 1 and section["failed_attempts"] >= 1
