@@ -10,7 +10,10 @@ in a temporary FILAMENTCTL_HOME; after a warm-up, a measured window reads from `
 ``VmRSS``/``VmHWM`` (status), ``utime+stime`` (stat) and ``write_bytes`` (io: what reached the
 block layer), and ``readings_total`` from ``status`` over the socket. CPU per reading = CPU
 seconds / readings in the window; disk bytes per hour are the window's write_bytes extrapolated.
-Goals: RSS at most 40 MB; disk writes at most 2 MB/h at 1 Hz. Linux only.
+Goals: RSS at most 40 MB; disk writes at most 2 MB/h at 1 Hz. One more run at 1 Hz has
+notifications on (``notify.urls`` pointing at a loopback capture server, one ``notify.test`` sent
+so Apprise and its plugins are loaded as by a real notification): its RSS and CPU are reported
+against the 1 Hz run without them. Linux only.
 Run: ``python -m bench.service_footprint [--seconds 60] [--quick]``.
 """
 
@@ -69,15 +72,27 @@ def _proc(pid: int) -> dict[str, float]:
     }
 
 
+def _notify_test(sock: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(30)
+        s.connect(str(sock))
+        s.sendall(b'{"id":1,"op":"notify.test"}\n')
+        reply = json.loads(s.makefile("rb").readline())
+    if not reply.get("ok") or not all(r["ok"] for r in reply["result"]["results"]):
+        raise RuntimeError(f"notify.test failed: {reply}")
+
+
 def measure(
     rate_hz: float,
     seconds: float,
     warmup: float,
     vm_url: str,
     settings: dict[str, str] | None = None,
+    notify_url: str | None = None,
 ) -> dict[str, float]:
     """One service at ``rate_hz`` readings per second (``settings``: more ``FILAMENTCTL_*``
-    overrides, e.g. ``{"WRITER__BATCH_SIZE": "3"}``), measured over ``seconds``."""
+    overrides, e.g. ``{"WRITER__BATCH_SIZE": "3"}``), measured over ``seconds``; with
+    ``notify_url``, notifications on and Apprise loaded by one test message."""
     home = Path(tempfile.mkdtemp(prefix="fcf"))
     env = {
         **os.environ,
@@ -89,6 +104,9 @@ def measure(
         **{f"FILAMENTCTL_{k}": v for k, v in (settings or {}).items()},
     }
     env.pop("FILAMENTCTL_SOCKET", None)
+    env.pop("FILAMENTCTL_NOTIFY__URLS", None)
+    if notify_url:
+        env["FILAMENTCTL_NOTIFY__URLS"] = notify_url
     sock = home / "run" / "filamentctl.sock"
     proc = subprocess.Popen(
         [sys.executable, "-m", "filamentctl", "run", "--simulate"],
@@ -109,6 +127,8 @@ def measure(
                 if time.monotonic() > deadline:
                     raise RuntimeError("the service did not come up in 30 s") from None
                 time.sleep(0.1)
+        if notify_url:
+            _notify_test(sock)
         time.sleep(warmup)
         first = _status(sock)
         readings0, written0 = first["readings_total"], first["storage"]["written"]
@@ -173,6 +193,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             name: measure(rate, seconds, warmup=5.0, vm_url=url, settings=extra)
             for name, (rate, extra) in DELIVERY_VARIANTS.items()
         }
+        from tests.capture import CaptureServer
+
+        with CaptureServer() as capture:
+            notifying = measure(1.0, seconds, 5.0, url, notify_url=capture.url("bench"))
     finally:
         if server is not None:
             server.close()
@@ -197,6 +221,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, r in delivery.items():
         print(f"{name:<44}{r['disk_mb_per_h']:>11.2f}{r['disk_mb_per_h'] / base:>8.2f}")
         out[f"{name} disk_mb_per_h"] = r["disk_mb_per_h"]
+    r = notifying
+    print()
+    print("with notifications on (Apprise loaded by one test message)")
+    print(
+        f"{'1Hz+notify':>6}{r['rss_mb']:>9.1f}{r['peak_rss_mb']:>9.1f}"
+        f"{r['cpu_ms_per_reading']:>16.2f}{r['cpu_percent']:>8.2f}{r['disk_mb_per_h']:>11.2f}"
+    )
+    for key, value in r.items():
+        out[f"1 Hz notify {key}"] = value
     worst_rss = max(r["peak_rss_mb"] for r in results.values())
     disk = results[1.0]["disk_mb_per_h"]
     print(

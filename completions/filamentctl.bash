@@ -4,10 +4,11 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "boxes config demo fan flush heater history mqtt read relays-off run service sim status tui web" ;;
+        "") echo "boxes config demo fan flush heater history mqtt notify read relays-off run service sim status tui web" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
+        "notify") echo "test" ;;
         "service") echo "install status uninstall" ;;
         "sim") echo "clear set" ;;
     esac
@@ -45,6 +46,8 @@ _filamentctl_options() {
         "heater status") echo "--json -h --help" ;;
         "history") echo "--since -f --format --limit --every -h --help" ;;
         "mqtt") echo "--remove-discovery --debug --log-format -h --help" ;;
+        "notify") echo "-h --help" ;;
+        "notify test") echo "--json -h --help" ;;
         "read") echo "--json --direct -h --help" ;;
         "relays-off") echo "--json -h --help" ;;
         "run") echo "--simulate --debug --log-format -h --help" ;;

@@ -37,13 +37,15 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' boxes config demo fan flush heater history mqtt read relays-off run service sim status tui web
+            printf '%s\n' boxes config demo fan flush heater history mqtt notify read relays-off run service sim status tui web
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
         case 'fan'
             printf '%s\n' auto off on reset status
         case 'heater'
             printf '%s\n' auto off on reset status
+        case 'notify'
+            printf '%s\n' test
         case 'service'
             printf '%s\n' install status uninstall
         case 'sim'
@@ -100,6 +102,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlo
 complete -c filamentctl -n "__filamentctl_at ''" -a heater -d 'Switch the heater by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a history -d 'Print readings from the local history (works with or without a running service).'
 complete -c filamentctl -n "__filamentctl_at ''" -a mqtt -d 'Run the Home Assistant MQTT gateway in the foreground (its unit runs this).'
+complete -c filamentctl -n "__filamentctl_at ''" -a notify -d 'Notifications to your phone through Apprise (ntfy, Telegram, Pushover, e-mail, Home Assistant, ...).'
 complete -c filamentctl -n "__filamentctl_at ''" -a read -d 'Take one reading: from the running service, else straight from the configured sensor.'
 complete -c filamentctl -n "__filamentctl_at ''" -a relays-off -d 'Drive this box\'s relay pins to OFF directly through GPIO, without the service.'
 complete -c filamentctl -n "__filamentctl_at ''" -a run -d 'Run the service in the foreground (systemd runs exactly this).'
@@ -234,6 +237,12 @@ complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l remove-discovery -d 'Cle
 complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l debug -d 'Debug logging (never secrets).'
 complete -c filamentctl -n "__filamentctl_at 'mqtt'" -l log-format -r -d 'text or json.'
 complete -c filamentctl -n "__filamentctl_at 'mqtt'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'notify'" -a test -d 'Send a test message to every URL in notify.urls and report each result.'
+complete -c filamentctl -n "__filamentctl_at 'notify'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'notify test'" -l json -d 'Print one JSON document (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'notify test'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'read'" -l json -d 'Print one JSON document on stdout (for scripts).'
 complete -c filamentctl -n "__filamentctl_at 'read'" -l direct -d 'Read the configured sensor directly, even if a service is running.'

@@ -688,7 +688,7 @@ def validate(
             from filamentctl.store.settings import load_settings
 
             settings = load_settings(paths, env, check_rules=False)
-            problems = schema.validate(settings)
+            problems = schema.validate(settings, deep=True)
             where = str(paths.config_db) if settings.source == "store" else "the defaults"
         else:
             from filamentctl.store.settings import check_values

@@ -122,7 +122,27 @@ def render_status(s: dict[str, Any]) -> str:
     alert = st.get("alert")
     if alert:
         lines.append(f"  ALERT     {alert.get('kind')}: {alert.get('message')}")
+    lines.extend(_notifications_lines(s.get("notifications") or {}))
     return "\n".join(lines) + "\n"
+
+
+def _notifications_lines(n: dict[str, Any]) -> list[str]:
+    """``notify    1 target(s): 3 sent, 1 pending, 4 held``; nothing while they are off."""
+    if not n.get("enabled"):
+        return [f"  notify    not started: {n['last_error']}"] if n.get("last_error") else []
+    held = sum((n.get("held") or {}).values())
+    targets = n.get("targets")
+    line = f"  notify    {'?' if targets is None else targets} target(s): {n.get('sent', 0)} sent"
+    line += f", {n['pending']} pending" if n.get("pending") else ""
+    line += f", {held} held" if held else ""
+    out = [line]
+    if n.get("last_error"):
+        retry = n.get("next_retry_s")
+        out.append(
+            f"            last error: {n['last_error']}"
+            + (f" — retry in {fmt_age(retry)}" if retry is not None else "")
+        )
+    return out
 
 
 # -- read -------------------------------------------------------------------------------------

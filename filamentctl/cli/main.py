@@ -43,6 +43,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "mqtt": ("mqtt", "register"),
     "sim": ("sim", "app"),
     "config": ("config", "app"),
+    "notify": ("notify", "app"),
     "service": ("service_unit", "app"),
     "relays-off": ("relays", "register"),
     "boxes": ("boxes", "register"),

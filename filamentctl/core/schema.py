@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from filamentctl.core import sensors
+from filamentctl.core import notify, sensors
 from filamentctl.errors import ConfigError
 
 KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
@@ -59,6 +59,11 @@ class Key:
     secret: bool = False
     unit: str | None = None
     validator: Validator | None = None
+    # A costlier check (e.g. a library's own parser), run when a person enters a value
+    # (:func:`parse`) or asks for validation (``validate(deep=True)``), not on every load.
+    deep_validator: Validator | None = None
+    # A length of time that may also be written as a duration: 90s, 15m, 2h, 1h30m, 1d.
+    duration: bool = False
 
     @property
     def section(self) -> str:
@@ -77,6 +82,9 @@ class Key:
             return "true or false"
         if self.type == "json_object":
             return 'a JSON object, e.g. {"location": "shelf-2"}'
+        if self.duration:
+            low, high = _num(self.min or 0), _num(self.max or math.inf)
+            return f"seconds from {low} to {high}, or a duration such as 90s, 15m, 2h"
         if self.type in ("int", "float"):
             kind = "a whole number" if self.type == "int" else "a number"
             if self.min is not None and self.max is not None:
@@ -766,6 +774,60 @@ _KEYS: tuple[Key, ...] = (
         min=0,
         max=2,
     ),
+    # notify
+    _k(
+        "notify.urls",
+        "str",
+        "",
+        "Apprise URLs to notify (ntfy://, tgram://, json://...), comma or newline "
+        "separated; empty: off",
+        secret=True,
+        validator=notify.urls_shape_problem,
+        deep_validator=notify.urls_apprise_problem,
+    ),
+    _k(
+        "notify.events",
+        "str",
+        notify.DEFAULT_EVENTS,
+        "Events that notify (comma-separated, or all); the default is every kind",
+        validator=notify.events_problem,
+    ),
+    _k(
+        "notify.humidity_above",
+        "float",
+        0.0,
+        "Desiccant alarm: notify when humidity stays above this for notify.humidity_for (0: off)",
+        min=0,
+        max=100,
+        unit="%RH",
+    ),
+    _k(
+        "notify.humidity_for",
+        "float",
+        3600.0,
+        "How long the humidity must stay above notify.humidity_above before the alarm",
+        min=1,
+        max=7 * 86400,
+        unit="s",
+        duration=True,
+    ),
+    _k(
+        "notify.quiet_hours",
+        "str",
+        "",
+        "HH:MM-HH:MM local time when only safety notifications go out, the rest held (empty: none)",
+        validator=notify.quiet_hours_problem,
+    ),
+    _k(
+        "notify.min_interval",
+        "float",
+        900.0,
+        "Least time between two notifications of one kind; those between go out as one summary",
+        min=0,
+        max=86400,
+        unit="s",
+        duration=True,
+    ),
     # metrics, log
     _k(
         "metrics.listen",
@@ -853,7 +915,7 @@ def parse(name: str, text: str) -> Any:
         try:
             value = float(raw)
         except ValueError:
-            raise _bad(k, shown) from None
+            value = _duration(k, raw, shown)
     elif k.type == "choice":
         value = raw.lower()
     elif k.type == "json_object":
@@ -864,7 +926,31 @@ def parse(name: str, text: str) -> Any:
     else:
         # Text is kept as given (a password may legitimately start or end with a space).
         value = text
-    return _check(k, value, shown)
+    value = _check(k, value, shown)
+    problem = _deep_problem(k, value)
+    if problem is not None:
+        raise _bad(k, shown, problem)
+    return value
+
+
+def _duration(k: Key, raw: str, shown: str) -> float:
+    """A length of time in seconds may also be written 90s, 15m, 2h, 1h30m or 1d."""
+    if not k.duration:
+        raise _bad(k, shown)
+    from filamentctl.core.duration import parse_duration
+
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        raise _bad(k, shown) from None
+
+
+def _deep_problem(k: Key, value: Any) -> str | None:
+    if k.deep_validator is None or not value:
+        return None
+    if k.secret and isinstance(value, str) and value.startswith(VAULT_REF_PREFIX):
+        return None  # checked where it is resolved
+    return k.deep_validator(value)
 
 
 def check(name: str, value: Any) -> Any:
@@ -948,13 +1034,21 @@ def min_read_interval(sensor_type: str) -> float:
 _I2C_PINS = (2, 3)
 
 
-def validate(values: Mapping[str, Any]) -> list[str]:
+def validate(values: Mapping[str, Any], *, deep: bool = False) -> list[str]:
     """Cross-field problems, one line each naming the keys; empty when consistent.
 
-    Keys missing from ``values`` take their defaults, so a partial mapping can be checked.
+    Keys missing from ``values`` take their defaults, so a partial mapping can be checked. With
+    ``deep``, values are also put through their keys' costlier checks (e.g. Apprise's parser
+    for ``notify.urls``), as ``config validate`` and ``config import`` do.
     """
     v = {**defaults(), **values}
     problems: list[str] = []
+    if deep:
+        for name, k in SCHEMA.items():
+            problem = _deep_problem(k, v.get(name))
+            if problem is not None:
+                shown = "(hidden)" if k.secret else _shown(v[name])
+                problems.append(str(_bad(k, shown, problem)))
 
     lo, hi, cut = v["heater.min_temp_c"], v["heater.max_temp_c"], v["heater.cutoff_temp_c"]
     if not lo < hi:

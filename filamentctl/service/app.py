@@ -92,6 +92,7 @@ class Service:
         self.control: Any = None
         self.server: SocketServer | None = None
         self.metrics: Any = None
+        self.notifier: Any = None  # service.notify.Notifier while notify.urls is set
         self._state_lock: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -118,6 +119,7 @@ class Service:
                 log.info("history: %s readings kept, last #%d", "existing", last.seq)
             self._build_sensor()
             self._build_delivery()
+            self._start_notifier()
             self.server = SocketServer(self.paths.socket, self.dispatch, group=self._socket_group)
             self.server.start()
             self._start_metrics()
@@ -144,6 +146,13 @@ class Service:
             self.metrics = start_metrics_server(listen, self.status)
         except (ValueError, OSError) as exc:  # a busy port must not stop the box
             log.error("metrics endpoint not started on %s: %s", listen, exc)
+
+    def _start_notifier(self) -> None:
+        # Only with notify.urls set: without it, neither the notifier nor Apprise is loaded.
+        if str(self.settings.get("notify.urls") or "").strip():
+            from filamentctl.service.notify import start_notifier
+
+            self.notifier = start_notifier(self)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -194,6 +203,8 @@ class Service:
             self.delivery.stop(delivery_timeout)
         if self.control is not None:
             self.control.close()
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.sensor is not None:
             try:
                 self.sensor.close()
@@ -462,7 +473,15 @@ class Service:
             "config": dict(self.config_origin),
         }
         out.update(self.control.status(now))
+        out["notifications"] = self._notify_status()
         return out
+
+    def _notify_status(self) -> dict[str, Any]:
+        if self.notifier is None and not self.settings.get("notify.urls"):
+            return {"enabled": False, "targets": 0}
+        from filamentctl.service.notify import status_of
+
+        return status_of(self)
 
     def _storage_status(self) -> dict[str, Any]:
         if self.delivery is not None:
@@ -526,7 +545,13 @@ class Service:
             "config.reload": self.op_config_reload,
             "deadletter.purge": self.op_deadletter_purge,
             "gateway.settings": self.op_gateway_settings,
+            "notify.test": self.op_notify_test,
         }
+
+    def op_notify_test(self, req: Request, conn: Connection) -> Any:
+        from filamentctl.service.notify import handle_test
+
+        return handle_test(self, req, conn)
 
     def op_config_reload(self, req: Request, conn: Connection) -> Any:
         from filamentctl.service.reload import handle_config_reload

@@ -13,6 +13,7 @@ settings from the store and calls :func:`apply_reload`, which diffs old and new 
   The backlog lives in the history with a per-sink cursor, so nothing is lost: the old worker
   gets a short last attempt, the new one continues from its cursor (a new backend's cursor starts
   at the oldest undelivered reading);
+- ``notify.*``: the notifier is started, stopped or reconfigured (``service.notify``);
 - ``log.level``: the logger's level (unless the service runs with ``--debug``).
 
 Keys that need the hardware rebuilt (sensor type and pins, relay enable/pins/polarity, metrics
@@ -143,6 +144,17 @@ def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             errors.append(f"delivery: {_one_line(exc)}")
             service.settings.update({k: old[k] for k in delivery_keys if k in old})
+
+    notify_keys = [k for k in live if k.startswith("notify.")]
+    if notify_keys:
+        try:
+            from filamentctl.service.notify import reconfigure_service
+
+            reconfigure_service(service, effective)
+            applied.extend(notify_keys)
+        except Exception as exc:
+            errors.append(f"notifications: {_one_line(exc)}")
+            service.settings.update({k: old[k] for k in notify_keys if k in old})
 
     if "log.level" in live:
         _apply_log_level(str(old.get("log.level", "info")), str(effective["log.level"]))

@@ -315,7 +315,7 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         except ConfigError as exc:
             problems.append(str(exc))
     if not problems:
-        problems.extend(schema.validate(typed))
+        problems.extend(schema.validate(typed, deep=True))
     return typed, problems
 
 

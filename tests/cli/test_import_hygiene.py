@@ -27,6 +27,7 @@ HEAVY = (
     "aiohttp",
     "paho",
     "yaml",
+    "apprise",
 )
 
 
@@ -63,6 +64,11 @@ def test_running_one_command_builds_only_its_group_without_heavy_libraries(group
     loaded = _modules_after(f"import filamentctl.cli.main as m\nm.build_app({group!r})")
     bad = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert bad == [], f"building `{group}` loaded: {bad}"
+
+
+def test_the_notify_command_loads_apprise_only_when_it_sends() -> None:
+    loaded = _modules_after("import filamentctl.cli.main, filamentctl.cli.notify")
+    assert not [m for m in loaded if m.split(".")[0] in HEAVY]
 
 
 def test_importing_client_and_protocol_loads_no_heavy_library() -> None:

@@ -49,7 +49,8 @@ def test_the_keys_the_issue_lists_exist_with_their_defaults() -> None:
 
 def test_passwords_and_tokens_are_secret_and_nothing_else_is() -> None:
     secret = {n for n, k in SCHEMA.items() if k.secret}
-    assert secret == {n for n in SCHEMA if n.endswith((".password", ".token"))}
+    # notify.urls too: Apprise URLs carry the services' tokens (ntfy topics, bot tokens).
+    assert secret == {n for n in SCHEMA if n.endswith((".password", ".token"))} | {"notify.urls"}
     assert "database.influxdb_v2.token" in secret
     assert "database.timescaledb.password" in secret
 
