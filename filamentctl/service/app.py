@@ -25,6 +25,9 @@ from filamentctl.service.server import Connection, SocketServer
 log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
+# The sampler re-reads sensor.read_interval at least this often while it sleeps, so a reload
+# from a long interval to a short one applies within this long, not after the old interval.
+SAMPLER_RECHECK_S = 1.0
 RETENTION_EVERY_S = 3600.0
 SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
@@ -293,15 +296,20 @@ class Service:
             return
 
     # -- sampling ---------------------------------------------------------------------------
+    def _read_interval(self, min_interval: float) -> float:
+        # Read on every use: a live config reload may change it.
+        return max(float(self.settings["sensor.read_interval"]), min_interval)
+
     def _sampler_loop(self) -> None:
+        from filamentctl.core.schedule import next_slot
+
         min_interval = float(getattr(self.sensor, "min_interval_s", 0))
         last_commit = self.clock()
         last_retention = self.clock() - RETENTION_EVERY_S  # run once at start
         next_at = self.clock()
         previous: Sample | None = None
         while not self._stopping.is_set():
-            # Read each loop: a live config reload may change them.
-            interval = max(float(self.settings["sensor.read_interval"]), min_interval)
+            read_at = self.clock()
             commit_every = float(self.settings["storage.commit_interval"])
             if self._forget_previous:  # a deliberate change (sim set) is not an implausible jump
                 previous, self._forget_previous = None, False
@@ -314,10 +322,24 @@ class Service:
                 # With a database the delivery worker does this; without one, we do.
                 last_retention = now
                 self._apply_retention()
-            next_at += interval
-            if next_at < now:  # fell behind (slow sensor): don't burst to catch up
-                next_at = now + interval
-            self._stopping.wait(max(0.0, next_at - self.clock()))
+            next_at = next_slot(next_at, now, self._read_interval(min_interval))
+            self._sleep_until_next_read(next_at, read_at, min_interval)
+
+    def _sleep_until_next_read(self, next_at: float, read_at: float, min_interval: float) -> None:
+        """Sleep until the next slot, in slices that re-read the interval, never longer than one
+        interval in all (a reload to a shorter interval, a clock jump: see core.schedule)."""
+        from filamentctl.core.schedule import read_wait_s
+
+        waited = 0.0
+        while True:
+            interval = self._read_interval(min_interval)
+            wait = read_wait_s(next_at, read_at, interval, self.clock(), waited)
+            if wait <= 0:
+                return
+            step = min(wait, SAMPLER_RECHECK_S)
+            if self._stopping.wait(step):
+                return
+            waited += step
 
     def sample_once(self, previous: Sample | None) -> Sample | None:
         """Read, validate, store, publish and control on one sample; returns the last accepted."""
