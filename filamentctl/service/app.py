@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from filamentctl import __version__, protocol
@@ -35,6 +35,9 @@ SUBSCRIBER_SEND_TIMEOUT_S = 10.0
 # the service's memory and how long the query holds the history lock.
 HISTORY_LIMIT = 100_000
 MAX_SINCE_S = 100 * 366 * 86400.0
+# A history reply must be taken by its client within this long in all, or it is dropped.
+HISTORY_SEND_S = 60.0
+MAX_IDS = 10_000  # dead-letter ids in one replay/purge request
 #: Gateways that may ask for their settings over the socket (``gateway.settings``).
 GATEWAYS = ("web", "mqtt")
 
@@ -485,6 +488,14 @@ class Service:
                 protocol.UNKNOWN_OP,
                 f"unknown operation {req.op!r}; known: " + ", ".join(sorted(self._handlers())),
             )
+        allowed = protocol.OP_ARGS.get(req.op, ())
+        unknown = sorted(str(name) for name in req.args if name not in allowed)
+        if unknown:  # a typo must not be silently ignored (e.g. a misspelt for_s)
+            raise ProtocolError(
+                protocol.INVALID_ARGS,
+                f"unknown argument(s) for {req.op}: {', '.join(unknown)[:200]}; "
+                + (f"it takes: {', '.join(allowed)}" if allowed else "it takes none"),
+            )
         return handler(req, conn)
 
     def _handlers(self) -> dict[str, Callable[[Request, Connection], Any]]:
@@ -581,15 +592,36 @@ class Service:
         return out
 
     def op_history(self, req: Request, conn: Connection) -> Any:
+        """Readings (or bucket averages) as one reply sent in pieces: read in chunks from a
+        read-only connection, so neither the sampler's lock nor the service's memory is held
+        by a long answer (the server runs at most a few of these at once)."""
+        import json
+
+        from filamentctl.service.server import Streamed
+
         since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0, maximum=MAX_SINCE_S)
         limit = int(_number_arg(req.args, "limit", HISTORY_LIMIT, 1, maximum=HISTORY_LIMIT))
         since_ns = self.wall_ns() - int(since_s * 1e9)
         if "step_s" in req.args:
             step_s = _number_arg(req.args, "step_s", 60.0, minimum=1.0, maximum=MAX_SINCE_S)
-            rows = self.history.downsample(since_ns, int(step_s * 1e9), limit)
+            chunks = self.history.iter_downsample(since_ns, int(step_s * 1e9), limit)
         else:
-            rows = self.history.query(since_ns, limit=limit)
-        return [r.to_dict() for r in rows]
+            chunks = self.history.iter_query(since_ns, limit)
+
+        def encoded() -> Iterator[bytes]:
+            yield b"["
+            first = True
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                text = json.dumps([r.to_dict() for r in chunk], separators=(",", ":"), default=str)[
+                    1:-1
+                ]
+                yield (text if first else "," + text).encode()
+                first = False
+            yield b"]"
+
+        return Streamed(encoded(), deadline_s=HISTORY_SEND_S)
 
     def op_subscribe(self, req: Request, conn: Connection) -> Any:
         topics = req.args.get("topics")
@@ -625,7 +657,11 @@ class Service:
         self.bus.publish(name if name == "alert" else f"storage.{name}", data)
 
     def op_flush(self, req: Request, conn: Connection) -> Any:
-        timeout = _number_arg(req.args, "timeout", 60.0, minimum=0.1)
+        """Deliver the backlog now, for at most ``timeout`` s (≤ MAX_FLUSH_TIMEOUT_S); the flush
+        ends early when its client hangs up, so it never holds a slot for nobody."""
+        timeout = _number_arg(
+            req.args, "timeout", 60.0, minimum=0.1, maximum=protocol.MAX_FLUSH_TIMEOUT_S
+        )
         self._commit()
         if self.delivery is None:
             return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
@@ -633,7 +669,7 @@ class Service:
         def progress(delivered: int, total: int) -> None:
             conn.send_event(req.id, "flush.progress", {"delivered": delivered, "total": total})
 
-        return self.delivery.flush(timeout, progress)
+        return self.delivery.flush(timeout, progress, cancelled=conn.gone)
 
     def _require_sim(self) -> Any:
         if self.box is None:
@@ -675,24 +711,26 @@ class Service:
 
 def _peer_gone(conn: Connection) -> bool:
     """True when the client closed its end (a zero-byte peek), without consuming anything."""
-    import socket
-
-    try:
-        return conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+    return conn.gone()
 
 
 def _ids_arg(args: Mapping[str, Any]) -> list[int] | None:
     ids = args.get("ids")
     if ids is None:
         return None
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    if (
+        not isinstance(ids, list)
+        or len(ids) > MAX_IDS
+        or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= protocol.MAX_ID
+            for i in ids
+        )
     ):
-        raise ProtocolError(protocol.INVALID_ARGS, "'ids' must be a list of integers")
+        raise ProtocolError(
+            protocol.INVALID_ARGS,
+            f"'ids' must be a list of at most {MAX_IDS} dead-letter ids "
+            f"(integers from 1 to {protocol.MAX_ID})",
+        )
     return ids
 
 
