@@ -97,8 +97,11 @@ class Service:
     def start(self) -> None:
         from filamentctl.service.lockfile import StateLock
         from filamentctl.store.history import History
+        from filamentctl.store.trust import check_paths
 
         s = self.settings
+        # Before any file is opened: directories others can write, symlinks in our places.
+        check_paths(self.paths)
         self._state_lock = StateLock(self.paths.state_dir)
         self._state_lock.acquire()
         try:
