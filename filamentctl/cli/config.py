@@ -418,21 +418,36 @@ def _write_private(path: Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise UserError(f"{path} already exists; choose another file or remove it") from None
+        raise UsageError(f"{path} already exists; choose another file or remove it") from None
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
 
 
 def _read_source(path: Path) -> dict[str, Any]:
     """A config file as dotted keys: TOML (ours), YAML (the seed's) or JSON, by extension."""
-    from filamentctl.core import config_import
 
+    text = _read_text_file(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return _parse_source(path, text)
+    except RecursionError:  # e.g. 100,000 '[': the parsers give up before we would
+        raise ConfigError(f"{path} is nested too deeply to be a configuration file") from None
+
+
+def _read_text_file(path: Path) -> str:
+    """A UTF-8 file's text; UsageError (exit 2) for a missing, non-text or non-file path."""
+    try:
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory; give a file") from None
     except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a text file") from None
+        raise UsageError(f"{path} is not a UTF-8 text file") from None
+
+
+def _parse_source(path: Path, text: str) -> dict[str, Any]:
+    from filamentctl.core import config_import
+
     suffix = path.suffix.lower()
     if suffix == ".toml":
         from filamentctl.core.config_toml import loads
@@ -481,10 +496,7 @@ def import_(
         flat = _read_source(file)
         dotenv: dict[str, str] = {}
         if env_file is not None:
-            try:
-                dotenv = config_import.parse_dotenv(env_file.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise UsageError(f"no such file: {env_file}") from None
+            dotenv = config_import.parse_dotenv(_read_text_file(env_file))
         result = config_import.map_config(flat, dotenv)
         if result.errors:
             raise ConfigError(
