@@ -78,28 +78,33 @@ class Connection:
         self.partial_since: float | None = None
         self.evicted = False
 
-    def _peek(self) -> bytes | None:
-        """The next unread byte, b"" when the client closed its end, None when nothing is
-        waiting; never blocks. (A socket with a timeout waits for data before a recv, even with
-        MSG_DONTWAIT, so readability is asked of poll() first.)"""
+    def _poll(self) -> int:
+        """The socket's poll() events right now (never blocks)."""
         try:
             poller = select.poll()
             poller.register(self.sock, select.POLLIN | select.POLLHUP | select.POLLERR)
-            if not poller.poll(0):
-                return None
-            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return None
+            events = poller.poll(0)
         except (OSError, ValueError):  # closed meanwhile
-            return b""
+            return select.POLLNVAL
+        return events[0][1] if events else 0
 
     def gone(self) -> bool:
-        """True when the client closed its end or was dropped (consumes nothing)."""
-        return self.closed.is_set() or self._peek() == b""
+        """True when the client closed its end or was dropped. A client that only shut down
+        its sending side (``socat`` after its input ended) still waits for its reply: on a
+        Unix socket only a full close raises POLLHUP."""
+        if self.closed.is_set():
+            return True
+        return bool(self._poll() & (select.POLLHUP | select.POLLERR | select.POLLNVAL))
 
     def has_input(self) -> bool:
-        """Bytes sent by the client and not read yet (a request on its way in)."""
-        return bool(self._peek())
+        """Bytes sent by the client and not read yet (a request on its way in). Asked of poll()
+        first: a socket with a timeout waits for data before a recv, even with MSG_DONTWAIT."""
+        if not self._poll() & select.POLLIN:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except OSError:
+            return False
 
     def send_stream(self, chunks: Iterator[bytes], deadline_s: float) -> bool:
         """Send ``chunks`` as one reply; False (and the connection closed) when the client does

@@ -169,3 +169,14 @@ def test_a_busy_answer_is_retried_until_a_slot_frees(
     threading.Timer(0.5, release.set).start()
     with Client.connect(path, timeout=5) as client:
         assert client.call("status") == {}
+
+
+def test_a_client_that_only_stopped_sending_still_gets_its_flush(service: Any) -> None:
+    """``printf ... | socat`` shuts down its sending side and waits: that is not hanging up."""
+    with _connect(service.paths.socket) as s:
+        s.sendall(b'{"id":1,"op":"flush","args":{"timeout":1}}\n')
+        s.shutdown(socket.SHUT_WR)
+        lines = s.makefile("rb").read().splitlines()
+    reply = json.loads(lines[-1])
+    assert reply["ok"] and "cancelled" not in str(reply["result"]["error"]), reply
+    assert "cannot reach" in str(reply["result"]["error"])  # it really tried, to the end
