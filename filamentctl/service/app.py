@@ -31,8 +31,8 @@ SAMPLER_RECHECK_S = 1.0
 RETENTION_EVERY_S = 3600.0
 SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
-# One history reply at most this many readings (ask for step_s to cover long spans): bounds
-# the service's memory and how long the query holds the history lock.
+# One history reply at most this many readings (ask for step_s to cover long spans); the reply
+# is read and sent in chunks, so this bounds its length, not the service's memory.
 HISTORY_LIMIT = 100_000
 MAX_SINCE_S = 100 * 366 * 86400.0
 # A history reply must be taken by its client within this long in all, or it is dropped.
@@ -617,10 +617,10 @@ class Service:
             for chunk in chunks:
                 if not chunk:
                     continue
-                text = json.dumps([r.to_dict() for r in chunk], separators=(",", ":"), default=str)[
-                    1:-1
-                ]
-                yield (text if first else "," + text).encode()
+                rows = [r.to_dict() for r in chunk]
+                # The chunk's array without its brackets: the pieces make one JSON array.
+                text = json.dumps(rows, separators=(",", ":"), default=str, allow_nan=False)
+                yield (text[1:-1] if first else "," + text[1:-1]).encode()
                 first = False
             yield b"]"
 
@@ -713,7 +713,7 @@ class Service:
 
 
 def _peer_gone(conn: Connection) -> bool:
-    """True when the client closed its end (a zero-byte peek), without consuming anything."""
+    """True when the client closed its end (see Connection.gone), consuming nothing."""
     return conn.gone()
 
 
