@@ -2,11 +2,11 @@
 
 ``python -m bench`` (or ``./dev bench``) runs, each as its own module with ``main(argv) -> dict``:
 CLI cost (``bench.cli_status``), service footprint (``bench.service_footprint``), backlog drain
-(``bench.drain``), control latency (``bench.control_latency``), dashboard launch
-(``bench.tui_launch``), the web gateway's memory and page weight (``bench.web_gateway``) and the
-Home Assistant gateway's footprint (``bench.mqtt_gateway``). A module that is missing or fails is
-reported in the table with its error; the others still run. Every ratio is against a baseline
-measured in the same run.
+(``bench.drain``), control latency (``bench.control_latency``), history load
+(``bench.history_load``), dashboard launch (``bench.tui_launch``), the web gateway's memory and
+page weight (``bench.web_gateway``) and the Home Assistant gateway's footprint
+(``bench.mqtt_gateway``). A module that is missing or fails is reported in the table with its
+error; the others still run. Every ratio is against a baseline measured in the same run.
 
 Options: ``--quick`` (shorter runs, for a smoke test), ``--only NAME ...``, ``--no-write``.
 """
@@ -259,6 +259,47 @@ BENCHES = [
                 "MQTT gateway CPU per reading",
                 "ms",
                 _key("cpu_ms_per_reading"),
+                goal="(reported)",
+            ),
+        ],
+    ),
+    Bench(
+        "history",
+        "bench.history_load",
+        [],
+        ["--quick"],
+        "python -m bench.history_load --readings 500000 --clients 16 --seconds 20",
+        [
+            Figure(
+                "newest reading's age, 16 clients looping over history",
+                "s",
+                _key("load max_age_s"),
+                _key("idle max_age_s"),
+                "idle service",
+                "≤ read interval + 1 s",
+                lambda v, b: v <= 2.0,  # the bench reads every 1 s
+            ),
+            Figure(
+                "`status` p95 under that load",
+                "ms",
+                _key("load status_p95_ms"),
+                _key("idle status_p95_ms"),
+                "idle service",
+                "(reported)",
+            ),
+            Figure(
+                "service peak RSS under that load",
+                "MB",
+                _key("peak_rss_mb"),
+                _key("idle max_rss_mb"),
+                "idle service",
+                "< 80 MB",
+                lambda v, b: v < 80,
+            ),
+            Figure(
+                "history replies (100,000 readings each)",
+                "1/s",
+                _key("load replies_per_s"),
                 goal="(reported)",
             ),
         ],

@@ -198,7 +198,7 @@ complete -c filamentctl -n "__filamentctl_at 'fan status'" -l json -d 'Print one
 complete -c filamentctl -n "__filamentctl_at 'fan status'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'flush'" -l json -d 'Print one JSON document on stdout (for scripts).'
-complete -c filamentctl -n "__filamentctl_at 'flush'" -l timeout -r -d 'Give up after this many seconds.'
+complete -c filamentctl -n "__filamentctl_at 'flush'" -l timeout -r -d 'Give up after this many seconds (0.1 to 3600).'
 complete -c filamentctl -n "__filamentctl_at 'flush'" -l dead-letter -r -d 'Work on the batches the database rejected instead: list, replay or purge.'
 complete -c filamentctl -n "__filamentctl_at 'flush'" -l id -r -d 'With --dead-letter replay/purge: only this entry (repeatable).'
 complete -c filamentctl -n "__filamentctl_at 'flush'" -s h -l help -d 'Show the help and exit.'
@@ -288,7 +288,7 @@ complete -c filamentctl -n "__filamentctl_at 'sim set'" -s h -l help -d 'Show th
 
 complete -c filamentctl -n "__filamentctl_at 'status'" -l json -d 'Print one JSON document on stdout (for scripts).'
 complete -c filamentctl -n "__filamentctl_at 'status'" -s w -l watch -d 'Refresh every second until Ctrl+C.'
-complete -c filamentctl -n "__filamentctl_at 'status'" -l interval -r -d 'Refresh period for --watch (s).'
+complete -c filamentctl -n "__filamentctl_at 'status'" -l interval -r -d 'Refresh period for --watch (s, 0.2 to 3600).'
 complete -c filamentctl -n "__filamentctl_at 'status'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'tui'" -s h -l help -d 'Show the help and exit.'

@@ -1,14 +1,19 @@
 """The socket client used by the CLI and the dashboard.
 
-Turns connection errors into one-line advice with the right exit code (3: no service, 4: no
-permission). Stdlib only, so ``filamentctl status`` stays cheap to start.
+Turns connection errors into one-line advice with the right exit code (1: the service is busy,
+3: no service, 4: no permission). Talks only to a socket served by root, by the user itself, or
+by the owner of a directory nobody else could have put the socket in (so another local user
+cannot pose as the service). Stdlib only, so ``filamentctl status`` stays cheap to start.
 """
 
 from __future__ import annotations
 
 import errno
 import itertools
+import os
 import socket
+import stat
+import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +24,8 @@ from filamentctl import protocol
 from filamentctl.errors import PermissionDenied, ServiceNotRunning, UserError
 
 CONNECT_TIMEOUT_S = 1.0
+# A "busy" answer (every slot in use) is retried for this long before it is reported.
+BUSY_RETRY_S = 3.0
 
 
 class ServiceError(UserError):
@@ -40,6 +47,7 @@ class Client:
         self._sock: socket.socket | None = None
         self._buf = b""
         self._interrupted = False
+        self._refused = False  # the service turned this connection away (busy)
 
     # -- connection -------------------------------------------------------------------------
     @classmethod
@@ -85,8 +93,15 @@ class Client:
                     "start one with 'filamentctl run'"
                 ) from exc
             raise UserError(f"cannot reach the service at {self.socket_path}: {exc}") from exc
+        try:
+            check_peer(sock, self.socket_path)
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(self._timeout)
         self._sock = sock
+        self._buf = b""
+        self._refused = False
 
     def _connect(self, sock: socket.socket) -> None:
         """Connect; a full listen queue (EAGAIN) is retried briefly rather than reported."""
@@ -120,7 +135,22 @@ class Client:
         try:
             self._sock.sendall(data)
         except OSError as exc:
+            # Turned away at once (busy)? Then its one-line reason is waiting to be read.
+            self._raise_pending_error()
             raise ServiceNotRunning(f"the service closed the connection: {exc}") from exc
+
+    def _raise_pending_error(self) -> None:
+        """Raise the error reply the service sent before closing, if there is one."""
+        assert self._sock is not None
+        try:
+            self._sock.settimeout(0.2)
+            msg = protocol.parse_message(self._recv_line())
+        except (UserError, OSError, ValueError):
+            return
+        if msg.get("ok") is False:
+            err = msg.get("error") or {}
+            self._refused = msg.get("id") is None
+            raise ServiceError(str(err.get("code", "error")), str(err.get("message", "failed")))
 
     def _recv_line(self) -> bytes:
         assert self._sock is not None, "not connected"
@@ -173,7 +203,31 @@ class Client:
         args: dict[str, Any] | None = None,
         on_event: Callable[[str, Any], None] | None = None,
     ) -> Any:
-        """Send one request and return its result; events before the reply go to ``on_event``."""
+        """Send one request and return its result; events before the reply go to ``on_event``.
+
+        A ``busy`` answer (the request was not run) is retried for up to BUSY_RETRY_S, on a new
+        connection when the service turned this one away; then it raises ServiceError (exit 1).
+        """
+        deadline = time.monotonic() + BUSY_RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                return self._call_once(op, args, on_event)
+            except ServiceError as exc:
+                if exc.code != protocol.BUSY or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            if self._refused:
+                self.close()
+                self._open()
+
+    def _call_once(
+        self,
+        op: str,
+        args: dict[str, Any] | None,
+        on_event: Callable[[str, Any], None] | None,
+    ) -> Any:
         req_id = next(self._ids)
         self._send(protocol.request(req_id, op, args))
         while True:
@@ -189,6 +243,7 @@ class Client:
             if msg.get("ok"):
                 return msg.get("result")
             err = msg.get("error") or {}
+            self._refused = msg.get("id") is None and err.get("code") == protocol.BUSY
             raise ServiceError(str(err.get("code", "error")), str(err.get("message", "failed")))
 
     def subscribe(self, topics: list[str] | None = None) -> Iterator[tuple[str, Any]]:
@@ -208,3 +263,45 @@ def call(op: str, args: dict[str, Any] | None = None, timeout: float | None = 10
     """One-shot request to the running service."""
     with Client.connect(timeout=timeout) as client:
         return client.call(op, args)
+
+
+def check_peer(sock: socket.socket, path: Path) -> None:
+    """Refuse (PermissionDenied, exit 4) a socket served by someone who could be posing as the
+    service: trusted are root, this user, and the owner of the socket when it sits in a
+    directory that only that owner and root can write, down from ``/`` (the system service's
+    ``/run/filamentctl``, a user's home). A world-writable place such as ``/tmp`` never vouches
+    for another user's socket."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", raw)
+    except (OSError, AttributeError):  # no SO_PEERCRED here: nothing to check against
+        return
+    if uid in (0, os.geteuid()) or _owned_safely(path, uid):
+        return
+    try:
+        import pwd
+
+        who = f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        who = f"uid {uid}"
+    raise PermissionDenied(
+        f"refusing to talk to {path}: it is served by {who}, not by root, you, or the owner of "
+        f"a directory only they can write; someone may be posing as the service (check who "
+        f"can write to {path.parent})"
+    )
+
+
+def _owned_safely(path: Path, uid: int) -> bool:
+    """The socket belongs to ``uid`` and every directory above it to ``uid`` or root, none of
+    them writable by group or others."""
+    try:
+        if not stat.S_ISSOCK((st := os.lstat(path)).st_mode) or st.st_uid != uid:
+            return False
+        directory = Path(os.path.realpath(path.parent))
+        for d in (directory, *directory.parents):
+            st = os.stat(d)
+            if st.st_uid not in (0, uid) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return False
+    except OSError:
+        return False
+    return True

@@ -29,30 +29,37 @@ NOT_SIMULATED = "not_simulated"
 PERMISSION = "permission_denied"
 TIMEOUT = "timeout"
 INTERNAL = "internal"
+BUSY = "busy"  # every slot (or every slot for this operation) is in use: retry in a moment
 
 # Event topics a subscriber may ask for (an event ``storage.rejected`` matches ``storage``).
 TOPICS = ("reading", "relay", "sensor", "storage", "alert", "drying")
 
-OPS = (
-    "status",
-    "read",
-    "subscribe",
-    "flush",
-    "history",
-    "sim.set",
-    "sim.clear",
-    "heater.set",
-    "heater.reset",
-    "fan.set",
-    "fan.reset",
-    "deadletter.list",
-    "deadletter.replay",
-    "deadletter.purge",
-    "config.reload",
-    "gateway.settings",
-    "notify.test",
-    "ping",
-)
+# Every operation and the arguments it takes; any other argument is refused (invalid_args).
+OP_ARGS: dict[str, tuple[str, ...]] = {
+    "status": (),
+    "read": (),
+    "subscribe": ("topics",),
+    "flush": ("timeout",),
+    "history": ("since_s", "limit", "step_s"),
+    "sim.set": ("temperature", "humidity", "fault"),
+    "sim.clear": (),
+    "heater.set": ("mode", "for_s"),
+    "heater.reset": (),
+    "fan.set": ("mode", "for_s"),
+    "fan.reset": (),
+    "deadletter.list": (),
+    "deadletter.replay": ("ids",),
+    "deadletter.purge": ("ids",),
+    "config.reload": (),
+    "gateway.settings": ("gateway",),
+    "notify.test": (),
+    "ping": (),
+}
+OPS = tuple(OP_ARGS)
+# The most a flush may be given (seconds): every operation has a bounded duration.
+MAX_FLUSH_TIMEOUT_S = 3600.0
+# Dead-letter ids are SQLite integers.
+MAX_ID = 2**63 - 1
 
 
 class ProtocolError(Exception):
@@ -80,6 +87,16 @@ def request(req_id: Any, op: str, args: dict[str, Any] | None = None) -> bytes:
 
 def ok(req_id: Any, result: Any) -> bytes:
     return encode({"v": VERSION, "id": req_id, "ok": True, "result": result})
+
+
+def ok_parts(req_id: Any) -> tuple[bytes, bytes]:
+    """What goes before and after a result's JSON text in an ``ok`` reply (for replies sent
+    piece by piece): ``head + result + tail`` equals ``ok(req_id, result)``."""
+    marker = "\x00result\x00"
+    head, tail = encode({"v": VERSION, "id": req_id, "ok": True, "result": marker}).split(
+        json.dumps(marker).encode()
+    )
+    return head, tail
 
 
 def error(req_id: Any, code: str, message: str) -> bytes:

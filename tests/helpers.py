@@ -55,9 +55,18 @@ def wait_until(
 
 @contextlib.contextmanager
 def in_process_service(
-    values: Mapping[str, Any] | None = None, *, simulate: bool = True, **kwargs: Any
+    values: Mapping[str, Any] | None = None,
+    *,
+    simulate: bool = True,
+    stored: bool = False,
+    **kwargs: Any,
 ) -> Iterator[Any]:
-    """A real Service (real SQLite, real socket, MockFactory pins) in this process."""
+    """A real Service (real SQLite, real socket, MockFactory pins) in this process.
+
+    ``stored=True`` also writes ``values`` (where they differ from the defaults) into a real
+    encrypted configuration in the service's home, so a ``config.reload`` finds what the service
+    runs with, as it would for ``filamentctl run``.
+    """
     from gpiozero.pins.mock import MockFactory
 
     from filamentctl.service.app import Service
@@ -65,9 +74,18 @@ def in_process_service(
     home = short_home()
     paths = _paths.resolve({"FILAMENTCTL_HOME": str(home)})
     kwargs.setdefault("pin_factory", MockFactory())
-    service = Service(
-        values or settings(sensor__read_interval=0.1), paths, simulate=simulate, **kwargs
-    )
+    values = values or settings(sensor__read_interval=0.1)
+    if stored:
+        from filamentctl.store.settings import init_config, set_value
+
+        init_config(paths, {})
+        wanted = {**values, "sensor.type": "simulated"} if simulate else dict(values)
+        defaults = schema.defaults()
+        # The sensor first: other keys are checked against its rules (e.g. interval floors).
+        for name in sorted(wanted, key=lambda n: n != "sensor.type"):
+            if wanted[name] != defaults[name]:
+                set_value(paths, {}, name, wanted[name])
+    service = Service(values, paths, simulate=simulate, **kwargs)
     service.start()
     try:
         yield service

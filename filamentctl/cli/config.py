@@ -457,7 +457,7 @@ def _write_private(path: Path, text: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise UserError(f"{path} already exists; choose another file or remove it") from None
+        raise UsageError(f"{path} already exists; choose another file or remove it") from None
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from filamentctl.cli.common import (
 from filamentctl.errors import ServiceNotRunning, UsageError
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
+MAX_WATCH_INTERVAL_S = 3600.0
 
 
 def register(app: typer.Typer) -> None:
@@ -36,13 +38,18 @@ def status(
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl+C."),
     interval: float = typer.Option(
-        1.0, "--interval", min=0.2, help="Refresh period for --watch (s)."
+        1.0, "--interval", help="Refresh period for --watch (s, 0.2 to 3600)."
     ),
 ) -> None:
     """Show the running service's whole state: reading, sensor, heater, fan, storage.
 
     Exits 3 when no service is running.
     """
+    if not math.isfinite(interval) or not 0.2 <= interval <= MAX_WATCH_INTERVAL_S:
+        raise UsageError(
+            f"invalid --interval {interval!r}: use a number of seconds from 0.2 to "
+            f"{MAX_WATCH_INTERVAL_S:g}"
+        )
     if not watch:
         state = call(ctx, "status", timeout=5.0)
         print_json(state) if json_ else sys.stdout.write(render_status(state))
@@ -176,7 +183,7 @@ def flush(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     timeout: float = typer.Option(
-        60.0, "--timeout", min=0.1, help="Give up after this many seconds."
+        60.0, "--timeout", help="Give up after this many seconds (0.1 to 3600)."
     ),
     dead_letter: str | None = typer.Option(
         None,
@@ -190,10 +197,21 @@ def flush(
     """Deliver the backlog now, with a progress bar. Via the service if it runs, else directly
     (only while no service holds the history)."""
     from filamentctl.client import Client
+    from filamentctl.protocol import MAX_FLUSH_TIMEOUT_S, MAX_ID
 
+    if ids and dead_letter not in ("replay", "purge"):
+        raise UsageError("--id works with --dead-letter replay or purge only")
+    bad = [i for i in ids or () if not 1 <= i <= MAX_ID]
+    if bad:
+        raise UsageError(f"invalid --id {bad[0]}: dead-letter ids are 1 to {MAX_ID}")
     if dead_letter is not None:
         _dead_letter(ctx, dead_letter, ids, json_)
         return
+    if not math.isfinite(timeout) or not 0.1 <= timeout <= MAX_FLUSH_TIMEOUT_S:
+        raise UsageError(
+            f"invalid --timeout {timeout!r}: use a number of seconds from 0.1 to "
+            f"{MAX_FLUSH_TIMEOUT_S:g}"
+        )
     show_bar = not json_ and sys.stderr.isatty()
     bar = _ProgressBar() if show_bar else None
     try:

@@ -33,7 +33,7 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"empty duration; {hint}")
     bare = _BARE.fullmatch(text)
     if bare:
-        return float(bare.group(1))
+        return _finite(float(bare.group(1)), original, hint)
     total = 0.0
     pos = 0
     last_rank = -1
@@ -56,7 +56,15 @@ def parse_duration(text: str) -> float:
         # allow trailing spaces after the last unit
         if text[pos:].strip() == "":
             break
-    return total
+    return _finite(total, original, hint)
+
+
+def _finite(seconds: float, original: str, hint: str) -> float:
+    # float() turns thousands of digits into inf rather than failing: refuse it here.
+    if not math.isfinite(seconds):
+        shown = original if len(original) <= 20 else original[:17] + "..."
+        raise ValueError(f"invalid duration {shown!r}: too long; {hint}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

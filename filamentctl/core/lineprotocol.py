@@ -75,14 +75,26 @@ def _name_problem(value: str, what: str) -> str | None:
 def problems(measurement: str, tags: Mapping[str, str]) -> list[str]:
     """Every reason ``measurement``/``tags`` cannot be encoded; empty when they are fine.
 
-    Usable by the config schema to validate ``data.measurement`` and ``data.tags`` up front.
+    The config schema validates ``data.measurement`` and ``data.tags`` with the same two
+    checks (:func:`measurement_problems`, :func:`tag_problems`), so a value ``config set``
+    accepts is one the service can start with.
     """
-    found: list[str] = []
+    return measurement_problems(measurement) + tag_problems(tags)
+
+
+def measurement_problems(measurement: str) -> list[str]:
+    """Why ``measurement`` cannot be a line-protocol measurement name (empty: it can)."""
     problem = _name_problem(measurement, "data.measurement")
     if problem:
-        found.append(problem)
-    elif measurement.startswith("#"):
-        found.append(f"data.measurement {measurement!r} starts with '#', which marks a comment")
+        return [problem]
+    if measurement.startswith("#"):
+        return [f"data.measurement {measurement!r} starts with '#', which marks a comment"]
+    return []
+
+
+def tag_problems(tags: Mapping[str, Any]) -> list[str]:
+    """Why ``tags`` cannot be written as line-protocol tags (empty: they can)."""
+    found: list[str] = []
     for key, value in tags.items():
         if not isinstance(key, str) or not isinstance(value, str):
             found.append(f"data.tags entry {key!r}={value!r} is not text")

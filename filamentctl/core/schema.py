@@ -108,6 +108,16 @@ def _non_empty(value: Any) -> str | None:
     return None if str(value).strip() else "a non-empty name"
 
 
+def _measurement(value: Any) -> str | None:
+    """A name line protocol can carry: the very check the delivery encoder makes at start."""
+    from filamentctl.core.lineprotocol import measurement_problems
+
+    if not str(value).strip():
+        return "a non-empty name"
+    found = measurement_problems(str(value))
+    return f"a measurement name line protocol can carry ({'; '.join(found)})" if found else None
+
+
 # user:password@ inside a URL would make a secret of a key that is not one (shown by config list,
 # written by export, accepted on argv): credentials have their own secret keys.
 _URL_PASSWORD = re.compile(r"^[a-z]+://[^/@\s]*:[^/@\s]*@", re.IGNORECASE)
@@ -135,10 +145,44 @@ def _tenant(value: Any) -> str | None:
 
 
 def _tags(value: Any) -> str | None:
+    """Tags line protocol can carry: the very check the delivery encoder makes at start."""
+    from filamentctl.core.lineprotocol import tag_problems
+
     for k, v in value.items():
         if not k.strip() or not isinstance(v, str):
             return 'a JSON object of non-empty names to string values, e.g. {"box": "dryer-1"}'
+    found = tag_problems(value)
+    if found:
+        return f"tags line protocol can carry ({'; '.join(found)[:300]})"
     return None
+
+
+# Prometheus metric and label names (the Pushgateway backend turns measurement and tags into
+# them; checked here so a value config set accepts is one the service can start with).
+_PROM_METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_PROM_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_PROM_RESERVED_LABELS = frozenset({"job", "instance"})
+
+
+def prometheus_problems(measurement: str, tags: Mapping[str, Any]) -> list[str]:
+    """Why ``data.measurement``/``data.tags`` cannot name Prometheus metrics and labels."""
+    found = []
+    if not _PROM_METRIC.fullmatch(measurement):
+        found.append(
+            f"data.measurement {measurement!r} cannot start a Prometheus metric name: "
+            "use letters, digits and underscores, not starting with a digit"
+        )
+    for name in tags:
+        if (
+            not _PROM_LABEL.fullmatch(name)
+            or name.startswith("__")
+            or name in _PROM_RESERVED_LABELS
+        ):
+            found.append(
+                f"data.tags key {name!r} cannot be a Prometheus label: use letters, digits and "
+                "underscores (not starting with a digit or '__', not job/instance)"
+            )
+    return found
 
 
 def _loopback_listen(value: Any) -> str | None:
@@ -314,7 +358,7 @@ _KEYS: tuple[Key, ...] = (
         "str",
         "environment",
         "Measurement (table/metric) name readings are written under",
-        validator=_non_empty,
+        validator=_measurement,
     ),
     _k(
         "data.tags",
@@ -1108,6 +1152,8 @@ def validate(values: Mapping[str, Any], *, deep: bool = False) -> list[str]:
             f"retry.backoff_base ({_num(v['retry.backoff_base'])} s) must not exceed "
             f"retry.backoff_max ({_num(v['retry.backoff_max'])} s)"
         )
+    if v["database.type"] == "prometheus":
+        problems.extend(prometheus_problems(str(v["data.measurement"]), dict(v["data.tags"] or {})))
     return problems
 
 

@@ -12,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from filamentctl import __version__, protocol
@@ -25,14 +25,20 @@ from filamentctl.service.server import Connection, SocketServer
 log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
+# The sampler re-reads sensor.read_interval at least this often while it sleeps, so a reload
+# from a long interval to a short one applies within this long, not after the old interval.
+SAMPLER_RECHECK_S = 1.0
 RETENTION_EVERY_S = 3600.0
 SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
 SUBSCRIBER_SEND_TIMEOUT_S = 10.0
 CONFIRM_AFTER_S = 0.5  # the read that confirms a first sample comes this soon (or the sensor's min)
-# One history reply at most this many readings (ask for step_s to cover long spans): bounds
-# the service's memory and how long the query holds the history lock.
+# One history reply at most this many readings (ask for step_s to cover long spans); the reply
+# is read and sent in chunks, so this bounds its length, not the service's memory.
 HISTORY_LIMIT = 100_000
 MAX_SINCE_S = 100 * 366 * 86400.0
+# A history reply must be taken by its client within this long in all, or it is dropped.
+HISTORY_SEND_S = 60.0
+MAX_IDS = 10_000  # dead-letter ids in one replay/purge request
 #: Gateways that may ask for their settings over the socket (``gateway.settings``).
 GATEWAYS = ("web", "mqtt")
 
@@ -99,8 +105,11 @@ class Service:
     def start(self) -> None:
         from filamentctl.service.lockfile import StateLock
         from filamentctl.store.history import History
+        from filamentctl.store.trust import check_paths
 
         s = self.settings
+        # Before any file is opened: directories others can write, symlinks in our places.
+        check_paths(self.paths)
         self._state_lock = StateLock(self.paths.state_dir)
         self._state_lock.acquire()
         try:
@@ -316,15 +325,20 @@ class Service:
             return
 
     # -- sampling ---------------------------------------------------------------------------
+    def _read_interval(self, min_interval: float) -> float:
+        # Read on every use: a live config reload may change it.
+        return max(float(self.settings["sensor.read_interval"]), min_interval)
+
     def _sampler_loop(self) -> None:
+        from filamentctl.core.schedule import next_slot
+
         min_interval = float(getattr(self.sensor, "min_interval_s", 0))
         last_commit = self.clock()
         last_retention = self.clock() - RETENTION_EVERY_S  # run once at start
         next_at = self.clock()
         previous: Sample | None = None
         while not self._stopping.is_set():
-            # Read each loop: a live config reload may change them.
-            interval = max(float(self.settings["sensor.read_interval"]), min_interval)
+            read_at = self.clock()
             commit_every = float(self.settings["storage.commit_interval"])
             previous = self.sample_once(previous)
             now = self.clock()
@@ -335,14 +349,28 @@ class Service:
                 # With a database the delivery worker does this; without one, we do.
                 last_retention = now
                 self._apply_retention()
-            next_at += interval
-            if next_at < now:  # fell behind (slow sensor): don't burst to catch up
-                next_at = now + interval
+            next_at = next_slot(next_at, now, self._read_interval(min_interval))
             if self.awaiting_confirmation:
                 # A first sample waits for a second that agrees: take that one soon, not a
                 # whole (possibly long) read interval later.
                 next_at = min(next_at, now + max(min_interval, CONFIRM_AFTER_S))
-            self._stopping.wait(max(0.0, next_at - self.clock()))
+            self._sleep_until_next_read(next_at, read_at, min_interval)
+
+    def _sleep_until_next_read(self, next_at: float, read_at: float, min_interval: float) -> None:
+        """Sleep until the next slot, in slices that re-read the interval, never longer than one
+        interval in all (a reload to a shorter interval, a clock jump: see core.schedule)."""
+        from filamentctl.core.schedule import read_wait_s
+
+        waited = 0.0
+        while True:
+            interval = self._read_interval(min_interval)
+            wait = read_wait_s(next_at, read_at, interval, self.clock(), waited)
+            if wait <= 0:
+                return
+            step = min(wait, SAMPLER_RECHECK_S)
+            if self._stopping.wait(step):
+                return
+            waited += step
 
     def sample_once(self, previous: Sample | None) -> Sample | None:
         """Read, validate, store, publish and control on one sample; returns the last accepted."""
@@ -518,6 +546,14 @@ class Service:
                 protocol.UNKNOWN_OP,
                 f"unknown operation {req.op!r}; known: " + ", ".join(sorted(self._handlers())),
             )
+        allowed = protocol.OP_ARGS.get(req.op, ())
+        unknown = sorted(str(name) for name in req.args if name not in allowed)
+        if unknown:  # a typo must not be silently ignored (e.g. a misspelt for_s)
+            raise ProtocolError(
+                protocol.INVALID_ARGS,
+                f"unknown argument(s) for {req.op}: {', '.join(unknown)[:200]}; "
+                + (f"it takes: {', '.join(allowed)}" if allowed else "it takes none"),
+            )
         return handler(req, conn)
 
     def _handlers(self) -> dict[str, Callable[[Request, Connection], Any]]:
@@ -622,15 +658,36 @@ class Service:
         return out
 
     def op_history(self, req: Request, conn: Connection) -> Any:
+        """Readings (or bucket averages) as one reply sent in pieces: read in chunks from a
+        read-only connection, so neither the sampler's lock nor the service's memory is held
+        by a long answer (the server runs at most a few of these at once)."""
+        import json
+
+        from filamentctl.service.server import Streamed
+
         since_s = _number_arg(req.args, "since_s", 86400.0, minimum=0.0, maximum=MAX_SINCE_S)
         limit = int(_number_arg(req.args, "limit", HISTORY_LIMIT, 1, maximum=HISTORY_LIMIT))
         since_ns = self.wall_ns() - int(since_s * 1e9)
         if "step_s" in req.args:
             step_s = _number_arg(req.args, "step_s", 60.0, minimum=1.0, maximum=MAX_SINCE_S)
-            rows = self.history.downsample(since_ns, int(step_s * 1e9), limit)
+            chunks = self.history.iter_downsample(since_ns, int(step_s * 1e9), limit)
         else:
-            rows = self.history.query(since_ns, limit=limit)
-        return [r.to_dict() for r in rows]
+            chunks = self.history.iter_query(since_ns, limit)
+
+        def encoded() -> Iterator[bytes]:
+            yield b"["
+            first = True
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                rows = [r.to_dict() for r in chunk]
+                # The chunk's array without its brackets: the pieces make one JSON array.
+                text = json.dumps(rows, separators=(",", ":"), default=str, allow_nan=False)
+                yield (text[1:-1] if first else "," + text[1:-1]).encode()
+                first = False
+            yield b"]"
+
+        return Streamed(encoded(), deadline_s=HISTORY_SEND_S)
 
     def op_subscribe(self, req: Request, conn: Connection) -> Any:
         topics = req.args.get("topics")
@@ -666,7 +723,11 @@ class Service:
         self.bus.publish(name if name == "alert" else f"storage.{name}", data)
 
     def op_flush(self, req: Request, conn: Connection) -> Any:
-        timeout = _number_arg(req.args, "timeout", 60.0, minimum=0.1)
+        """Deliver the backlog now, for at most ``timeout`` s (≤ MAX_FLUSH_TIMEOUT_S); the flush
+        ends early when its client hangs up, so it never holds a slot for nobody."""
+        timeout = _number_arg(
+            req.args, "timeout", 60.0, minimum=0.1, maximum=protocol.MAX_FLUSH_TIMEOUT_S
+        )
         self._commit()
         if self.delivery is None:
             return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
@@ -674,7 +735,7 @@ class Service:
         def progress(delivered: int, total: int) -> None:
             conn.send_event(req.id, "flush.progress", {"delivered": delivered, "total": total})
 
-        return self.delivery.flush(timeout, progress)
+        return self.delivery.flush(timeout, progress, cancelled=conn.gone)
 
     def _require_sim(self) -> Any:
         if self.box is None:
@@ -718,25 +779,27 @@ class Service:
 
 
 def _peer_gone(conn: Connection) -> bool:
-    """True when the client closed its end (a zero-byte peek), without consuming anything."""
-    import socket
-
-    try:
-        return conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+    """True when the client closed its end (see Connection.gone), consuming nothing."""
+    return conn.gone()
 
 
 def _ids_arg(args: Mapping[str, Any]) -> list[int] | None:
     ids = args.get("ids")
     if ids is None:
         return None
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    if (
+        not isinstance(ids, list)
+        or len(ids) > MAX_IDS
+        or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= protocol.MAX_ID
+            for i in ids
+        )
     ):
-        raise ProtocolError(protocol.INVALID_ARGS, "'ids' must be a list of integers")
+        raise ProtocolError(
+            protocol.INVALID_ARGS,
+            f"'ids' must be a list of at most {MAX_IDS} dead-letter ids "
+            f"(integers from 1 to {protocol.MAX_ID})",
+        )
     return ids
 
 

@@ -43,6 +43,7 @@ log = logging.getLogger("filamentctl.delivery")
 CAP_CHECK_INTERVAL_S = 10.0  # how often drops by the backlog cap are reported (commits apply it)
 RETENTION_INTERVAL_S = 3600.0  # how often old delivered readings are deleted
 IDLE_WAIT_S = 60.0  # longest sleep with nothing to do (wake() normally ends it sooner)
+CANCEL_CHECK_S = 0.5  # how often a waiting flush asks whether it was cancelled
 ALERT_COMMAND_TIMEOUT_S = 60.0  # an alert command still running after this is killed
 # Longest a pipelined drain holds the send lock in one go; restarting it costs one batch whose
 # encoding does not overlap the backend's work, so a few seconds lose almost nothing.
@@ -654,17 +655,22 @@ class DeliveryWorker:
     # -- on demand ---------------------------------------------------------------------------
 
     def flush(
-        self, timeout: float, progress: Callable[[int, int], None] | None = None
+        self,
+        timeout: float,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         """Deliver the backlog as it stands now (every reading committed so far), ignoring any
         backoff wait; from any thread.
 
         Transient failures are retried (with backoff, at least Retry-After) until ``timeout``
-        seconds have passed; an authentication failure ends the flush at once. ``progress(done,
-        total)`` is called after every batch. Returns ``{"delivered", "remaining", "ok",
-        "error", "dead_lettered"}``: ``remaining`` counts the readings of that backlog still
-        undelivered (readings committed while the flush ran are not part of it), ``ok`` is
-        ``remaining == 0``. Nothing that was not delivered is lost.
+        seconds have passed; an authentication failure ends the flush at once, and so does
+        ``cancelled()`` turning true (checked between batches and while waiting, e.g. the
+        client that asked went away). ``progress(done, total)`` is called after every batch.
+        Returns ``{"delivered", "remaining", "ok", "error", "dead_lettered"}``: ``remaining``
+        counts the readings of that backlog still undelivered (readings committed while the
+        flush ran are not part of it), ``ok`` is ``remaining == 0``. Nothing that was not
+        delivered is lost.
         """
         deadline = self._clock() + max(timeout, 0.0)
         self._history.ensure_cursor(self._name)
@@ -680,6 +686,9 @@ class DeliveryWorker:
             report(done, max(total, done))
 
         while True:
+            if cancelled is not None and cancelled():
+                error = "cancelled: the client that asked went away"
+                break
             with self._send_lock:
                 if isinstance(self._sink, PipelinedSink):
                     if not self._history.backlog_rows(self._name, 1, upto=target):
@@ -718,7 +727,7 @@ class DeliveryWorker:
             with self._state_lock:
                 retry_at = self._retry_at
             wait = (retry_at if retry_at is not None else 0.0) - self._clock()
-            if self._clock() + wait >= deadline or self._stop_event.wait(max(wait, 0.0)):
+            if self._clock() + wait >= deadline or self._wait_unless(wait, cancelled):
                 break
         # The flush's job was the backlog as it stood when it started: readings committed while
         # it ran are not "remaining" (they go out with the next batch, as usual).
@@ -732,6 +741,18 @@ class DeliveryWorker:
             "error": None if ok else error,
             "dead_lettered": moved.rejected,
         }
+
+    def _wait_unless(self, seconds: float, cancelled: Callable[[], bool] | None) -> bool:
+        """Wait ``seconds``; True (stop waiting) when the worker stops or ``cancelled()``."""
+        left = max(seconds, 0.0)
+        while left > 0:
+            step = min(left, CANCEL_CHECK_S)
+            if self._stop_event.wait(step):
+                return True
+            left -= step
+            if cancelled is not None and cancelled():
+                return True
+        return False
 
     def replay_dead_letters(self, ids: Sequence[int] | None = None) -> dict[str, Any]:
         """Resend dead-letter entries (all when None); each entry the backend takes is purged.

@@ -38,13 +38,40 @@ def _priority(levelno: int) -> int:
     return 7
 
 
+class SecretFilter(logging.Filter):
+    """Masks every database secret the sinks registered (all its forms) in a record's message
+    and traceback, whatever logged it: the last line of defence before the journal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from filamentctl.sinks.base import SECRETS
+
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: let the handler report it as usual
+            return True
+        clean = SECRETS(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = SECRETS(record.exc_text)
+        return True
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    if record.exc_text:
+        return record.exc_text
+    return formatter.formatException(record.exc_info) if record.exc_info else ""
+
+
 class JournalFormatter(logging.Formatter):
     """``<6>filamentctl.sampler: message`` — journald adds its own timestamps."""
 
     def format(self, record: logging.LogRecord) -> str:
         text = f"{record.name}: {record.getMessage()}"
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            text += "\n" + _exception_text(self, record)
         prio = _priority(record.levelno)
         return "\n".join(f"<{prio}>{line}" for line in text.splitlines())
 
@@ -63,8 +90,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            doc["exception"] = _exception_text(self, record)
         return json.dumps(doc, ensure_ascii=False)
 
 
@@ -77,6 +104,7 @@ def setup(level: str = "info", fmt: str = "text", debug: bool = False) -> None:
         handler.setFormatter(JournalFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    handler.addFilter(SecretFilter())
     root = logging.getLogger("filamentctl")
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from filamentctl.core.outcome import WriteResult
 from filamentctl.core.reading import Reading, ReadingRow
+from filamentctl.core.redact import Redactor
+
+#: Every database secret of every sink built in this process, in all its forms: the service's
+#: log handler masks them too (a sink's own log lines, a traceback).
+SECRETS = Redactor()
 
 
 class Sink(Protocol):
@@ -65,11 +71,114 @@ BACKENDS: dict[str, str] = {
 
 
 def create_sink(settings: Mapping[str, Any]) -> Sink:
-    """Build the sink named by ``settings["database.type"]``, importing its module lazily."""
+    """Build the sink named by ``settings["database.type"]``, importing its module lazily.
+
+    The sink comes wrapped so that no message it returns (what the delivery engine logs, shows
+    in ``status``, puts in alerts and the dead-letter table) carries a configured secret in any
+    encoding a server may echo (see :mod:`filamentctl.core.redact`).
+    """
     kind = str(settings["database.type"])
     module_name = BACKENDS.get(kind)
     if module_name is None:
         raise ValueError(f"database.type {kind!r} is not supported by this version")
     module = importlib.import_module(f"filamentctl.sinks.{module_name}")
     sink: Sink = module.create(settings)
-    return sink
+    if kind == "none":
+        return sink
+    redactor = Redactor()
+    for secret, users in database_secrets(settings):
+        redactor.add(secret, users)
+        SECRETS.add(secret, users)
+    if isinstance(sink, PipelinedSink):
+        return _RedactingPipelinedSink(sink, redactor)
+    return _RedactingSink(sink, redactor)
+
+
+def database_secrets(settings: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """Each configured database secret with the user names that go with it in basic auth.
+
+    The settings come with Vault references already resolved (the service builds sinks from
+    ``service.secrets.with_secrets``), so the values here are the secrets themselves.
+    """
+    from filamentctl.core import schema
+
+    users = [
+        str(v).strip()
+        for k, v in settings.items()
+        if k.startswith("database.") and k.endswith(".username") and v
+    ]
+    out = []
+    for key, value in settings.items():
+        spec = schema.SCHEMA.get(key)
+        if spec is None or not spec.secret or not key.startswith("database.") or not value:
+            continue
+        secret = str(value)
+        # The sinks strip a trailing newline from a secret read from a file: both forms.
+        for form in {secret, secret.strip()}:
+            if form:
+                out.append((form, users))
+    return out
+
+
+class _RedactingSink:
+    """A sink whose messages (and exceptions) pass through a :class:`Redactor`."""
+
+    def __init__(self, inner: Any, redactor: Redactor) -> None:
+        self._inner = inner
+        self._redact = redactor
+        self.name: str = inner.name
+
+    def __getattr__(self, attr: str) -> Any:  # anything else a backend offers (e.g. tests)
+        return getattr(self._inner, attr)
+
+    def _result(self, result: WriteResult) -> WriteResult:
+        clean = self._redact(result.message)
+        return result if clean == result.message else replace(result, message=clean)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._inner, method)(*args)
+        except Exception as exc:
+            # The delivery engine reports a raising sink by its exception's text: clean it.
+            raise (
+                type(exc)(self._redact(str(exc)))
+                if _rebuildable(exc)
+                else RuntimeError(f"{type(exc).__name__}: {self._redact(str(exc))}")
+            ) from None
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def write(self, readings: Sequence[Reading]) -> WriteResult:
+        result: WriteResult = self._call("write", readings)
+        return self._result(result)
+
+    def describe(self) -> str:
+        return self._redact(str(self._inner.describe()))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _RedactingPipelinedSink(_RedactingSink):
+    def prepare(self, rows: Sequence[ReadingRow]) -> bytes:
+        body: bytes = self._call("prepare", rows)
+        return body
+
+    def send_prepared(self, body: bytes) -> None:
+        self._call("send_prepared", body)
+
+    def receive(self) -> WriteResult:
+        result: WriteResult = self._call("receive")
+        return self._result(result)
+
+    def abort(self) -> None:
+        self._inner.abort()
+
+
+def _rebuildable(exc: Exception) -> bool:
+    try:
+        type(exc)("x")
+    except Exception:
+        return False
+    return True

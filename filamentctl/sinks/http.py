@@ -24,11 +24,13 @@ from typing import Any
 
 from filamentctl.core.lineprotocol import LineEncoder, LineProtocolError
 from filamentctl.core.outcome import Outcome, WriteResult, classify_http, parse_retry_after
+from filamentctl.core.redact import Redactor
 from filamentctl.errors import ConfigError
 
 # Enough of an error body to explain it; the rest is drained and thrown away.
 _MAX_BODY = 64 * 1024
 _MAX_MESSAGE = 300
+_MAX_DETAIL = 160  # of a server's error body, after masking
 # A reused keep-alive connection the server closed while idle fails like this before the request
 # reached it, so sending once more on a fresh connection cannot duplicate anything.
 _STALE_CONNECTION_ERRORS = (
@@ -138,7 +140,9 @@ class HttpClient:
             if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
                 # Never echo the value: http.client would put it in its error message.
                 raise ValueError(f"the {what} contains a line break or control character")
-        self._secrets = [s for s in (password, token) if s]
+        self._redactor = Redactor()
+        for secret in (password, token):
+            self._redactor.add(secret, [username] if username else [])
         self._auth: str | None = None
         if token:
             self._auth = f"Bearer {token}"
@@ -298,17 +302,18 @@ class HttpClient:
         if 200 <= resp.status < 300:
             return classify_http(resp.status)
         retry_after = parse_retry_after(resp.header("Retry-After"), now_s=self._clock())
-        detail = resp.error_text() or resp.reason
+        # Only a short, masked snippet of what the server said: bodies may echo the request.
+        detail = one_line(self.redact(resp.error_text()), _MAX_DETAIL) or resp.reason
         if 300 <= resp.status < 400 and resp.header("Location"):
             detail = f"redirected to {redact_url(str(resp.header('Location')))}; use that URL"
         message = self.redact(one_line(f"HTTP {resp.status} from {self.base_url}: {detail}"))
         return classify_http(resp.status, message, retry_after)
 
     def redact(self, text: str) -> str:
-        """``text`` with any configured password or token replaced by ``***``."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """``text`` with the configured password or token masked in every form a server may
+        echo (raw, base64 of ``user:password``, percent- or JSON-encoded) and any
+        ``Authorization`` value replaced by ``***``."""
+        return self._redactor(text)
 
     def _network_message(self, exc: BaseException) -> str:
         if isinstance(exc, ConnectionRefusedError):

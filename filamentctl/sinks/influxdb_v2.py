@@ -103,8 +103,9 @@ class InfluxDBv2Sink:
         return classify_http(status, message, retry_after)
 
     def _redact(self, exc: object) -> str:
-        text = str(exc)
-        return text.replace(self._token, "***") if self._token else text
+        from filamentctl.core.redact import redact
+
+        return redact(str(exc), [self._token] if self._token else [])
 
     def describe(self) -> str:
         return f"influxdb_v2 {self.url} org={self.org} bucket={self.bucket}"

@@ -25,11 +25,11 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from filamentctl.core import schema
 from filamentctl.core.lineprotocol import DEFAULT_MEASUREMENT
 from filamentctl.core.outcome import ACKED, Outcome, WriteResult
 from filamentctl.core.reading import Reading
@@ -38,10 +38,6 @@ from filamentctl.sinks.http import HttpClient, TransportError, client_from_setti
 
 log = logging.getLogger("filamentctl.sinks.prometheus")
 
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-# Labels the Pushgateway sets itself; a tag with one of these names would clash.
-_RESERVED_LABELS = frozenset({"job", "instance"})
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -133,21 +129,14 @@ def create(settings: Mapping[str, Any]) -> PushgatewaySink:
     measurement that is not a valid metric name prefix, or a tag name that is not a valid label.
     """
     measurement = str(settings.get("data.measurement") or DEFAULT_MEASUREMENT)
-    if not _METRIC_NAME.match(measurement):
-        raise ConfigError(
-            f"data.measurement {measurement!r} cannot start a Prometheus metric name: "
-            "use letters, digits and underscores, not starting with a digit"
-        )
+    tags = dict(settings.get("data.tags") or {})
+    # The same check as config set / validate, so a stored value never fails here alone.
+    found = schema.prometheus_problems(measurement, tags)
+    if found:
+        raise ConfigError(found[0])
     job = str(settings.get("database.prometheus.job") or "")
     if not job:
         raise ConfigError("database.prometheus.job is not set: name the Pushgateway job")
-    tags = dict(settings.get("data.tags") or {})
-    for name in tags:
-        if not _LABEL_NAME.match(name) or name.startswith("__") or name in _RESERVED_LABELS:
-            raise ConfigError(
-                f"data.tags key {name!r} cannot be a Prometheus label: use letters, digits and "
-                "underscores (not starting with a digit or '__', not job/instance)"
-            )
     client = client_from_settings(
         settings,
         str(settings.get("database.prometheus.url") or ""),

@@ -262,10 +262,11 @@ class TimescaleDBSink:
             self._drop_connection()
 
     def _text(self, exc: BaseException) -> str:
-        text = one_line(f"{self.describe()}: {str(exc) or type(exc).__name__}")
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        from filamentctl.core.redact import redact
+
+        return redact(
+            one_line(f"{self.describe()}: {str(exc) or type(exc).__name__}"), self._secrets
+        )
 
     def describe(self) -> str:
         info = self._conninfo

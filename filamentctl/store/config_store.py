@@ -99,6 +99,18 @@ class ConfigStore:
                     f"{path} decrypts but is not a filamentctl configuration (format "
                     f"{version}); move it away and run `filamentctl config init`"
                 )
+            # Every page once (the file is small): damage past the first page shows now, as
+            # one clear error, not as "database disk image is malformed" mid-command.
+            try:
+                verdict = conn.execute("PRAGMA quick_check").fetchone()
+            except _db_error() as exc:
+                verdict = (str(exc),)
+            if verdict is None or verdict[0] != "ok":
+                why = " ".join(str(verdict[0] if verdict else "?").replace("*", "").split())
+                raise UserError(
+                    f"the configuration at {path} is damaged ({why[:120]}); "
+                    "restore it from a backup, or move it away and run `filamentctl config init`"
+                )
         except BaseException:
             conn.close()
             raise

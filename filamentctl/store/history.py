@@ -15,13 +15,14 @@ transaction that adds the readings, so a committed backlog never exceeds ``max_b
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import starmap
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +32,8 @@ from filamentctl.core.reading import Reading, ReadingRow, iso_utc
 from filamentctl.errors import UserError
 
 PAGE_SIZE = 1024
+READ_CHUNK = 2000  # readings per query (and in memory) when a long read is streamed
+MAX_IDLE_READERS = 2  # read-only connections kept open for the next long read
 EXACT_COUNT_LIMIT = 100_000  # backlogs above this are counted from the seq span
 log = logging.getLogger("filamentctl.history")
 
@@ -108,6 +111,9 @@ class History:
         self._unsaved_dropped = 0  # buffer overflow drops not yet persisted in meta
         self._active_sinks: set[str] = set()
         self._cap_drops: dict[str, int] = {}  # per sink: dropped by the cap, not yet reported
+        # Read-only connections for long reads (history queries), kept for reuse; see _reader().
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self.last_commit_error: str | None = None
         # Set by open() when it set a damaged file aside: {"kept": path, "reason": why}.
         self.recovered: dict[str, str] | None = None
@@ -233,6 +239,10 @@ class History:
                 )
             self._conn.close()
             self._conn = None
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
 
     def __enter__(self) -> History:
         self.open()
@@ -402,6 +412,99 @@ class History:
         with self._lock:
             rows = self._require().execute(sql, args).fetchall()
         return [_reading(row) for row in reversed(rows)]
+
+    def iter_query(
+        self, since_ns: int, limit: int, chunk: int = READ_CHUNK
+    ) -> Iterator[list[Reading]]:
+        """Like :meth:`query` (the newest ``limit`` readings since ``since_ns``, oldest first),
+        in chunks of at most ``chunk`` readings, without the lock the sampler needs.
+
+        Committed readings come from a read-only connection (WAL lets it read while the service
+        writes), each chunk its own short query: memory stays at one chunk, and a slow reader
+        delays neither a reading, a commit nor delivery. Buffered readings come last.
+        """
+        limit = max(int(limit), 0)
+        with self._lock:
+            self._require()
+            upto = self._last_committed
+            buffered = [r for r in self._buffer if r.time_ns >= since_ns]
+        if len(buffered) >= limit:
+            if limit:
+                yield buffered[len(buffered) - limit :]
+            return
+        want = limit - len(buffered)
+        with self._reading() as conn:
+            # The seq of the oldest reading wanted: the want-th newest since since_ns.
+            row = conn.execute(
+                "SELECT seq FROM readings WHERE time_ns >= ? AND seq <= ?"
+                " ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                (since_ns, upto, want - 1),
+            ).fetchone()
+            after = int(row[0]) - 1 if row is not None else -1
+            while True:
+                rows = conn.execute(
+                    f"SELECT {_READING_ORDER} FROM readings"
+                    " WHERE seq > ? AND seq <= ? AND time_ns >= ? ORDER BY seq LIMIT ?",
+                    (after, upto, since_ns, max(int(chunk), 1)),
+                ).fetchall()
+                if not rows:
+                    break
+                after = int(rows[-1][1])
+                yield list(starmap(Reading, rows))
+        if buffered:
+            yield buffered
+
+    def iter_downsample(
+        self, since_ns: int, step_ns: int, limit: int, chunk: int = READ_CHUNK
+    ) -> Iterator[list[Reading]]:
+        """:meth:`downsample` in chunks, from a read-only connection (see :meth:`iter_query`)."""
+        if step_ns <= 0:
+            raise ValueError("step must be positive")
+        with self._lock:
+            self._require()
+        with self._reading() as conn:
+            # The newest `limit` buckets, oldest first: find where they start, then stream.
+            row = conn.execute(
+                "SELECT DISTINCT time_ns / ? AS bucket FROM readings WHERE time_ns >= ?"
+                " ORDER BY bucket DESC LIMIT 1 OFFSET ?",
+                (step_ns, since_ns, max(limit, 1) - 1),
+            ).fetchone()
+            start_ns = since_ns if row is None else max(since_ns, int(row[0]) * step_ns)
+            cursor = conn.execute(
+                "SELECT MIN(seq), ? + CAST(AVG(time_ns - ?) AS INTEGER), AVG(temperature_c),"
+                " AVG(humidity), AVG(pressure_hpa) FROM readings WHERE time_ns >= ?"
+                " GROUP BY time_ns / ? ORDER BY MIN(seq)",
+                (since_ns, since_ns, start_ns, step_ns),
+            )
+            while True:
+                got = cursor.fetchmany(max(int(chunk), 1))
+                if not got:
+                    break
+                yield [_reading(row) for row in got]
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection of its own for one long read; returned for reuse after."""
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        if conn is None:
+            conn = sqlite3.connect(
+                f"{self.path.absolute().as_uri()}?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                timeout=5.0,
+            )
+            conn.execute("PRAGMA query_only=1")
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
+        with self._readers_lock:
+            if len(self._readers) < MAX_IDLE_READERS and self._conn is not None:
+                self._readers.append(conn)
+                return
+        conn.close()
 
     def last_committed_seq(self) -> int:
         """The highest seq ever committed (0 for a new history)."""

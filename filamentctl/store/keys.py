@@ -101,7 +101,7 @@ class FileKeySource:
     def find(self, paths: Paths, env: Mapping[str, str], notes: list[str]) -> FoundKey | None:
         path = paths.key_file
         try:
-            info = path.stat()
+            info = path.lstat()  # a symlink is refused, never followed
         except FileNotFoundError:
             return None
         except PermissionError:
@@ -109,6 +109,11 @@ class FileKeySource:
                 f"cannot read the key file {path}: permission denied; run as the user that "
                 "owns it (e.g. the service user, or with sudo)"
             ) from None
+        if stat.S_ISLNK(info.st_mode):
+            raise PermissionDenied(
+                f"refusing the key file {path}: it is a symbolic link; replace it with the key "
+                "file itself (mode 0600) and check who can write to its directory"
+            )
         if not stat.S_ISREG(info.st_mode):
             raise UserError(f"the key file {path} is not a regular file; remove it or fix it")
         if info.st_mode & 0o077:
@@ -117,7 +122,9 @@ class FileKeySource:
                 f"others read it; run `chmod 600 {path}`"
             )
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, encoding="utf-8") as fh:
+                text = fh.read().strip()
         except PermissionError:
             raise PermissionDenied(
                 f"cannot read the key file {path}: permission denied; run as the user that "
@@ -125,6 +132,8 @@ class FileKeySource:
             ) from None
         except UnicodeDecodeError:
             raise UserError(f"the key file {path} is not text; it is damaged") from None
+        except OSError as exc:  # ELOOP: it became a symlink since the check above
+            raise PermissionDenied(f"refusing the key file {path}: {exc.strerror}") from None
         if not text:
             raise UserError(f"the key file {path} is empty; restore it from your backup")
         return FoundKey(key_material(text), f"the key file {path}", kind="file", location=str(path))

@@ -101,6 +101,8 @@ def test_heater_on_for_a_while_then_auto(box: ServiceProcess) -> None:
 
 def test_heater_text_status_shows_pin_level_and_reason(box: ServiceProcess) -> None:
     box.cli("sim", "set", "--temperature", "17")
+    # The heater may still be ON from before (22 °C, inside the band): wait for the 17 °C reading.
+    wait_until(lambda: reading(box)["temperature_c"] == 17.0, what="17 °C")
     wait_until(lambda: state(box, "heater")["on"], what="heater ON at 17 °C")
 
     result = box.cli("heater", "status")

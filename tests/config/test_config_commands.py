@@ -105,7 +105,7 @@ def test_export_redacts_secrets_unless_reveal(configured: Path, tmp_path: Path) 
     out = tmp_path / "backup.toml"
     ok("export", "--reveal", "-o", str(out))
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert run("export", "-o", str(out)).exit_code == 1  # never overwrites
+    assert run("export", "-o", str(out)).exit_code == 2  # never overwrites: a usage error
 
 
 def test_an_export_imports_back_and_keeps_redacted_secrets(

@@ -10,18 +10,31 @@ message, answer a ``status`` request on a fresh connection, and still be taking 
 Two kinds of request are steered away from, because they are *supposed* to tie up the connection:
 ``subscribe`` (a stream until the client leaves) and ``flush`` with a long timeout against a
 database (none is configured here, so flush returns at once and stays in).
+
+The service keeps its settings in its own store (``stored=True``), as ``filamentctl run`` does:
+a fuzzed ``config.reload`` once reloaded the defaults from an empty store, which put the service
+from 0.1 s onto 5 s reads, and the batches after it then outlived pytest's timeout waiting for
+sampling to go on (see tests/service/test_sampler_never_parks.py). That batch is kept below as an
+explicit example.
+
+In CI (``CI=true``) the search is derandomized, so every run tries the same 100 batches;
+``./dev fuzz`` runs it with fresh seeds and more batches (``FILAMENTCTL_FUZZ_EXAMPLES``) so it
+keeps searching.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from filamentctl import protocol
@@ -31,8 +44,20 @@ from tests.helpers import settings as service_settings
 
 pytestmark = pytest.mark.slow
 
-BATCHES = 100
 PER_BATCH = 100  # BATCHES * PER_BATCH >= 10,000 messages
+# ./dev fuzz sets FILAMENTCTL_FUZZ_EXAMPLES (and leaves CI unset) to search further, afresh.
+BATCHES = int(os.environ.get("FILAMENTCTL_FUZZ_EXAMPLES") or 100)
+DERANDOMIZE = os.environ.get("CI") == "true" and not os.environ.get("FILAMENTCTL_FUZZ_EXAMPLES")
+
+
+def _stall_batch() -> tuple[list[bytes], bytes]:
+    """The generated batch of the 2026-11-30 stall (its bytes stored as latin-1 text)."""
+    path = Path(__file__).with_name("fuzz_stall_2026_11_30.json.gz")
+    doc = json.loads(gzip.decompress(path.read_bytes()))
+    return [line.encode("latin-1") for line in doc["lines"]], doc["tail"].encode("latin-1")
+
+
+STALL_BATCH, STALL_TAIL = _stall_batch()
 
 # -- what a fuzzing client sends -------------------------------------------------------------
 
@@ -121,7 +146,8 @@ def _one_line(raw: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def service() -> Iterator[Service]:
-    with in_process_service(service_settings(sensor__read_interval=0.1)) as svc:
+    values = service_settings(sensor__read_interval=0.1)
+    with in_process_service(values, stored=True) as svc:
         wait_until(lambda: svc.readings_total > 0, what="the first reading")
         yield svc
 
@@ -154,6 +180,7 @@ def _exchange(path: str, lines: list[bytes], tail: bytes) -> list[dict[str, Any]
 
 @settings(
     max_examples=BATCHES,
+    derandomize=DERANDOMIZE,
     deadline=None,
     # No shrinking: a batch of 100 lines shrinks for many minutes; the assertions below name
     # the offending line instead.
@@ -170,6 +197,7 @@ def _exchange(path: str, lines: list[bytes], tail: bytes) -> list[dict[str, Any]
     batch=st.lists(_lines, min_size=PER_BATCH, max_size=PER_BATCH),
     tail=st.sampled_from([b"", b'{"id": 7, "op": "sta', b"\xff\xfe", b"{" * 1000]),
 )
+@example(batch=STALL_BATCH, tail=STALL_TAIL)
 def test_service_answers_every_fuzzed_line_and_keeps_sampling(
     service: Service, batch: list[bytes], tail: bytes
 ) -> None:
