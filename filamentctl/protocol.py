@@ -31,7 +31,7 @@ TIMEOUT = "timeout"
 INTERNAL = "internal"
 
 # Event topics a subscriber may ask for (an event ``storage.rejected`` matches ``storage``).
-TOPICS = ("reading", "relay", "sensor", "storage", "alert")
+TOPICS = ("reading", "relay", "sensor", "storage", "alert", "drying")
 
 OPS = (
     "status",
@@ -50,6 +50,11 @@ OPS = (
     "deadletter.purge",
     "config.reload",
     "gateway.settings",
+    "dry.start",
+    "dry.stop",
+    "dry.status",
+    "dry.profiles",
+    "dry.history",
     "ping",
 )
 
