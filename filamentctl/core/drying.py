@@ -49,6 +49,8 @@ SETTLE_S = 60.0
 #: Readings before a vent (and on each side of its end) that measure its AH drop.
 BEFORE_S = 60.0
 AROUND_END_S = 30.0
+#: With slow sampling those windows widen up to this many times (see vent_drop).
+WIDEN = 4
 #: Per-vent uncertainty of the measured AH drop (sensor noise on two medians), g/m³.
 DROP_NOISE_G_M3 = 0.05
 #: Relative uncertainty of the free air volume (spools displace air; box.volume_l is an estimate).
@@ -478,11 +480,26 @@ def vent_drop(
 ) -> float | None:
     """The AH drop (g/m³) across vent ``index``: median of the readings in the BEFORE_S before
     it minus the median of those within AROUND_END_S of its end; None without readings on both
-    sides. Never negative (a vent cannot add water the filament did not release)."""
+    sides. Never negative (a vent cannot add water the filament did not release).
+
+    With slow sampling (a reading a minute) a window may hold none: it widens up to
+    ``WIDEN``-fold, never into the previous vent's settling, the first half of this vent or the
+    next vent.
+    """
     start, end = vent_span(index, every_s, for_s)
     t0, t1 = started_at + start, started_at + end
-    before = [p.ah for p in points if t0 - BEFORE_S <= p.t < t0]
-    after = [p.ah for p in points if t1 - AROUND_END_S <= p.t <= t1 + AROUND_END_S]
+    closed_from = started_at + (end - every_s + SETTLE_S if index > 0 else 0.0)
+    next_vent = t1 + every_s - for_s
+    before: list[float] = []
+    after: list[float] = []
+    for scale in (1, 2, WIDEN):
+        lo = max(t0 - BEFORE_S * scale, closed_from)
+        before = before or [p.ah for p in points if lo <= p.t < t0]
+        lo, hi = (
+            max(t1 - AROUND_END_S * scale, t0 + for_s / 2),
+            min(t1 + AROUND_END_S * scale, next_vent),
+        )
+        after = after or [p.ah for p in points if lo <= p.t <= hi]
     if not before or not after:
         return None
     return max(0.0, statistics.median(before) - statistics.median(after))
@@ -650,7 +667,7 @@ class DryingSession:
         while True:
             index = self.state.vents_done
             _start, end = vent_span(index, s.vent_every_s, s.vent_for_s)
-            if elapsed < end + AROUND_END_S:
+            if elapsed < end + AROUND_END_S * WIDEN:
                 return
             drop = vent_drop(
                 self.points, self.state.started_at, index, s.vent_every_s, s.vent_for_s

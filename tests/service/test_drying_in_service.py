@@ -22,6 +22,7 @@ from filamentctl import paths as _paths
 from filamentctl.client import Client, ServiceError
 from filamentctl.core.reading import Sample
 from filamentctl.service.app import Service
+from filamentctl.service.reload import apply_reload
 from filamentctl.store.latch import Latch, LatchStore
 from tests.helpers import settings, short_home, wait_until
 
@@ -334,15 +335,42 @@ def test_stop_returns_the_heater_to_its_storage_band(box: Box) -> None:
     assert info.value.code == "refused"
 
 
+def reload(b: Box, **changes: Any) -> dict[str, Any]:
+    """A live configuration reload, as 'config set' triggers it."""
+    new = {**b.svc.settings, **{k.replace("__", "."): v for k, v in changes.items()}}
+    result: dict[str, Any] = apply_reload(b.svc, new)
+    return result
+
+
 def test_user_profiles_and_a_lower_cap_apply_to_a_running_session(box: Box) -> None:
-    box.svc.settings["dry.profiles"] = {"pla+": {"temp_c": 48, "min": "2h", "max": "5h"}}
+    result = reload(box, dry__profiles={"pla+": {"temp_c": 48, "min": "2h", "max": "5h"}})
+    assert result["applied"] == ["dry.profiles"]
     names = [p["name"] for p in box.call("dry.profiles")["profiles"]]
     assert "pla+" in names and "PLA" in names
     started = box.call("dry.start", material="PLA+")
     assert (started["target_c"], started["max_s"]) == (48.0, 5 * HOUR)
 
-    box.svc.settings["dry.max_temp_c"] = 40.0  # what a live config reload does
+    reload(box, dry__max_temp_c=40.0)
     box.step()
 
     assert heater_band(box) == (38.0, 40.0)
     assert box.call("dry.status")["target_c"] == 40.0
+
+
+def test_a_lower_cutoff_pulls_a_running_session_under_it(box: Box) -> None:
+    box.call("dry.start", material="pla")
+    assert heater_band(box) == (48.0, 50.0)
+    result = reload(box, heater__cutoff_temp_c=45.0)
+    assert result["errors"] == []
+    box.step()
+    assert heater_band(box) == (38.0, 40.0)  # 5 °C under the new cutoff
+    assert box.svc.status()["heater"]["thresholds"]["cutoff_temp_c"] == 45.0
+
+
+def test_disabling_the_heater_ends_a_running_session(box: Box) -> None:
+    box.call("dry.start", material="pla")
+    reload(box, heater__enabled=False)
+    box.step()
+    record = box.call("dry.history")[-1]
+    assert record["reason"] == "fault" and "heater disabled" in record["detail"]
+    assert box.svc.status()["heater"]["on"] is False

@@ -379,5 +379,19 @@ def test_each_vent_counts_the_humidity_it_removed() -> None:
 
 
 def test_a_vent_without_readings_is_not_counted() -> None:
-    points = session_series(constant(6.0), 1, gaps=((500, 700),))
+    points = session_series(constant(6.0), 1, gaps=((300, 800),))
     assert vent_drop(points, T0, 0, EVERY, VENT) is None
+
+
+def test_a_short_gap_before_a_vent_widens_the_window() -> None:
+    points = session_series(constant(6.0), 1, gaps=((470, 540),))
+    drop = vent_drop(points, T0, 0, EVERY, VENT)
+    assert drop is not None and drop > 0.5
+
+
+@pytest.mark.parametrize("dt", [5.0, 30.0, 60.0])
+def test_vents_are_measured_even_with_slow_sampling(dt: float) -> None:
+    # heater.enabled allows a read interval up to 60 s.
+    points = session_series(constant(6.0), 1, dt=dt)
+    drops = [vent_drop(points, T0, i, EVERY, VENT) for i in range(5)]
+    assert all(d is not None and d > 0.5 for d in drops), drops
