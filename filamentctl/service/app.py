@@ -186,6 +186,8 @@ class Service:
                 log.exception("could not commit the last readings")
         if self.delivery is not None:
             self.delivery.stop(delivery_timeout)
+        if self.drying is not None:
+            self.drying.close()  # the session itself stays: it resumes at the next start
         if self.control is not None:
             self.control.close()
         if self.sensor is not None:

@@ -222,6 +222,17 @@ class DryingManager:
                 except Exception:
                     log.critical("drying: could not restore the heater's storage band")
 
+    def close(self) -> None:
+        """At service stop: store the running session's latest figures (it resumes from them).
+        Never raises."""
+        with self._lock:
+            session = self.session
+            if session is not None and session.changed:
+                try:
+                    self._save(session, self._now())
+                except Exception:
+                    log.exception("drying: could not store the session at stop")
+
     def _fault(self) -> str | None:
         """Why the heater cannot run a session now (None: it can)."""
         control = self._control

@@ -215,6 +215,8 @@ def test_a_session_resumes_after_a_restart_and_keeps_its_figures(home: Path) -> 
         assert after["id"] == started["id"]
         assert after["elapsed_s"] == pytest.approx(before["elapsed_s"] + 60 + STEP_S, abs=1)
         assert after["water_removed_g"] >= before["water_removed_g"] > 0
+        assert after["vents_measured"] >= before["vents_measured"]
+        assert after["peak_temp_c"] >= before["peak_temp_c"]
         assert after["trend"] is not None  # rebuilt from the readings the history kept
         assert heater_band(b) == (48.0, 50.0)
     finally:

@@ -395,3 +395,42 @@ def test_vents_are_measured_even_with_slow_sampling(dt: float) -> None:
     points = session_series(constant(6.0), 1, dt=dt)
     drops = [vent_drop(points, T0, i, EVERY, VENT) for i in range(5)]
     assert all(d is not None and d > 0.5 for d in drops), drops
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"sensor.type": "dht11", "dry.max_temp_c": 55.0}, "top of the dht11 sensor's range"),
+        ({"dry.vent_for": 400.0}, "at most half of dry.vent_every"),
+        ({"dry.plateau_window": 900.0}, "at least twice dry.vent_every"),
+    ],
+)
+def test_the_configuration_refuses_drying_settings_that_cannot_work(
+    changes: dict[str, Any], words: str
+) -> None:
+    from filamentctl.core import schema
+
+    assert schema.validate({}) == []  # the defaults are consistent, for every sensor below
+    problems = schema.validate(changes)
+    assert any(words in p for p in problems), problems
+
+
+@pytest.mark.parametrize("sensor", ["bme280", "dht22", "dht11", "simulated"])
+def test_the_default_cap_lies_within_every_sensors_range(sensor: str) -> None:
+    from filamentctl.core import schema, sensors
+
+    assert schema.defaults()["dry.max_temp_c"] <= sensors.temperature_range(sensor)[1]
+    assert schema.defaults()["dry.max_temp_c"] <= (
+        schema.defaults()["heater.cutoff_temp_c"] - drying.CUTOFF_MARGIN_C
+    )
+
+
+def test_settings_come_from_the_schema_defaults() -> None:
+    from filamentctl.core import schema
+
+    assert DryingSettings.from_settings(schema.defaults()) == DryingSettings()
+    with pytest.raises(DryingError):
+        DryingSettings.from_settings({**schema.defaults(), "dry.profiles": {"x": {}}})
