@@ -4,8 +4,9 @@
 
 _filamentctl_subcommands() {
     case "$1" in
-        "") echo "boxes config demo fan flush heater history mqtt notify read relays-off run service sim status tui web" ;;
+        "") echo "boxes config demo dry fan flush heater history mqtt notify read relays-off run service sim status tui web" ;;
         "config") echo "edit export get import init list path rekey set unset validate" ;;
+        "dry") echo "history profiles start status stop" ;;
         "fan") echo "auto off on reset status" ;;
         "heater") echo "auto off on reset status" ;;
         "notify") echo "test" ;;
@@ -31,6 +32,12 @@ _filamentctl_options() {
         "config unset") echo "-h --help" ;;
         "config validate") echo "-h --help" ;;
         "demo") echo "--plain -h --help" ;;
+        "dry") echo "-h --help" ;;
+        "dry history") echo "--limit --json -h --help" ;;
+        "dry profiles") echo "--json -h --help" ;;
+        "dry start") echo "--temp --for --json -h --help" ;;
+        "dry status") echo "--json -h --help" ;;
+        "dry stop") echo "--json -h --help" ;;
         "fan") echo "-h --help" ;;
         "fan auto") echo "--json -h --help" ;;
         "fan off") echo "--for --json -h --help" ;;
@@ -70,6 +77,8 @@ _filamentctl_value_options() {
         "config export") echo "-o --output" ;;
         "config import") echo "--env" ;;
         "config rekey") echo "--new-key" ;;
+        "dry history") echo "--limit" ;;
+        "dry start") echo "--temp --for" ;;
         "fan off") echo "--for" ;;
         "fan on") echo "--for" ;;
         "flush") echo "--timeout --dead-letter --id" ;;

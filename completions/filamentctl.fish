@@ -37,9 +37,11 @@ end
 function __filamentctl_subcommands
     switch $argv[1]
         case ''
-            printf '%s\n' boxes config demo fan flush heater history mqtt notify read relays-off run service sim status tui web
+            printf '%s\n' boxes config demo dry fan flush heater history mqtt notify read relays-off run service sim status tui web
         case 'config'
             printf '%s\n' edit export get import init list path rekey set unset validate
+        case 'dry'
+            printf '%s\n' history profiles start status stop
         case 'fan'
             printf '%s\n' auto off on reset status
         case 'heater'
@@ -63,6 +65,10 @@ function __filamentctl_value_options
             printf '%s\n' -- --env
         case 'config rekey'
             printf '%s\n' -- --new-key
+        case 'dry history'
+            printf '%s\n' -- --limit
+        case 'dry start'
+            printf '%s\n' -- --temp --for
         case 'fan off'
             printf '%s\n' -- --for
         case 'fan on'
@@ -97,6 +103,7 @@ complete -c filamentctl -f
 complete -c filamentctl -n "__filamentctl_at ''" -a boxes -d 'List the boxes on this machine with a one-line status each.'
 complete -c filamentctl -n "__filamentctl_at ''" -a config -d 'The encrypted configuration: init, list, get, set, unset, edit, import, export, validate, path, rekey.'
 complete -c filamentctl -n "__filamentctl_at ''" -a demo -d 'Start a simulated box in the background and watch it live; stops it when you quit.'
+complete -c filamentctl -n "__filamentctl_at ''" -a dry -d 'Dry a spool: heat the box to the material\'s drying temperature and vent it until the filament stops giving off water (or the profile\'s maximum time).'
 complete -c filamentctl -n "__filamentctl_at ''" -a fan -d 'Switch the fan by hand, hand it back to automatic control, or clear a latched safety fault.'
 complete -c filamentctl -n "__filamentctl_at ''" -a flush -d 'Deliver the backlog now, with a progress bar.'
 complete -c filamentctl -n "__filamentctl_at ''" -a heater -d 'Switch the heater by hand, hand it back to automatic control, or clear a latched safety fault.'
@@ -172,6 +179,31 @@ complete -c filamentctl -n "__filamentctl_at 'config validate'" -s h -l help -d 
 
 complete -c filamentctl -n "__filamentctl_at 'demo'" -l plain -d 'Show the live status text instead of the dashboard.'
 complete -c filamentctl -n "__filamentctl_at 'demo'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry'" -a history -d 'List past sessions, oldest first: material, start, duration, how each ended (plateau, time, stopped or fault), peak temperature and water removed.'
+complete -c filamentctl -n "__filamentctl_at 'dry'" -a profiles -d 'List the drying profiles (built-in and from dry.profiles), the temperature each runs at under the cap, and their minimum and maximum times.'
+complete -c filamentctl -n "__filamentctl_at 'dry'" -a start -d 'Start drying: the heater holds the material\'s temperature (capped by dry.max_temp_c) and the fan vents the box on a schedule, until the box\'s absolute humidity stops changing (after the profile\'s minimum time) or the maximum time is up.'
+complete -c filamentctl -n "__filamentctl_at 'dry'" -a status -d 'Show the running session: target, progress with time left, how and when it is expected to end, the humidity trend and the water removed so far.'
+complete -c filamentctl -n "__filamentctl_at 'dry'" -a stop -d 'End the running session now; the heater returns to its storage band.'
+complete -c filamentctl -n "__filamentctl_at 'dry'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry history'" -l limit -r -d 'At most this many sessions.'
+complete -c filamentctl -n "__filamentctl_at 'dry history'" -l json -d 'Print one JSON document on stdout (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'dry history'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry profiles'" -l json -d 'Print one JSON document on stdout (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'dry profiles'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry start'" -l temp -r -d 'Target °C instead of the profile\'s (at most the cap).'
+complete -c filamentctl -n "__filamentctl_at 'dry start'" -l for -r -d 'Maximum time instead of the profile\'s, e.g. 6h, 90m.'
+complete -c filamentctl -n "__filamentctl_at 'dry start'" -l json -d 'Print one JSON document on stdout (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'dry start'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry status'" -l json -d 'Print one JSON document on stdout (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'dry status'" -s h -l help -d 'Show the help and exit.'
+
+complete -c filamentctl -n "__filamentctl_at 'dry stop'" -l json -d 'Print one JSON document on stdout (for scripts).'
+complete -c filamentctl -n "__filamentctl_at 'dry stop'" -s h -l help -d 'Show the help and exit.'
 
 complete -c filamentctl -n "__filamentctl_at 'fan'" -a auto -d 'Back to automatic control; re-evaluates at once.'
 complete -c filamentctl -n "__filamentctl_at 'fan'" -a off -d 'Force OFF (manual override).'

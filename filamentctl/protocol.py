@@ -53,6 +53,11 @@ OP_ARGS: dict[str, tuple[str, ...]] = {
     "config.reload": (),
     "gateway.settings": ("gateway",),
     "notify.test": (),
+    "dry.start": ("material", "temp_c", "for_s"),
+    "dry.stop": (),
+    "dry.status": (),
+    "dry.profiles": (),
+    "dry.history": ("limit",),
     "ping": (),
 }
 OPS = tuple(OP_ARGS)

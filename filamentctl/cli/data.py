@@ -110,6 +110,14 @@ def render_status(s: dict[str, Any]) -> str:
         latched = display.latch(relay)
         if latched:
             lines.append(f"  {'':<9} {latched}; clear with 'filamentctl {name} reset'")
+    drying = s.get("drying")
+    if isinstance(drying, dict):
+        expected = drying.get("expected") or {}
+        lines.append(
+            f"  drying    {drying.get('material')} at {fmt_num(drying.get('target_c'), ' °C')}, "
+            f"{fmt_age(drying.get('elapsed_s'))} of {fmt_age(drying.get('max_s'))}; expected to "
+            f"end ({expected.get('reason', '?')}) by {display.iso_clock(expected.get('at'))}"
+        )
     st = s.get("storage") or {}
     conn = "connected" if st.get("connected") else "not connected"
     if st.get("backend") == "none":

@@ -38,6 +38,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "history": ("data", "register"),
     "heater": ("control", "register"),
     "fan": ("control", "register"),
+    "dry": ("dry", "app"),
     "tui": ("tui", "register"),
     "web": ("web", "register"),
     "mqtt": ("mqtt", "register"),

@@ -69,7 +69,11 @@ def demo(
         False, "--plain", help="Show the live status text instead of the dashboard."
     ),
 ) -> None:
-    """Start a simulated box in the background and watch it live; stops it when you quit."""
+    """Start a simulated box in the background and watch it live; stops it when you quit.
+
+    In the dashboard, d (or 'Dry: start…' in the ctrl+p palette) starts a drying session on the
+    simulated spool.
+    """
     import shutil
     import subprocess
     import tempfile
@@ -130,5 +134,6 @@ def _watch(ctx: typer.Context, plain: bool) -> None:
     sys.stderr.write(
         "demo: a simulated box is running; try in another terminal:\n"
         f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl sim set --temperature 20\n"
+        f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl dry start pla\n"
     )
     status(ctx, json_=False, watch=True, interval=1.0)

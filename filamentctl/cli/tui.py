@@ -14,8 +14,8 @@ def register(app: typer.Typer) -> None:
 def tui(ctx: typer.Context) -> None:
     """Open the live dashboard: readings, chart, heater and fan, storage, events.
 
-    Keys: h heater, f fan, r reset, ? help, q quit, ctrl+p every action. Reconnects by
-    itself when the service restarts.
+    Keys: h heater, f fan, r reset, d drying, ? help, q quit, ctrl+p every action.
+    Reconnects by itself when the service restarts.
     """
     from filamentctl.tui.app import run_dashboard
 

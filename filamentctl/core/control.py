@@ -14,6 +14,8 @@ Rules (see ``docs/control.md`` for the user's version):
 
 * Hysteresis. Heater ON below ``min_temp_c``, OFF above ``max_temp_c``; fan ON above
   ``max_humidity``, OFF below ``min_humidity``; unchanged in between and AT either threshold.
+  A drying session (``core.drying``) only moves the heater's band and replaces the fan's band
+  with its vent schedule (``FanSettings.schedule``); every rule below still applies.
 * Manual override ``on``/``off``, optionally until a time; ``auto`` re-evaluates at once.
 * Safety, which no override bypasses, in this order of precedence:
   - a latched fault keeps the heater OFF until :meth:`HeaterController.reset`; a latch restored
@@ -160,6 +162,9 @@ class FanSettings:
     min_cycle_s: float
     on_fault: bool
     stale_after_s: float
+    #: A drying session's vent schedule in place of the humidity band: (on, reason). Everything
+    #: else (fault state, manual override, minimum cycle) still applies.
+    schedule: tuple[bool, str] | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_humidity < self.max_humidity <= 100:
@@ -738,6 +743,8 @@ def decide_fan(
         why = _manual_reason(st.override, now, format_until)
     elif waiting or value is None:
         want, why = False, "waiting for the first reading"
+    elif s.schedule is not None:
+        want, why = s.schedule
     elif value > s.max_humidity:
         want, why = True, f"auto: {value:.1f} % > {s.max_humidity:.1f} %"
     elif value < s.min_humidity:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from filamentctl.core import notify, sensors
+from filamentctl.core import drying, notify, sensors
 from filamentctl.errors import ConfigError
 
 KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
@@ -64,6 +64,7 @@ class Key:
     deep_validator: Validator | None = None
     # A length of time that may also be written as a duration: 90s, 15m, 2h, 1h30m, 1d.
     duration: bool = False
+    example: str | None = None  # a json_object key's own example value, for help and errors
 
     @property
     def section(self) -> str:
@@ -81,7 +82,7 @@ class Key:
         if self.type == "bool":
             return "true or false"
         if self.type == "json_object":
-            return 'a JSON object, e.g. {"location": "shelf-2"}'
+            return "a JSON object, e.g. " + (self.example or '{"location": "shelf-2"}')
         if self.duration:
             low, high = _num(self.min or 0), _num(self.max or math.inf)
             return f"seconds from {low} to {high}, or a duration such as 90s, 15m, 2h"
@@ -872,6 +873,70 @@ _KEYS: tuple[Key, ...] = (
         unit="s",
         duration=True,
     ),
+    # box
+    _k(
+        "box.volume_l",
+        "float",
+        50.0,
+        "Inside volume of the box (a drying session's water estimate: this air × each vent's drop)",
+        min=1,
+        max=2000,
+        unit="L",
+    ),
+    # dry
+    _k(
+        "dry.max_temp_c",
+        "float",
+        50.0,
+        "Highest drying target (profiles above it run at it); always 5 °C or more below the cutoff",
+        min=20,
+        max=120,
+        unit="°C",
+    ),
+    _k(
+        "dry.plateau_window",
+        "float",
+        3600.0,
+        "A drying session's absolute-humidity trend is measured over this long",
+        min=600,
+        max=86400,
+        unit="s",
+    ),
+    _k(
+        "dry.plateau_slope",
+        "float",
+        1.0,
+        "Drying ends (after its minimum time) once that trend stays within ± this",
+        min=0.01,
+        max=100,
+        unit="g/m³ per hour",
+    ),
+    _k(
+        "dry.vent_every",
+        "float",
+        600.0,
+        "During a drying session the fan vents the box once per this period, at its end",
+        min=60,
+        max=7200,
+        unit="s",
+    ),
+    _k(
+        "dry.vent_for",
+        "float",
+        60.0,
+        "How long each drying vent runs the fan",
+        min=5,
+        max=3600,
+        unit="s",
+    ),
+    _k(
+        "dry.profiles",
+        "json_object",
+        {},
+        "Your own drying profiles, or changes to the built-in ones (see docs/drying.md)",
+        validator=drying.profiles_problem,
+        example='{"PLA+": {"temp_c": 50, "min": "3h", "max": "6h"}}',
+    ),
     # metrics, log
     _k(
         "metrics.listen",
@@ -1141,6 +1206,7 @@ def validate(values: Mapping[str, Any], *, deep: bool = False) -> list[str]:
             f"sensor.read_interval ({_num(interval)} s)"
         )
     problems.extend(_heater_range_problems(v, sensor))
+    problems.extend(_drying_problems(v, sensor))
     if v["heater.enabled"]:
         problems.extend(_heater_supervision_problems(v))
     if bool(v["web.tls_cert_file"]) != bool(v["web.tls_key_file"]):
@@ -1173,6 +1239,30 @@ def _heater_range_problems(v: Mapping[str, Any], sensor: str) -> list[str]:
         for name in ("heater.cutoff_temp_c", "heater.max_temp_c")
         if v[name] >= top
     ]
+
+
+def _drying_problems(v: Mapping[str, Any], sensor: str) -> list[str]:
+    """A drying target the sensor can measure, and a vent schedule that leaves closed-box time
+    for the humidity trend (two closed stretches per window at least)."""
+    problems: list[str] = []
+    top = sensors.temperature_range(sensor)[1]
+    if v["dry.max_temp_c"] > top:
+        problems.append(
+            f"dry.max_temp_c ({_num(v['dry.max_temp_c'])} °C) must not be above {_num(top)} °C, "
+            f"the top of the {sensor} sensor's range"
+        )
+    every, vent = v["dry.vent_every"], v["dry.vent_for"]
+    if vent > every / 2:
+        problems.append(
+            f"dry.vent_for ({_num(vent)} s) must be at most half of dry.vent_every "
+            f"({_num(every)} s): the box must stay closed long enough to measure"
+        )
+    if v["dry.plateau_window"] < 2 * every:
+        problems.append(
+            f"dry.plateau_window ({_num(v['dry.plateau_window'])} s) must be at least twice "
+            f"dry.vent_every ({_num(every)} s)"
+        )
+    return problems
 
 
 def _heater_supervision_problems(v: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,9 @@ change really happened.
 
 With the default parameters a heater ON warms the box by about 1.5 °C per minute at first (time
 constant about 25 min, equilibrium about 40 °C above the room), and the fan pulls the box air
-towards the room's humidity with a time constant of about a minute.
+towards the room's humidity with a time constant of about a minute. Held at 50 °C with a vent
+every ten minutes, the default spool (5 g of water) gives off most of it within about six hours,
+so a drying session reaches its plateau; ``set_filament`` puts in a wetter or bigger load.
 
 ``set()`` pins values or injects a fault (what ``filamentctl sim set`` drives); ``clear()``
 removes them. Thread-safe: the sampler reads while the socket handler sets.
@@ -30,7 +32,7 @@ import math
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from filamentctl.core import psychro
@@ -56,7 +58,9 @@ class BoxParameters:
     leak_m3_s: float = 2e-5  # air exchange with the fan off (lid seals, cable holes)
     fan_m3_s: float = 1e-3  # exhaust fan air flow (effective, after mixing)
     filament_capacity_g: float = 10.0  # water the filament holds in equilibrium with 100 % RH
-    filament_rate_g_s: float = 5.4e-5  # exchange rate at 20 °C per unit of RH difference
+    # Exchange rate at 20 °C per unit of RH difference: a spool dries in a few hours at 50 °C
+    # (the drying session's plateau), and takes about half a day to follow the room at 20 °C.
+    filament_rate_g_s: float = 3e-4
     temperature_noise_c: float = 0.02
     humidity_noise: float = 0.1
     pressure_noise_hpa: float = 0.05
@@ -139,6 +143,23 @@ class SimulatedBox:
                 self.ambient_temperature_c = temperature_c
             if humidity is not None:
                 self.ambient_humidity = humidity
+
+    def set_filament(self, water_g: float, capacity_g: float | None = None) -> None:
+        """Put in a spool holding ``water_g`` grams of water (and, optionally, one that holds
+        ``capacity_g`` at 100 % RH: a big, wet load keeps releasing water for a long time).
+
+        Raises ValueError for a negative or non-finite amount or a capacity not above zero.
+        """
+        if not math.isfinite(water_g) or water_g < 0:
+            raise ValueError(f"filament water must be a finite number of grams ≥ 0, not {water_g}")
+        if capacity_g is not None and not (math.isfinite(capacity_g) and capacity_g > 0):
+            raise ValueError(f"filament capacity must be a positive number, not {capacity_g}")
+        relays = self._relays()
+        with self._lock:
+            self._advance_locked(relays)  # the time so far ran with the old spool
+            self._filament_g = float(water_g)
+            if capacity_g is not None:
+                self.parameters = replace(self.parameters, filament_capacity_g=float(capacity_g))
 
     # -- overrides (filamentctl sim set|clear) ----------------------------------------------------
 

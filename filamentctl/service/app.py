@@ -100,6 +100,7 @@ class Service:
         self.metrics: Any = None
         self.notifier: Any = None  # service.notify.Notifier while notify.urls is set
         self._state_lock: Any = None
+        self.drying: Any = None
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,6 +127,7 @@ class Service:
             last = self.history.latest()
             if last is not None:
                 log.info("history: %s readings kept, last #%d", "existing", last.seq)
+            self._build_drying()
             self._build_sensor()
             self._build_delivery()
             self._start_notifier()
@@ -210,6 +212,8 @@ class Service:
                 log.exception("could not commit the last readings")
         if self.delivery is not None:
             self.delivery.stop(delivery_timeout)
+        if self.drying is not None:
+            self.drying.close()  # the session itself stays: it resumes at the next start
         if self.control is not None:
             self.control.close()
         if self.notifier is not None:
@@ -251,6 +255,34 @@ class Service:
             pin_factory=self._pin_factory,
             latch_store=LatchStore(self.paths.state_dir),
         )
+
+    def _build_drying(self) -> None:
+        from filamentctl.service.drying import DryingManager
+
+        self.drying = DryingManager(
+            self.settings,
+            self.paths.state_dir,
+            self.control,
+            self.history,
+            publish=self.bus.publish,
+            clock=self.clock,
+            wall_ns=self.wall_ns,
+        )
+        self.drying.resume()  # after the control loop restored any latch: the latch wins
+
+    def _drying_step(self, reading: Reading | None = None) -> None:
+        """Feed the drying session a reading, or tick it; an internal error ends the session
+        (heater back to its storage band) instead of the service."""
+        if self.drying is None:
+            return
+        try:
+            if reading is not None:
+                self.drying.on_reading(reading)
+            else:
+                self.drying.tick()
+        except Exception as exc:
+            log.exception("drying: internal error")
+            self.drying.abandon(f"internal error: {type(exc).__name__}")
 
     def _build_sensor(self) -> None:
         from filamentctl.core.validation import ReadingFilter, SensorHealth
@@ -413,6 +445,7 @@ class Service:
             self.readings_total += 1
         self._sensor_ok(now)
         self.bus.publish("reading", reading.to_dict())
+        self._drying_step(reading)
         return sample
 
     def _sensor_failed(self, now: float, message: str) -> None:
@@ -473,6 +506,7 @@ class Service:
     def _control_loop(self) -> None:
         while not self._stopping.wait(CONTROL_TICK_S):
             self.control.tick(self.clock())
+            self._drying_step()
             self.last_control_tick = self.clock()
 
     def control_healthy(self) -> bool:
@@ -502,6 +536,7 @@ class Service:
         }
         out.update(self.control.status(now))
         out["notifications"] = self._notify_status()
+        out["drying"] = self.drying.status() if self.drying is not None else None
         return out
 
     def _notify_status(self) -> dict[str, Any]:
@@ -582,6 +617,11 @@ class Service:
             "deadletter.purge": self.op_deadletter_purge,
             "gateway.settings": self.op_gateway_settings,
             "notify.test": self.op_notify_test,
+            "dry.start": lambda req, conn: self.drying.op_start(req.args, peer=conn.peer),
+            "dry.stop": lambda req, conn: self.drying.op_stop(req.args, peer=conn.peer),
+            "dry.status": lambda req, conn: self.drying.status(),
+            "dry.profiles": lambda req, conn: self.drying.op_profiles(req.args),
+            "dry.history": lambda req, conn: self.drying.op_history(req.args),
         }
 
     def op_notify_test(self, req: Request, conn: Connection) -> Any:

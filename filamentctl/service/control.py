@@ -96,6 +96,10 @@ class ControlLoop:
         factory = pin_factory if pin_factory is not None else make_pin_factory(simulate)
         self.board = RelayBoard.from_settings(settings, factory)
         now = clock()
+        # A drying session's heater band and fan schedule go over the configured settings
+        # (see set_drying); these are the configured ones, kept to return to.
+        self._configured = (heater_settings, fan_settings)
+        self._drying: tuple[tuple[float, float], tuple[bool, str]] | None = None
         restored = self.latch.cause if self.latch is not None else None
         self.heater = HeaterController(heater_settings, now, self._until_text, latched=restored)
         self.fan = FanController(fan_settings, now, self._until_text)
@@ -250,9 +254,50 @@ class ControlLoop:
                 self.enabled[name] = self.enabled[name] and new.enabled
             heater = replace(heater, enabled=self.enabled["heater"])
             fan = replace(fan, enabled=self.enabled["fan"])
+            self._configured = (heater, fan)
+            try:
+                heater, fan = self._with_drying(heater, fan)
+            except ValueError as exc:
+                # The new cutoff leaves no room for the session's band: the configured band
+                # (the safe one) until the session follows its lowered cap.
+                log.warning("drying band suspended: %s", exc)
             # Applied even when now disabled: the controller's decision is then OFF.
             self._apply("heater", self.heater.reconfigure(heater, now))
             self._apply("fan", self.fan.reconfigure(fan, now))
+
+    def set_drying(
+        self,
+        band: tuple[float, float] | None,
+        schedule: tuple[bool, str] | None,
+        now: float,
+    ) -> None:
+        """A drying session's heater band ``(on below, off above)`` and fan schedule
+        ``(on, reason)``, applied at once; ``band`` None returns both to the configured settings.
+
+        Only the band moves: every safety rule of the controllers still applies (the cutoff
+        included, which the band must stay below: ValueError otherwise, changing nothing).
+        """
+        with self._lock:
+            previous = self._drying
+            self._drying = None if band is None else (band, schedule or (False, ""))
+            try:
+                heater, fan = self._with_drying(*self._configured)
+            except ValueError:
+                self._drying = previous
+                raise
+            self._apply("heater", self.heater.reconfigure(heater, now))
+            self._apply("fan", self.fan.reconfigure(fan, now))
+
+    def _with_drying(
+        self, heater: HeaterSettings, fan: FanSettings
+    ) -> tuple[HeaterSettings, FanSettings]:
+        if self._drying is None:
+            return heater, fan
+        (low, high), schedule = self._drying
+        return (
+            replace(heater, min_temp_c=low, max_temp_c=high),
+            replace(fan, schedule=schedule if schedule[1] else None),
+        )
 
     # -- requests from the socket -----------------------------------------------------------
     def set_mode(

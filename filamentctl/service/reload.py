@@ -14,7 +14,9 @@ settings from the store and calls :func:`apply_reload`, which diffs old and new 
   gets a short last attempt, the new one continues from its cursor (a new backend's cursor starts
   at the oldest undelivered reading);
 - ``notify.*``: the notifier is started, stopped or reconfigured (``service.notify``);
-- ``log.level``: the logger's level (unless the service runs with ``--debug``).
+- ``log.level``: the logger's level (unless the service runs with ``--debug``);
+- ``dry.*``, ``box.volume_l``: in ``service.settings``, which a drying session reads on each tick
+  (a lower cap lowers a running session's target at once).
 
 Keys that need the hardware rebuilt (sensor type and pins, relay enable/pins/polarity, metrics
 listener, log format) keep their running value and are returned in ``restart_required``.
@@ -53,6 +55,8 @@ _FILTER_KEYS = {
     "sensor.max_jump_rh": "max_jump_humidity",
 }
 _LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
+# Read from service.settings whenever used (a running drying session follows them at once).
+_LIVE_PREFIXES = ("dry.", "box.")
 _DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
 SWAP_DRAIN_S = 0.5  # the old worker's last delivery attempt while swapping sinks
 
@@ -103,7 +107,7 @@ def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
 
     # Plain values first: the sampler and status read service.settings.
     service.settings.update({k: effective[k] for k in live if k in effective})
-    applied.extend(k for k in live if k in _LIVE_KEYS)
+    applied.extend(k for k in live if k in _LIVE_KEYS or k.startswith(_LIVE_PREFIXES))
 
     control_keys = [
         k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"

@@ -41,10 +41,12 @@ from filamentctl.tui.messages import (
 )
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.dashboard import DashboardScreen
+from filamentctl.tui.screens.drying import DryStartScreen
 from filamentctl.tui.screens.flush import FlushScreen
 from filamentctl.tui.screens.help import HelpScreen
 from filamentctl.tui.widgets.banner import ConnectionBanner
 from filamentctl.tui.widgets.chart import HistoryChart
+from filamentctl.tui.widgets.drying import DryingPanel
 from filamentctl.tui.widgets.eventlog import EventLog
 from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.relay import RelayPanel
@@ -81,6 +83,7 @@ class App(TextualApp[None]):
         Binding("f", "cycle('fan')", "Fan"),
         Binding("r", "reset", "Reset"),
         Binding("c", "chart_range", "Chart"),
+        Binding("d", "dry", "Dry", show=False),
         Binding("t", "toggle_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
@@ -216,6 +219,7 @@ class App(TextualApp[None]):
         for name in ("heater", "fan"):
             self._relay(name).state = status.get(name)
         self.dashboard.query_one(StoragePanel).state = status.get("storage")
+        self.dashboard.query_one(DryingPanel).state = status.get("drying")
         self._show_subtitle()
         if first:
             self._note(
@@ -270,6 +274,9 @@ class App(TextualApp[None]):
                 f"storage: {d.get('backend', '?')} rejected {d.get('count', '?')} readings"
                 f" ({d.get('status', '?')}): {d.get('error', '')}"
             )
+        elif name.startswith("drying."):
+            self._note(str(d.get("message") or name))
+            self._refresh_status()
         elif name == "storage.recovered":
             self._note(f"storage: delivery recovered after {d.get('failures', '?')} failures")
             self._refresh_status()
@@ -486,6 +493,9 @@ class App(TextualApp[None]):
             self._note(f"{op} failed: {error}")
             self.notify(error, title=f"{op} failed", severity="error")
             return
+        if op.startswith("dry."):
+            self._dry_finished(op, result)
+            return
         relay, _, verb = op.partition(".")
         if relay in ("heater", "fan") and isinstance(result, dict):
             self._relay(relay).state = result
@@ -494,6 +504,43 @@ class App(TextualApp[None]):
             self._note(
                 f"{relay} {what}: {'ON' if result.get('on') else 'OFF'}, {result.get('reason', '')}"
             )
+
+    # -- drying --------------------------------------------------------------------------------
+    def action_dry(self) -> None:
+        """``d``: pick a material and start drying, or (during a session) confirm stopping it."""
+        if not self._require_connection():
+            return
+        running = self.dashboard.query_one(DryingPanel).state
+        if not running:
+            self._send("dry.profiles", {})  # the picker opens when they arrive
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._send("dry.stop", {})
+
+        what = running.get("material", "the spool")
+        self.push_screen(ConfirmScreen(f"Stop drying {what} now?", title="Drying"), answered)
+
+    def on_drying_panel_stop_requested(self, message: DryingPanel.StopRequested) -> None:
+        if self._require_connection():
+            self._send("dry.stop", {})
+
+    def _dry_finished(self, op: str, result: Any) -> None:
+        res = result if isinstance(result, dict) else {}
+        panel = self.dashboard.query_one(DryingPanel)
+        if op == "dry.profiles":
+
+            def chosen(material: str | None) -> None:
+                if material:
+                    self._send("dry.start", {"material": material})
+
+            self.push_screen(DryStartScreen(res), chosen)
+        elif op == "dry.start":
+            panel.state = clean_section(res)
+        elif op == "dry.stop":
+            panel.state = None
+        self._refresh_status()
 
     # -- command palette ---------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -513,6 +560,14 @@ class App(TextualApp[None]):
             )
         yield SystemCommand(
             "Flush", "Deliver the backlog to the database now, with progress", self.action_flush
+        )
+        yield SystemCommand(
+            "Dry: start…", "Pick a material and start a drying session", self.action_dry
+        )
+        yield SystemCommand(
+            "Dry: stop",
+            "End the running drying session",
+            lambda: self.post_message(DryingPanel.StopRequested()),
         )
         for range_s in CHART_RANGES:
             yield SystemCommand(
@@ -534,7 +589,7 @@ def _event_message(name: str, data: Any) -> StatusReceived | ReadingReceived | S
     return ServiceEventReceived(name, data)
 
 
-_SECTIONS = ("reading", "sensor", "storage", "heater", "fan")
+_SECTIONS = ("reading", "sensor", "storage", "heater", "fan", "drying")
 _TEXT_KEYS = frozenset({"time", "reason", "mode", "health", "last_error", "backend", "type"})
 
 

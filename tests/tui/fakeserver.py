@@ -98,6 +98,72 @@ def sample_status() -> dict[str, Any]:
         },
         "heater": relay_section(HEATER_THRESHOLDS),
         "fan": relay_section(FAN_THRESHOLDS, on=True),
+        "drying": None,
+    }
+
+
+PROFILES: dict[str, Any] = {
+    "cap_c": 50.0,
+    "cap_reason": "dry.max_temp_c",
+    "profiles": [
+        {
+            "name": "PLA",
+            "temp_c": 55.0,
+            "runs_at_c": 50.0,
+            "capped": True,
+            "min_s": 14400.0,
+            "max_s": 28800.0,
+            "source": "built-in",
+        },
+        {
+            "name": "TPU",
+            "temp_c": 45.0,
+            "runs_at_c": 45.0,
+            "capped": False,
+            "min_s": 14400.0,
+            "max_s": 28800.0,
+            "source": "dry.profiles",
+        },
+    ],
+}
+
+
+def drying_section(material: str = "PLA", elapsed_s: float = 5400.0) -> dict[str, Any]:
+    """A running session's ``status`` drying section, in the documented shape."""
+    return {
+        "id": "3f9c2a17b0d4",
+        "material": material,
+        "target_c": 50.0,
+        "profile_temp_c": 55.0,
+        "capped": True,
+        "cap_c": 50.0,
+        "cap_reason": "dry.max_temp_c",
+        "band": {"min_temp_c": 48.0, "max_temp_c": 50.0},
+        "started": "2026-11-23T17:10:37.123456Z",
+        "elapsed_s": elapsed_s,
+        "min_s": 14400.0,
+        "max_s": 28800.0,
+        "remaining_s": 28800.0 - elapsed_s,
+        "progress": elapsed_s / 28800.0,
+        "vent": "closed",
+        "trend": {
+            "slope_g_m3_h": 9.8,
+            "stderr_g_m3_h": 0.1,
+            "samples": 540,
+            "stretches": 6,
+            "coverage": 0.78,
+        },
+        "plateau": False,
+        "plateau_slope": 1.0,
+        "expected": {
+            "reason": "time",
+            "at": "2026-11-24T01:10:37.123456Z",
+            "in_s": 23400.0,
+            "note": "or earlier, once the humidity trend stays within ±1 g/m³/h",
+        },
+        "water_removed_g": 1.12,
+        "water_uncertainty_g": 0.23,
+        "vents_measured": 8,
     }
 
 
@@ -277,6 +343,12 @@ class FakeService:
             return self._set_mode(op.split(".")[0], args)
         if op in ("heater.reset", "fan.reset"):
             return self._reset(op.split(".")[0])
+        if op == "dry.profiles":
+            return copy.deepcopy(PROFILES)
+        if op == "dry.start":
+            return self._dry_start(args)
+        if op == "dry.stop":
+            return self._dry_stop()
         if op == "flush":
             for delivered, total in self.flush_steps:
                 self._send(
@@ -315,6 +387,32 @@ class FakeService:
             {"relay": relay, "on": on, "reason": section["reason"], "time": READING["time"]},
         )
         return section
+
+    def _dry_start(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            if self.status.get("drying") is not None:
+                raise ProtocolError(protocol.REFUSED, "a drying session is already running")
+            section = drying_section(str(args.get("material")), elapsed_s=0.0)
+            self.status["drying"] = section
+        message = f"drying {section['material']} at 50 °C (profile 55 °C, capped), 4h to 8h"
+        self.push("drying.started", {"material": section["material"], "message": message})
+        return copy.deepcopy(section)
+
+    def _dry_stop(self) -> dict[str, Any]:
+        with self._lock:
+            section = self.status.get("drying")
+            if section is None:
+                raise ProtocolError(protocol.REFUSED, "no drying session is running")
+            self.status["drying"] = None
+        record = {
+            "material": section["material"],
+            "reason": "stopped",
+            "water_removed_g": 1.12,
+            "message": f"drying {section['material']} ended (stopped) after 1h30m; "
+            "about 1.1 ± 0.2 g of water removed",
+        }
+        self.push("drying.ended", record)
+        return record
 
     def _reset(self, relay: str) -> dict[str, Any]:
         with self._lock:

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Header
 
 from filamentctl.tui.widgets.banner import ConnectionBanner
 from filamentctl.tui.widgets.chart import HistoryChart
+from filamentctl.tui.widgets.drying import DryingPanel
 from filamentctl.tui.widgets.eventlog import EventLog
 from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.relay import RelayPanel
@@ -33,6 +34,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="right"):
                 yield RelayPanel("heater", id="heater")
                 yield RelayPanel("fan", id="fan")
+                yield DryingPanel(id="drying")
                 yield StoragePanel(id="storage", classes="panel")
                 yield EventLog(id="events")
         yield Footer()
