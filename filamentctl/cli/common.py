@@ -141,8 +141,9 @@ def examples(*lines: str) -> str:
     return "\n".join([EXAMPLES_HEADING, "", "\b", *(f"  {line}" for line in lines)])
 
 
-def example_lines(epilog: str | None) -> list[str]:
-    """The command lines of an :func:`examples` epilog (comments removed), for docs and tests."""
+def example_lines(epilog: str | None, comments: bool = False) -> list[str]:
+    """The command lines of an :func:`examples` epilog, for docs and tests (their ``  # ...``
+    comments only when ``comments``)."""
     if not epilog or EXAMPLES_HEADING not in epilog:
         return []
     body = epilog.split(EXAMPLES_HEADING, 1)[1]
@@ -151,7 +152,7 @@ def example_lines(epilog: str | None) -> list[str]:
         line = line.strip()
         if not line or line == "\b":
             continue
-        out.append(line.split("  #", 1)[0].rstrip())
+        out.append(line if comments else line.split("  #", 1)[0].rstrip())
     return out
 
 

@@ -281,7 +281,7 @@ def _read_stdin() -> str:
 
 @app.command(
     "set",
-    short_help="Validate and store values: KEY VALUE [KEY VALUE]..., all or nothing.",
+    short_help="Validate and store one or more KEY VALUE pairs, all or nothing.",
     cls=Command,
     epilog=examples(
         "filamentctl config set heater.enabled true",
