@@ -652,14 +652,23 @@ class Service:
 
 
 def _peer_gone(conn: Connection) -> bool:
-    """True when the client closed its end (a zero-byte peek), without consuming anything."""
+    """True when the client closed its end (a zero-byte peek), without consuming anything.
+
+    Never waits: on a socket with a timeout (subscribers have one for sends) Python polls for
+    data before any recv, MSG_DONTWAIT or not, so an idle but live client would block this for
+    the whole timeout and then look gone (TimeoutError is an OSError). Ask select() first.
+    """
+    import select
     import socket
 
     try:
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+        if not readable:
+            return False  # nothing to read, not even end-of-file: still there
         return conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
+    except (BlockingIOError, InterruptedError):
         return False
-    except OSError:
+    except (OSError, ValueError):  # ValueError: the socket is already closed
         return True
 
 

@@ -25,7 +25,7 @@ from tests.tui.fakeserver import FakeService
 
 
 def log_text(app: App) -> str:
-    return "\n".join(line.text for line in app.dashboard.query_one(EventLog).lines)
+    return "\n".join(app.dashboard.query_one(EventLog).entries)
 
 
 def relay(app: App, name: str) -> dict[str, Any]:
