@@ -20,4 +20,4 @@ def test_the_readme_demo_screen_matches_the_demo_settings() -> None:
     assert float(heater.group(2)) == float(s["FILAMENTCTL_HEATER__MAX_TEMP_C"])
     assert float(fan.group(1)) == float(s["FILAMENTCTL_FAN__MAX_HUMIDITY"])
     assert float(fan.group(2)) == float(s["FILAMENTCTL_FAN__MIN_HUMIDITY"])
-    assert "filamentctl sim set" in screen  # the demo says how to drive it
+    assert "FILAMENTCTL_SOCKET=" in screen  # the demo says how to drive it
