@@ -145,8 +145,8 @@ class App(TextualApp[None]):
         if self.hint:
             self._note(self.hint)
         self._keep_linked()
+        self._poll_status()
         self.set_interval(self.tick_s, self._on_tick)
-        self.set_interval(self.status_every_s, self._refresh_status)
 
     def on_unmount(self) -> None:
         self._close_link()
@@ -349,8 +349,41 @@ class App(TextualApp[None]):
         self.sub_title = " · ".join(parts)
 
     def _refresh_status(self) -> None:
+        """A status now (after a relay switch or an alert), besides the periodic one."""
         if self.connected:
             self._fetch_status()
+
+    @work(thread=True, exclusive=True, group="status poll", name="status poll")
+    def _poll_status(self) -> None:
+        """Every ``status_every_s`` while connected: the status, over one kept connection.
+
+        One long-lived thread and connection: a new worker and socket every second cost more
+        CPU than the request itself (a Pi Zero is ~10x slower than a laptop).
+        """
+        worker = get_current_worker()
+        client: Client | None = None
+        try:
+            while not self._link_closing.wait(self.status_every_s) and not worker.is_cancelled:
+                if not self.connected:
+                    if client is not None:
+                        client.close()
+                        client = None
+                    continue
+                try:
+                    if client is None:
+                        client = Client.connect(self.socket_path, timeout=5.0)
+                    status = client.call("status")
+                except (UserError, OSError, ValueError):
+                    # The link notices a dead service and says so; here, just start over.
+                    if client is not None:
+                        client.close()
+                    client = None
+                    continue
+                if isinstance(status, dict):
+                    self.post_message(StatusReceived(clean_status(status)))
+        finally:
+            if client is not None:
+                client.close()
 
     @work(thread=True, exclusive=True, group="status", name="status refresh")
     def _fetch_status(self) -> None:
