@@ -17,7 +17,7 @@ _filamentctl_subcommands() {
 
 _filamentctl_options() {
     case "$1" in
-        "") echo "--socket --box --debug --version --install-completion --show-completion -h --help" ;;
+        "") echo "--socket --box --debug --version -h --help" ;;
         "boxes") echo "--json -h --help" ;;
         "config") echo "-h --help" ;;
         "config edit") echo "-h --help" ;;
@@ -28,8 +28,8 @@ _filamentctl_options() {
         "config list") echo "--json --reveal --all -h --help" ;;
         "config path") echo "--json -h --help" ;;
         "config rekey") echo "--new-key -h --help" ;;
-        "config set") echo "-h --help" ;;
-        "config unset") echo "-h --help" ;;
+        "config set") echo "-q --quiet -h --help" ;;
+        "config unset") echo "-q --quiet -h --help" ;;
         "config validate") echo "-h --help" ;;
         "demo") echo "--plain -h --help" ;;
         "dry") echo "-h --help" ;;
@@ -39,17 +39,17 @@ _filamentctl_options() {
         "dry status") echo "--json -h --help" ;;
         "dry stop") echo "--json -h --help" ;;
         "fan") echo "-h --help" ;;
-        "fan auto") echo "--json -h --help" ;;
-        "fan off") echo "--for --json -h --help" ;;
-        "fan on") echo "--for --json -h --help" ;;
-        "fan reset") echo "--json -h --help" ;;
+        "fan auto") echo "--json -q --quiet -h --help" ;;
+        "fan off") echo "--for --json -q --quiet -h --help" ;;
+        "fan on") echo "--for --json -q --quiet -h --help" ;;
+        "fan reset") echo "--json -q --quiet -h --help" ;;
         "fan status") echo "--json -h --help" ;;
-        "flush") echo "--json --timeout --dead-letter --id -h --help" ;;
+        "flush") echo "--json --timeout --dead-letter --id -q --quiet -h --help" ;;
         "heater") echo "-h --help" ;;
-        "heater auto") echo "--json -h --help" ;;
-        "heater off") echo "--for --json -h --help" ;;
-        "heater on") echo "--for --json -h --help" ;;
-        "heater reset") echo "--json -h --help" ;;
+        "heater auto") echo "--json -q --quiet -h --help" ;;
+        "heater off") echo "--for --json -q --quiet -h --help" ;;
+        "heater on") echo "--for --json -q --quiet -h --help" ;;
+        "heater reset") echo "--json -q --quiet -h --help" ;;
         "heater status") echo "--json -h --help" ;;
         "history") echo "--since -f --format --limit --every -h --help" ;;
         "mqtt") echo "--remove-discovery --debug --log-format -h --help" ;;
@@ -63,9 +63,9 @@ _filamentctl_options() {
         "service status") echo "--json -h --help" ;;
         "service uninstall") echo "--box -h --help" ;;
         "sim") echo "-h --help" ;;
-        "sim clear") echo "--json -h --help" ;;
-        "sim set") echo "-t --temperature -u --humidity --fault --json -h --help" ;;
-        "status") echo "--json -w --watch --interval -h --help" ;;
+        "sim clear") echo "--json -q --quiet -h --help" ;;
+        "sim set") echo "-t --temperature -u --humidity --fault --json -q --quiet -h --help" ;;
+        "status") echo "--json -w --watch --interval --check -q --quiet -h --help" ;;
         "tui") echo "-h --help" ;;
         "web") echo "--listen -h --help" ;;
     esac
@@ -97,27 +97,82 @@ _filamentctl_value_options() {
 
 _filamentctl_choices() {
     case "$1" in
-
+        "flush --dead-letter") echo "list replay purge" ;;
+        "history -f") echo "table csv json" ;;
+        "history --format") echo "table csv json" ;;
+        "mqtt --log-format") echo "text json" ;;
+        "run --log-format") echo "text json" ;;
+        "sim set --fault") echo "stale error nan spike" ;;
     esac
 }
 
 _filamentctl_path_option() {
     case "$1" in
-
+        "--socket") return 0 ;;
+        "config export -o") return 0 ;;
+        "config export --output") return 0 ;;
+        "config import --env") return 0 ;;
     esac
     return 1
 }
 
+# What the positional arguments of a command are: key, pairs (KEY VALUE...), file, choices.
+_filamentctl_arg_kind() {
+    case "$1" in
+        "config get") echo "key" ;;
+        "config import") echo "file" ;;
+        "config set") echo "pairs" ;;
+        "config unset") echo "key" ;;
+        "config validate") echo "file" ;;
+    esac
+}
+
+_filamentctl_arg_choices() {
+    case "$1" in
+
+    esac
+}
+
+_filamentctl_keys() {
+    echo "sensor.type sensor.read_interval sensor.stale_after sensor.i2c_address sensor.gpio_pin sensor.temperature_offset sensor.humidity_offset sensor.max_jump_c sensor.max_jump_rh data.measurement data.tags database.type database.timeout database.tls_verify database.tls_ca_file database.victoriametrics.url database.victoriametrics.tenant database.victoriametrics.username database.victoriametrics.password database.victoriametrics.token database.influxdb_v1.url database.influxdb_v1.database database.influxdb_v1.username database.influxdb_v1.password database.influxdb_v2.url database.influxdb_v2.token database.influxdb_v2.org database.influxdb_v2.bucket database.influxdb_v3.url database.influxdb_v3.token database.influxdb_v3.database database.prometheus.url database.prometheus.job database.prometheus.username database.prometheus.password database.timescaledb.url database.timescaledb.password database.timescaledb.table writer.batch_size writer.flush_interval storage.commit_interval storage.max_backlog storage.retention_days retry.backoff_base retry.backoff_max retry.alert_threshold retry.alert_command heater.enabled heater.gpio_pin heater.active_high heater.min_temp_c heater.max_temp_c heater.cutoff_temp_c heater.min_cycle_s heater.max_on_s heater.runaway_gain_c heater.runaway_window_s fan.enabled fan.gpio_pin fan.active_high fan.min_humidity fan.max_humidity fan.min_cycle_s fan.on_fault web.enabled web.listen web.token web.tls_cert_file web.tls_key_file web.max_event_clients web.session_hours mqtt.enabled mqtt.url mqtt.username mqtt.password mqtt.tls_ca_file mqtt.client_id mqtt.discovery_prefix mqtt.base_topic mqtt.qos notify.urls notify.events notify.humidity_above notify.humidity_for notify.quiet_hours notify.min_interval box.volume_l dry.max_temp_c dry.plateau_window dry.plateau_slope dry.vent_every dry.vent_for dry.profiles metrics.listen log.format log.level"
+}
+
+# The values `config set KEY` offers for KEY.
+_filamentctl_key_values() {
+    case "$1" in
+        "sensor.type") echo "bme280 dht22 dht11 simulated" ;;
+        "sensor.i2c_address") echo "auto 0x76 0x77" ;;
+        "database.type") echo "none influxdb_v1 influxdb_v2 influxdb_v3 prometheus timescaledb victoriametrics" ;;
+        "database.tls_verify") echo "true false" ;;
+        "heater.enabled") echo "true false" ;;
+        "heater.active_high") echo "true false" ;;
+        "fan.enabled") echo "true false" ;;
+        "fan.active_high") echo "true false" ;;
+        "fan.on_fault") echo "off on" ;;
+        "web.enabled") echo "true false" ;;
+        "mqtt.enabled") echo "true false" ;;
+        "log.format") echo "text json" ;;
+        "log.level") echo "debug info warning error" ;;
+    esac
+}
+
 _filamentctl() {
-    local cur prev word path="" skip=0 i
+    local cur prev word path="" kind="" skip=0 i
+    local -a args=()
     COMPREPLY=()
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     # Walk the words before the cursor: options (and the values they take) are skipped, a word
-    # naming a subcommand of the current path extends it.
+    # naming a subcommand of the current path extends it, anything else is a positional argument.
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         if ((skip)); then skip=0; continue; fi
+        kind="$(_filamentctl_arg_kind "$path")"
+        # A VALUE of KEY VALUE may look like an option (-1.5).
+        if [[ "$kind" == pairs ]] && (( ${#args[@]} % 2 == 1 )); then
+            args+=("$word")
+            continue
+        fi
         case "$word" in
         --*=*) continue ;;
         -*)
@@ -127,10 +182,14 @@ _filamentctl() {
             continue
             ;;
         esac
-        case " $(_filamentctl_subcommands "$path") " in
-        *" $word "*) path="${path:+$path }$word" ;;
-        esac
+        if (( ${#args[@]} == 0 )); then
+            case " $(_filamentctl_subcommands "$path") " in
+            *" $word "*) path="${path:+$path }$word"; continue ;;
+            esac
+        fi
+        args+=("$word")
     done
+    kind="$(_filamentctl_arg_kind "$path")"
     if ((skip)); then
         local key="${path:+$path }$prev"
         local values
@@ -138,14 +197,28 @@ _filamentctl() {
         if [[ -n "$values" ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
         elif _filamentctl_path_option "$key"; then
+            compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         fi
         return 0
     fi
+    if [[ "$kind" == pairs ]] && (( ${#args[@]} % 2 == 1 )); then
+        mapfile -t COMPREPLY < <(compgen -W "$(_filamentctl_key_values "${args[-1]}")" -- "$cur")
+        return 0
+    fi
     if [[ "$cur" == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_filamentctl_options "$path")" -- "$cur")
-    else
+    elif [[ -n "$(_filamentctl_subcommands "$path")" ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_filamentctl_subcommands "$path")" -- "$cur")
+    else
+        case "$kind" in
+        key | pairs) mapfile -t COMPREPLY < <(compgen -W "$(_filamentctl_keys)" -- "$cur") ;;
+        choices) mapfile -t COMPREPLY < <(compgen -W "$(_filamentctl_arg_choices "$path")" -- "$cur") ;;
+        file)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            ;;
+        esac
     fi
     return 0
 }

@@ -6,12 +6,17 @@
     python scripts/gen_docs.py --check    # exit 1, listing them, when committed files differ
 
 Everything comes from the Typer app (``typer.main.get_command``): commands, groups, options,
-their help. The output is deterministic: sorted commands, no dates (the pages carry the version
-instead), no terminal-width dependence. ``tests/ops/test_generated_docs.py`` fails when the
-committed files drift from the CLI; rerun this script after changing a command.
+their help and examples, and from the configuration schema (the keys that completion offers).
+The output is deterministic: sorted commands, no terminal-width dependence, and the man pages'
+date is the date of this version's entry in CHANGELOG.md (``## [0.1.0] — 2026-12-01``), or
+of the newest dated entry while the version is unreleased, so the same sources always give the
+same pages. ``tests/ops/test_generated_docs.py`` fails when the committed files drift from the
+CLI; rerun this script after changing a command.
 
 The completion scripts are static (they never start Python): on a Raspberry Pi a Python start
-costs most of a second, which is too long for a TAB press.
+costs most of a second, which is too long for a TAB press. They complete subcommands, options,
+the values of choice options, file names for path options, configuration keys (``config get
+heater.<TAB>``) and, for ``config set KEY VALUE``, the values a key allows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import enum
 import re
 import sys
+import textwrap
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,12 +46,17 @@ class Opt:
     metavar: str = "VALUE"
 
 
+#: What completion offers for a positional argument.
+ArgKind = typing.Literal["none", "choices", "file", "key", "pairs"]
+
+
 @dataclass(frozen=True)
 class Arg:
     name: str
     help: str
     required: bool
     choices: tuple[str, ...] = ()
+    kind: ArgKind = "none"
 
 
 @dataclass
@@ -55,6 +66,8 @@ class Cmd:
     options: list[Opt]
     args: list[Arg]
     children: list[Cmd] = field(default_factory=list)
+    short_help: str = ""
+    examples: list[str] = field(default_factory=list)
 
     @property
     def is_group(self) -> bool:
@@ -66,7 +79,9 @@ class Cmd:
 
     @property
     def short(self) -> str:
-        """The first sentence of the help (up to the first period followed by a space)."""
+        """The command's summary: its short_help, else the first sentence of its help."""
+        if self.short_help:
+            return self.short_help
         first = self.help.split("\n\n", 1)[0].replace("\n", " ").strip()
         match = re.match(r"(.+?\.)(\s|$)", first)
         return match.group(1) if match else first
@@ -104,7 +119,10 @@ def _param_type(param: Any) -> Any:
     return _unwrap(annotation)
 
 
-def _choices(kind: Any) -> tuple[str, ...]:
+def _choices(kind: Any, param: Any = None) -> tuple[str, ...]:
+    declared = getattr(getattr(param, "type", None), "choices", None)
+    if declared:
+        return tuple(str(c.value if isinstance(c, enum.Enum) else c) for c in declared)
     if isinstance(kind, type) and issubclass(kind, enum.Enum):
         return tuple(str(m.value) for m in kind)
     if typing.get_origin(kind) is typing.Literal:
@@ -120,7 +138,27 @@ def _clean(text: str | None) -> str:
     return "\n".join(lines)
 
 
+def _is_path(param: Any, kind: Any) -> bool:
+    # Click's Path type is named "path"; the annotation may still be a string here.
+    return kind is Path or getattr(param.type, "name", "") == "path"
+
+
+def _arg_kind(param: Any, kind: Any, choices: tuple[str, ...]) -> ArgKind:
+    from filamentctl.cli import common
+
+    parser = getattr(param.type, "func", None)
+    if parser is common.config_key:
+        return "key"
+    if parser is common.config_pairs:
+        return "pairs"
+    if choices:
+        return "choices"
+    return "file" if _is_path(param, kind) else "none"
+
+
 def _read(command: Any, path: tuple[str, ...], help_names: tuple[str, ...]) -> Cmd:
+    from filamentctl.cli.common import example_lines
+
     options: list[Opt] = []
     args: list[Arg] = []
     for param in command.params:
@@ -128,31 +166,41 @@ def _read(command: Any, path: tuple[str, ...], help_names: tuple[str, ...]) -> C
             continue
         kind = _param_type(param)
         if param.param_type_name == "argument":
+            choices = _choices(kind, param)
             args.append(
                 Arg(
-                    name=str(param.name).upper(),
+                    name=str(param.metavar or param.name).upper(),
                     help=_clean(getattr(param, "help", None)),
                     required=bool(param.required),
-                    choices=_choices(kind),
+                    choices=choices,
+                    kind=_arg_kind(param, kind, choices),
                 )
             )
             continue
         names = tuple(sorted([*param.opts, *param.secondary_opts], key=lambda n: (len(n), n)))
         long_names = [n for n in names if n.startswith("--")]
         from_name = (long_names[-1] if long_names else names[-1]).lstrip("-")
-        metavar = param.metavar or ("PATH" if kind is Path else from_name.upper().replace("-", "_"))
+        is_path = _is_path(param, kind)
+        metavar = param.metavar or ("PATH" if is_path else from_name.upper().replace("-", "_"))
         options.append(
             Opt(
                 names=names,
                 help=_clean(param.help),
                 takes_value=not param.is_flag,
-                choices=_choices(kind),
-                is_path=kind is Path,
+                choices=_choices(kind, param),
+                is_path=is_path,
                 metavar=metavar,
             )
         )
     options.append(Opt(help_names, "Show the help and exit.", takes_value=False))
-    cmd = Cmd(path=path, help=_clean(command.help), options=options, args=args)
+    cmd = Cmd(
+        path=path,
+        help=_clean(command.help),
+        options=options,
+        args=args,
+        short_help=" ".join((command.short_help or "").split()),
+        examples=example_lines(command.epilog, comments=True),
+    )
     children = getattr(command, "commands", {})
     for name in sorted(children):
         child = children[name]
@@ -174,8 +222,10 @@ def command_tree() -> Cmd:
 
 
 # ---------------------------------------------------------------------------------------------
-# Completion scripts: a function finds the command path in the words typed so far, then tables
-# (generated below) give the subcommands, options, value-taking options and choices of a path.
+# Completion scripts: a function walks the words typed so far into the command path and the
+# positional arguments after it; tables (generated below) give the subcommands, options,
+# value-taking options and choices of a path, what its positional arguments are (configuration
+# keys, KEY VALUE pairs, files, choices), the schema's keys and the values each key allows.
 
 
 def _value_options(cmd: Cmd) -> list[str]:
@@ -184,6 +234,43 @@ def _value_options(cmd: Cmd) -> list[str]:
 
 def _sh_case(entries: list[tuple[str, str]], indent: str = "        ") -> str:
     return "\n".join(f'{indent}"{key}") echo "{value}" ;;' for key, value in entries if value)
+
+
+def _arg_kinds(tree: Cmd) -> list[tuple[str, str]]:
+    """(command path, what its first positional argument completes to), for leaf commands."""
+    return [
+        (" ".join(c.path), c.args[0].kind)
+        for c in tree.walk()
+        if c.args and not c.children and c.args[0].kind != "none"
+    ]
+
+
+def _arg_choices(tree: Cmd) -> list[tuple[str, str]]:
+    return [
+        (" ".join(c.path), " ".join(c.args[0].choices))
+        for c in tree.walk()
+        if c.args and c.args[0].kind == "choices"
+    ]
+
+
+def config_keys() -> list[tuple[str, str]]:
+    """Every configuration key with its one-line help, in schema order."""
+    from filamentctl.core import schema
+
+    return [(k.name, k.help) for k in schema.SCHEMA.values()]
+
+
+def key_values() -> list[tuple[str, tuple[str, ...]]]:
+    """The values ``config set KEY`` can complete: a choice key's choices, true/false."""
+    from filamentctl.core import schema
+
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for k in schema.SCHEMA.values():
+        if k.type == "choice":
+            out.append((k.name, tuple(k.choices)))
+        elif k.type == "bool":
+            out.append((k.name, ("true", "false")))
+    return out
 
 
 def bash_completion(tree: Cmd, version: str) -> str:
@@ -201,6 +288,8 @@ def bash_completion(tree: Cmd, version: str) -> str:
                     choices.append((key, " ".join(o.choices)))
                 elif o.is_path:
                     paths.append(key)
+    keys = " ".join(name for name, _ in config_keys())
+    values = [(name, " ".join(v)) for name, v in key_values()]
     return f"""# bash completion for {PROG} {version}
 # Generated by scripts/gen_docs.py from the CLI; do not edit. Install: copy to
 # /usr/share/bash-completion/completions/{PROG} (or ~/.local/share/bash-completion/completions/).
@@ -236,16 +325,47 @@ _{PROG}_path_option() {{
     return 1
 }}
 
+# What the positional arguments of a command are: key, pairs (KEY VALUE...), file, choices.
+_{PROG}_arg_kind() {{
+    case "$1" in
+{_sh_case(_arg_kinds(tree))}
+    esac
+}}
+
+_{PROG}_arg_choices() {{
+    case "$1" in
+{_sh_case(_arg_choices(tree))}
+    esac
+}}
+
+_{PROG}_keys() {{
+    echo "{keys}"
+}}
+
+# The values `config set KEY` offers for KEY.
+_{PROG}_key_values() {{
+    case "$1" in
+{_sh_case(values)}
+    esac
+}}
+
 _{PROG}() {{
-    local cur prev word path="" skip=0 i
+    local cur prev word path="" kind="" skip=0 i
+    local -a args=()
     COMPREPLY=()
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     prev="${{COMP_WORDS[COMP_CWORD-1]}}"
     # Walk the words before the cursor: options (and the values they take) are skipped, a word
-    # naming a subcommand of the current path extends it.
+    # naming a subcommand of the current path extends it, anything else is a positional argument.
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${{COMP_WORDS[i]}}"
         if ((skip)); then skip=0; continue; fi
+        kind="$(_{PROG}_arg_kind "$path")"
+        # A VALUE of KEY VALUE may look like an option (-1.5).
+        if [[ "$kind" == pairs ]] && (( ${{#args[@]}} % 2 == 1 )); then
+            args+=("$word")
+            continue
+        fi
         case "$word" in
         --*=*) continue ;;
         -*)
@@ -255,10 +375,14 @@ _{PROG}() {{
             continue
             ;;
         esac
-        case " $(_{PROG}_subcommands "$path") " in
-        *" $word "*) path="${{path:+$path }}$word" ;;
-        esac
+        if (( ${{#args[@]}} == 0 )); then
+            case " $(_{PROG}_subcommands "$path") " in
+            *" $word "*) path="${{path:+$path }}$word"; continue ;;
+            esac
+        fi
+        args+=("$word")
     done
+    kind="$(_{PROG}_arg_kind "$path")"
     if ((skip)); then
         local key="${{path:+$path }}$prev"
         local values
@@ -266,14 +390,28 @@ _{PROG}() {{
         if [[ -n "$values" ]]; then
             mapfile -t COMPREPLY < <(compgen -W "$values" -- "$cur")
         elif _{PROG}_path_option "$key"; then
+            compopt -o filenames 2>/dev/null
             mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         fi
         return 0
     fi
+    if [[ "$kind" == pairs ]] && (( ${{#args[@]}} % 2 == 1 )); then
+        mapfile -t COMPREPLY < <(compgen -W "$(_{PROG}_key_values "${{args[-1]}}")" -- "$cur")
+        return 0
+    fi
     if [[ "$cur" == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_{PROG}_options "$path")" -- "$cur")
-    else
+    elif [[ -n "$(_{PROG}_subcommands "$path")" ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$(_{PROG}_subcommands "$path")" -- "$cur")
+    else
+        case "$kind" in
+        key | pairs) mapfile -t COMPREPLY < <(compgen -W "$(_{PROG}_keys)" -- "$cur") ;;
+        choices) mapfile -t COMPREPLY < <(compgen -W "$(_{PROG}_arg_choices "$path")" -- "$cur") ;;
+        file)
+            compopt -o filenames 2>/dev/null
+            mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            ;;
+        esac
     fi
     return 0
 }}
@@ -287,8 +425,10 @@ def _zsh_quote(text: str) -> str:
 
 
 def _zsh_desc(name: str, help_text: str) -> str:
+    """``'name:help'`` for _describe (a colon inside the name is escaped)."""
     short = help_text.split("\n", 1)[0]
-    return _zsh_quote(f"{name}:{short}")
+    escaped = name.replace(":", "\\:")
+    return _zsh_quote(f"{escaped}:{short}")
 
 
 def zsh_completion(tree: Cmd, version: str) -> str:
@@ -313,6 +453,12 @@ def zsh_completion(tree: Cmd, version: str) -> str:
                     choice_cases.append(f'        "{okey}") reply=({" ".join(o.choices)}) ;;')
                 elif o.is_path:
                     path_cases.append(f'        "{okey}") return 0 ;;')
+    kind_cases = [f'        "{path}") REPLY={kind} ;;' for path, kind in _arg_kinds(tree)]
+    arg_choice_cases = [
+        f'        "{path}") reply=({words}) ;;' for path, words in _arg_choices(tree)
+    ]
+    keys = "\n".join(f"        {_zsh_desc(name, help_)}" for name, help_ in config_keys())
+    value_cases = [f'        "{name}") reply=({" ".join(v)}) ;;' for name, v in key_values()]
     nl = "\n"
     return f"""#compdef {PROG}
 # zsh completion for {PROG} {version}
@@ -354,13 +500,48 @@ _{PROG}_path_option() {{
     return 1
 }}
 
+# What the positional arguments of a command are: key, pairs (KEY VALUE...), file, choices.
+_{PROG}_arg_kind() {{
+    REPLY=""
+    case "$1" in
+{nl.join(kind_cases)}
+    esac
+}}
+
+_{PROG}_arg_choices() {{
+    reply=()
+    case "$1" in
+{nl.join(arg_choice_cases)}
+    esac
+}}
+
+_{PROG}_keys() {{
+    reply=(
+{keys}
+    )
+}}
+
+# The values `config set KEY` offers for KEY.
+_{PROG}_key_values() {{
+    reply=()
+    case "$1" in
+{nl.join(value_cases)}
+    esac
+}}
+
 _{PROG}() {{
-    local path="" word skip=0 i
-    local -a reply names
+    local path="" word kind skip=0 i
+    local -a reply names args
     # Walk the words before the cursor, as the bash version does.
     for ((i = 2; i < CURRENT; i++)); do
         word="${{words[i]}}"
         if ((skip)); then skip=0; continue; fi
+        _{PROG}_arg_kind "$path"
+        # A VALUE of KEY VALUE may look like an option (-1.5).
+        if [[ "$REPLY" == pairs ]] && (( ${{#args}} % 2 == 1 )); then
+            args+=("$word")
+            continue
+        fi
         case "$word" in
         --*=*) continue ;;
         -*)
@@ -369,10 +550,18 @@ _{PROG}() {{
             continue
             ;;
         esac
-        _{PROG}_subcommands "$path"
-        names=(${{reply%%:*}})
-        (( ${{names[(Ie)$word]}} )) && path="${{path:+$path }}$word"
+        if (( ${{#args}} == 0 )); then
+            _{PROG}_subcommands "$path"
+            names=(${{reply%%:*}})
+            if (( ${{names[(Ie)$word]}} )); then
+                path="${{path:+$path }}$word"
+                continue
+            fi
+        fi
+        args+=("$word")
     done
+    _{PROG}_arg_kind "$path"
+    kind="$REPLY"
     if ((skip)); then
         local key="${{path:+$path }}${{words[CURRENT-1]}}"
         _{PROG}_choices "$key"
@@ -383,13 +572,32 @@ _{PROG}() {{
         fi
         return
     fi
+    if [[ "$kind" == pairs ]] && (( ${{#args}} % 2 == 1 )); then
+        _{PROG}_key_values "${{args[-1]}}"
+        (( ${{#reply}} )) && compadd -a reply
+        return
+    fi
     if [[ "${{words[CURRENT]}}" == -* ]]; then
         _{PROG}_options "$path"
         _describe -t options option reply
-    else
-        _{PROG}_subcommands "$path"
-        (( ${{#reply}} )) && _describe -t commands command reply
+        return
     fi
+    _{PROG}_subcommands "$path"
+    if (( ${{#reply}} )); then
+        _describe -t commands command reply
+        return
+    fi
+    case "$kind" in
+    key | pairs)
+        _{PROG}_keys
+        _describe -t keys 'configuration key' reply
+        ;;
+    choices)
+        _{PROG}_arg_choices "$path"
+        compadd -a reply
+        ;;
+    file) _files ;;
+    esac
 }}
 
 if [[ "${{funcstack[1]}}" == "_{PROG}" ]]; then
@@ -410,15 +618,22 @@ def fish_completion(tree: Cmd, version: str) -> str:
         "# Generated by scripts/gen_docs.py from the CLI; do not edit. Install: copy to",
         f"# ~/.config/fish/completions/{PROG}.fish (or /usr/share/fish/vendor_completions.d/).",
         "",
-        "# The command path typed so far (subcommand words; options and their values skipped).",
-        f"function __{PROG}_path",
+        "# Walk the tokens typed so far: prints the command path, then one positional argument",
+        "# per line (options and their values skipped; a VALUE of KEY VALUE may look like -1.5).",
+        f"function __{PROG}_walk",
         "    set -l tokens (commandline -opc)",
         "    set -e tokens[1]",
         '    set -l path ""',
+        "    set -l args",
         "    set -l skip 0",
         "    for word in $tokens",
         "        if test $skip -eq 1",
         "            set skip 0",
+        "            continue",
+        "        end",
+        f'        set -l kind (__{PROG}_arg_kind "$path")',
+        '        if test "$kind" = pairs; and test (math (count $args) % 2) -eq 1',
+        "            set -a -- args $word",
         "            continue",
         "        end",
         "        switch $word",
@@ -430,16 +645,34 @@ def fish_completion(tree: Cmd, version: str) -> str:
         "                end",
         "                continue",
         "        end",
-        f'        if contains -- $word (__{PROG}_subcommands "$path")',
+        "        if test (count $args) -eq 0; and "
+        f'contains -- $word (__{PROG}_subcommands "$path")',
         '            set path (string trim -- "$path $word")',
+        "            continue",
         "        end",
+        "        set -a -- args $word",
         "    end",
-        '    echo "$path"',
+        '    printf "%s\\n" "$path" $args',
+        "end",
+        "",
+        f"function __{PROG}_path",
+        f"    set -l walked (__{PROG}_walk)",
+        '    echo "$walked[1]"',
         "end",
         "",
         f"function __{PROG}_at --description 'is the command path typed so far exactly argv[1]?'",
         f"    set -l path (__{PROG}_path)",
         '    test "$path" = "$argv[1]"',
+        "end",
+        "",
+        f"function __{PROG}_expects_value --description 'after KEY in KEY VALUE pairs?'",
+        f"    set -l walked (__{PROG}_walk)",
+        "    test (math (count $walked) % 2) -eq 0",
+        "end",
+        "",
+        f"function __{PROG}_pair_values --description 'the values the last KEY allows'",
+        f"    set -l walked (__{PROG}_walk)",
+        f"    __{PROG}_key_values $walked[-1]",
         "end",
         "",
         f"function __{PROG}_subcommands",
@@ -454,9 +687,21 @@ def fish_completion(tree: Cmd, version: str) -> str:
         if _value_options(c):
             lines.append(f"        case {_fish_quote(' '.join(c.path))}")
             lines.append("            printf '%s\\n' -- " + " ".join(_value_options(c)))
+    lines += ["    end", "end", "", f"function __{PROG}_arg_kind", "    switch $argv[1]"]
+    for path, kind in _arg_kinds(tree):
+        lines.append(f"        case {_fish_quote(path)}")
+        lines.append(f"            echo {kind}")
+    lines += ["    end", "end", "", f"function __{PROG}_keys"]
+    for name, help_ in config_keys():
+        lines.append(f"    printf '%s\\t%s\\n' {name} {_fish_quote(help_)}")
+    lines += ["end", "", f"function __{PROG}_key_values", "    switch $argv[1]"]
+    for name, values in key_values():
+        lines.append(f"        case {_fish_quote(name)}")
+        lines.append("            printf '%s\\n' " + " ".join(values))
     lines += ["    end", "end", "", f"complete -c {PROG} -f", ""]
     for c in tree.walk():
-        cond = f'-n "__{PROG}_at {_fish_quote(" ".join(c.path))}"'
+        path = _fish_quote(" ".join(c.path))
+        cond = f'-n "__{PROG}_at {path}"'
         for ch in c.children:
             lines.append(f"complete -c {PROG} {cond} -a {ch.path[-1]} -d {_fish_quote(ch.short)}")
         for o in c.options:
@@ -470,15 +715,37 @@ def fish_completion(tree: Cmd, version: str) -> str:
                     spec.append(f"-o {n[1:]}")
             extra = ""
             if o.takes_value:
-                extra = " -r"
+                # -x: a value is required and it is not a file name; -r -F: it is one.
                 if o.choices:
-                    extra += f" -a {_fish_quote(' '.join(o.choices))}"
+                    extra = f" -x -a {_fish_quote(' '.join(o.choices))}"
                 elif o.is_path:
-                    extra += " -F"
+                    extra = " -r -F"
+                else:
+                    extra = " -x"
             short = o.help.split("\n", 1)[0]
             lines.append(
                 f"complete -c {PROG} {cond} {' '.join(spec)}{extra} -d {_fish_quote(short)}"
             )
+        if c.args and not c.children:
+            kind = c.args[0].kind
+            if kind == "key":
+                lines.append(f"complete -c {PROG} {cond} -a '(__{PROG}_keys)'")
+            elif kind == "pairs":
+                at = f"__{PROG}_at {path}"
+                lines.append(
+                    f'complete -c {PROG} -n "{at}; and not __{PROG}_expects_value" '
+                    f"-a '(__{PROG}_keys)'"
+                )
+                lines.append(
+                    f'complete -c {PROG} -n "{at}; and __{PROG}_expects_value" '
+                    f"-a '(__{PROG}_pair_values)'"
+                )
+            elif kind == "choices":
+                lines.append(
+                    f"complete -c {PROG} {cond} -a {_fish_quote(' '.join(c.args[0].choices))}"
+                )
+            elif kind == "file":
+                lines.append(f"complete -c {PROG} {cond} -F")
         lines.append("")
     return "\n".join(lines)
 
@@ -525,6 +792,11 @@ def _options_block(cmd: Cmd) -> list[str]:
     return out
 
 
+def _examples_block(lines: list[str]) -> list[str]:
+    """Command lines kept as typed (no filling), indented."""
+    return [".RS 4", ".nf", *(_roff(line) for line in lines), ".fi", ".RE"]
+
+
 def _command_section(cmd: Cmd) -> list[str]:
     out = [".SS " + _roff(cmd.full), _synopsis(cmd), ".PP", _paragraphs(cmd.help)]
     if cmd.args:
@@ -532,17 +804,74 @@ def _command_section(cmd: Cmd) -> list[str]:
             text = a.help or ("one of: " + ", ".join(a.choices) if a.choices else "")
             out += [".TP", f"\\fI{a.name}\\fR", _roff(text) or "(see above)"]
     out += _options_block(cmd)
+    if cmd.examples:
+        out += [".PP", "Examples:", *_examples_block(cmd.examples)]
     return out
 
 
-def _header(name: str, version: str) -> list[str]:
+def release_date(version: str, changelog: Path | None = None) -> str:
+    """The date (YYYY-MM-DD) on the CHANGELOG.md heading of ``version``: the man pages' date.
+
+    A fixed date from a committed file keeps the pages reproducible (no build clock). Raises
+    SystemExit naming the fix when the heading has no date.
+    """
+    path = changelog or REPO / "CHANGELOG.md"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## ") and re.search(rf"(\[|\s){re.escape(version)}(\]|\s|,|$)", line):
+            found = re.search(r"\d{4}-\d{2}-\d{2}", line)
+            if found:
+                return found.group(0)
+            break
+    raise SystemExit(
+        f"{path.name}: the heading for {version} needs a date (YYYY-MM-DD) for the man pages, "
+        f"e.g. '## [{version}] — 2026-12-01'"
+    )
+
+
+def _header(name: str, version: str, date: str) -> list[str]:
     title = _roff(name.upper())
     return [
         f'.\\" Generated by scripts/gen_docs.py from the {PROG} CLI; do not edit.',
-        f'.TH {title} 1 "" "{PROG} {version}" "User Commands"',
+        f'.TH {title} 1 "{date}" "{PROG} {version}" "User Commands"',
         ".nh",
         ".ad l",
     ]
+
+
+def _mandoc_len(line: str) -> int:
+    """A line's length as mandoc's style check counts it (non-ASCII as an 8-byte escape)."""
+    return sum(1 if ord(c) < 128 else 8 for c in line)
+
+
+def wrap_roff(page: str, width: int = 80) -> str:
+    """Break text lines longer than ``width`` bytes (mandoc's style limit) at spaces.
+
+    Requests (``.XX``), the tag line after ``.TP`` and ``.nf`` blocks are left alone: in fill
+    mode a line break in the source is just a space, elsewhere it would change the page.
+    """
+    out: list[str] = []
+    no_fill = False
+    after_tp = False
+    for line in page.split("\n"):
+        if line.startswith("."):
+            no_fill = {".nf": True, ".fi": False}.get(line.split(" ")[0], no_fill)
+            after_tp = line == ".TP"
+            out.append(line)
+            continue
+        if no_fill or after_tp or _mandoc_len(line) <= width:
+            after_tp = False
+            out.append(line)
+            continue
+        chars = width - 2
+        parts = textwrap.wrap(line, width=chars, break_long_words=False, break_on_hyphens=False)
+        # mandoc measures a non-ASCII character (…, °) as its \[uXXXX] escape: wrap shorter.
+        while chars > 20 and any(_mandoc_len(p) > width for p in parts):
+            chars -= 4
+            parts = textwrap.wrap(line, width=chars, break_long_words=False, break_on_hyphens=False)
+        for part in parts:
+            # A line starting with . or ' would be read as a request.
+            out.append("\\&" + part if part.startswith((".", "'")) else part)
+    return "\n".join(out)
 
 
 _ENVIRONMENT = [
@@ -599,9 +928,9 @@ def _group_page_name(cmd: Cmd) -> str:
     return f"{PROG}-{'-'.join(cmd.path)}"
 
 
-def main_page(tree: Cmd, version: str) -> str:
+def main_page(tree: Cmd, version: str, date: str) -> str:
     groups = [c for c in tree.children if c.is_group]
-    out = _header(PROG, version)
+    out = _header(PROG, version, date)
     out += [".SH NAME", f"{PROG} \\- {_roff(tree.short.rstrip('.'))}"]
     out += [".SH SYNOPSIS", _synopsis(tree)]
     out += [".SH DESCRIPTION", _paragraphs(tree.help)]
@@ -625,6 +954,8 @@ def main_page(tree: Cmd, version: str) -> str:
             ]
             for ch in c.children:
                 out += [".TP", f"\\fB{_roff(ch.full)}\\fR", _roff(ch.short)]
+            if c.examples:
+                out += [".PP", "Examples:", *_examples_block(c.examples)]
         else:
             out += _command_section(c)
     out += [".SH ENVIRONMENT"]
@@ -636,31 +967,25 @@ def main_page(tree: Cmd, version: str) -> str:
     out += [".SH EXIT STATUS"]
     for code, text in _EXIT:
         out += [".TP", f"\\fB{code}\\fR", _roff(text)]
-    out += [
-        ".SH EXAMPLES",
-        ".nf",
-        _roff("filamentctl demo"),
-        _roff("filamentctl status --json"),
-        _roff("filamentctl heater on --for 2h"),
-        _roff("sudo filamentctl service install --dry-run"),
-        ".fi",
-    ]
+    out += [".SH EXAMPLES", *_examples_block(tree.examples)]
     see = [f"\\fB{_group_page_name(c)}\\fR(1)" for c in groups]
     out += [".SH SEE ALSO", ",\n".join([*see, "\\fBsystemctl\\fR(1)", "\\fBjournalctl\\fR(1)"])]
-    return "\n".join(out) + "\n"
+    return wrap_roff("\n".join(out)) + "\n"
 
 
-def group_page(group: Cmd, version: str) -> str:
+def group_page(group: Cmd, version: str, date: str) -> str:
     name = _group_page_name(group)
-    out = _header(name, version)
+    out = _header(name, version, date)
     out += [".SH NAME", f"{_roff(name)} \\- {_roff(group.short.rstrip('.'))}"]
     out += [".SH SYNOPSIS", _synopsis(group)]
     out += [".SH DESCRIPTION", _paragraphs(group.help)]
     out += [".SH COMMANDS"]
     for child in group.children:
         out += _command_section(child)
+    if group.examples:
+        out += [".SH EXAMPLES", *_examples_block(group.examples)]
     out += [".SH SEE ALSO", f"\\fB{PROG}\\fR(1)"]
-    return "\n".join(out) + "\n"
+    return wrap_roff("\n".join(out)) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,15 +996,16 @@ def generate() -> dict[str, str]:
     from filamentctl import __version__ as version
 
     tree = command_tree()
+    date = release_date(version)
     files = {
         f"completions/{PROG}.bash": bash_completion(tree, version),
         f"completions/_{PROG}": zsh_completion(tree, version),
         f"completions/{PROG}.fish": fish_completion(tree, version),
-        f"man/{PROG}.1": main_page(tree, version),
+        f"man/{PROG}.1": main_page(tree, version, date),
     }
     for c in tree.children:
         if c.is_group:
-            files[f"man/{_group_page_name(c)}.1"] = group_page(c, version)
+            files[f"man/{_group_page_name(c)}.1"] = group_page(c, version, date)
     files["docs/configuration.md"] = configuration_reference(version)
     return files
 

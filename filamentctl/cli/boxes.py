@@ -8,13 +8,20 @@ from typing import Any
 import typer
 
 from filamentctl import display
-from filamentctl.cli.common import print_json
+from filamentctl.cli.common import examples, print_json
 
 PROBE_TIMEOUT_S = 2.0
 
 
 def register(app: typer.Typer) -> None:
-    app.command("boxes")(boxes)
+    app.command(
+        "boxes",
+        short_help="List the boxes on this machine, one line of status each.",
+        epilog=examples(
+            "filamentctl boxes",
+            "filamentctl boxes --json | jq -r '.[] | select(.running) | .box'",
+        ),
+    )(boxes)
 
 
 def boxes(
@@ -25,14 +32,6 @@ def boxes(
     A box is one dry box with its own configuration, history and service (select one with
     --box NAME or FILAMENTCTL_BOX). Lists your own boxes and the system service's
     (filamentctl@NAME instances), or those under FILAMENTCTL_HOME when it is set.
-
-    Examples:
-
-        filamentctl boxes
-
-        filamentctl boxes --json | jq -r '.[] | select(.running) | .box'
-
-        filamentctl --box shelf status
     """
     from filamentctl import paths as _paths
 

@@ -27,6 +27,15 @@ from typing import Annotated, Any
 import typer
 
 from filamentctl import paths as _paths
+from filamentctl.cli.common import (
+    Command,
+    config_key,
+    config_pairs,
+    examples,
+    print_error,
+    quiet_option,
+    say,
+)
 from filamentctl.core import schema
 from filamentctl.errors import (
     EXIT_FAILED,
@@ -42,6 +51,13 @@ MASK = "••••"
 app = typer.Typer(
     help="The encrypted configuration: init, list, get, set, unset, edit, import, export, "
     "validate, path, rekey.",
+    short_help="Create, show and change the encrypted configuration.",
+    epilog=examples(
+        "filamentctl config init",
+        "filamentctl config set heater.min_temp_c 45 heater.max_temp_c 50",
+        "filamentctl config get sensor.read_interval",
+        "filamentctl config list",
+    ),
     no_args_is_help=True,
     # Rich tracebacks print local variables, which can hold secrets.
     pretty_exceptions_enable=False,
@@ -65,13 +81,13 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        print_error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except PermissionError as exc:
-        typer.echo(f"error: {exc.strerror}: {exc.filename}; check the file's owner", err=True)
+        print_error(f"{exc.strerror}: {exc.filename}; check the file's owner")
         raise typer.Exit(EXIT_PERMISSION) from None
     except OSError as exc:
-        typer.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        print_error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         logger.removeHandler(handler)
@@ -102,7 +118,10 @@ def _warn_rules(values: Mapping[str, Any]) -> None:
         typer.echo(f"warning: {problem}", err=True)
 
 
-@app.command()
+@app.command(
+    short_help="Create the encrypted configuration and its key.",
+    epilog=examples("filamentctl config init", "filamentctl config init --vault"),
+)
 def init(
     vault: Annotated[
         bool,
@@ -136,7 +155,15 @@ def init(
         typer.echo(f"encrypted with the key from {result.key_source}")
 
 
-@app.command("list")
+@app.command(
+    "list",
+    short_help="Every key: its value, where it comes from, and help.",
+    epilog=examples(
+        "filamentctl config list",
+        "filamentctl config list --json | jq '.\"heater.max_temp_c\".value'",
+        "filamentctl config list --all",
+    ),
+)
 def list_(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     reveal: Annotated[bool, typer.Option("--reveal", help="Show secrets in clear.")] = False,
@@ -200,9 +227,21 @@ def list_(
     _warn_rules(settings)
 
 
-@app.command()
+@app.command(
+    short_help="Print one key's effective value.",
+    cls=Command,
+    epilog=examples(
+        "filamentctl config get sensor.read_interval",
+        "filamentctl config get heater.max_temp_c --json",
+    ),
+)
 def get(
-    key: Annotated[str, typer.Argument(help="The key, e.g. sensor.read_interval.")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            metavar="KEY", parser=config_key, help="The key, e.g. sensor.read_interval."
+        ),
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help='{"key", "value", "source", ...} on stdout.')
     ] = False,
@@ -240,26 +279,80 @@ def _read_stdin() -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-@app.command("set")
+@app.command(
+    "set",
+    short_help="Validate and store one or more KEY VALUE pairs, all or nothing.",
+    cls=Command,
+    epilog=examples(
+        "filamentctl config set heater.enabled true",
+        "filamentctl config set heater.min_temp_c 45 heater.max_temp_c 50 heater.cutoff_temp_c 60",
+        "filamentctl config set sensor.temperature_offset -1.5",
+        "filamentctl config set database.influxdb_v2.token -   # a secret: from stdin",
+    ),
+    # A value may be negative (-1.5): unknown "options" are passed on as values, and a key
+    # that looks like an option is refused below.
+    context_settings={"ignore_unknown_options": True},
+)
 def set_(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The key, e.g. sensor.read_interval.")],
-    value: Annotated[
-        str | None,
+    pairs: Annotated[
+        list[str],
         typer.Argument(
-            help="The new value; - reads it from stdin. Secrets: - or omit it to be prompted."
+            metavar="KEY VALUE...",
+            parser=config_pairs,
+            help="One or more keys, each followed by its new value; - reads a value from stdin. "
+            "A secret's value comes from stdin (-) or, as the last KEY without a VALUE, from a "
+            "hidden prompt.",
+            show_default=False,
         ),
-    ] = None,
+    ],
+    quiet: bool = quiet_option(),
 ) -> None:
-    """Validate and store one value (nothing changes when it is invalid)."""
+    """Validate and store values, checked together: nothing changes unless all are valid.
+
+    Related keys can change in one step, e.g. both ends of the heater band, where either change
+    alone would break `heater.min_temp_c < heater.max_temp_c`.
+    """
     paths, env = _context()
     with _user_errors():
-        k = schema.key(key)
-        if value is None:
+        items = _pairs(list(pairs))
+        from filamentctl.store.settings import set_values
+
+        stored = set_values(paths, env, items)
+    for name, value in stored.items():
+        say(quiet, f"{name} = {_shown(name, value, False)}")
+        if schema.SCHEMA[name].env in env:
+            typer.echo(
+                f"note: the environment variable {schema.SCHEMA[name].env} overrides this "
+                "stored value",
+                err=True,
+            )
+    _reload_service(ctx, quiet)
+
+
+def _pairs(words: list[str]) -> list[tuple[str, str]]:
+    """``KEY VALUE [KEY VALUE]...`` → (key, text) pairs; secrets never from argv.
+
+    Raises UsageError for an option-looking or missing key, a missing value, a secret on the
+    command line, or more than one value from stdin; ConfigError for an unknown key.
+    """
+    if not words:
+        raise UsageError("give KEY VALUE, e.g. `filamentctl config set sensor.read_interval 5`")
+    items: list[tuple[str, str]] = []
+    from_stdin = False
+    for i in range(0, len(words), 2):
+        word = words[i]
+        if word.startswith("-") and word != "-":
+            raise UsageError(f"no such option: {word} (see 'filamentctl config set --help')")
+        k = schema.key(word)
+        if i + 1 == len(words):
             if not k.secret:
                 raise UsageError(f"missing VALUE for {k.name}; give it, or - to read it from stdin")
-            value = typer.prompt(k.name, hide_input=True, confirmation_prompt=True)
-        elif value == "-":
+            value = typer.prompt(k.name, hide_input=True, confirmation_prompt=True, err=True)
+        elif words[i + 1] == "-":
+            if from_stdin:
+                raise UsageError("only one value can come from stdin (-) per command")
+            from_stdin = True
             value = _read_stdin()
         elif k.secret:
             raise UsageError(
@@ -267,19 +360,24 @@ def set_(
                 f"ps); use `filamentctl config set {k.name} -` with the value on stdin, or "
                 "leave VALUE out to be prompted"
             )
-        from filamentctl.store.settings import set_value
-
-        stored = set_value(paths, env, k.name, value)
-    typer.echo(f"{k.name} = {_shown(k.name, stored, False)}")
-    if k.env in env:
-        typer.echo(f"note: the environment variable {k.env} overrides this stored value", err=True)
-    _reload_service(ctx)
+        else:
+            value = words[i + 1]
+        items.append((k.name, value))
+    return items
 
 
-@app.command()
+@app.command(
+    short_help="Remove a stored value: the key takes its default again.",
+    cls=Command,
+    epilog=examples("filamentctl config unset sensor.read_interval"),
+)
 def unset(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The key to return to its default.")],
+    key: Annotated[
+        str,
+        typer.Argument(metavar="KEY", parser=config_key, help="The key to return to its default."),
+    ],
+    quiet: bool = quiet_option(),
 ) -> None:
     """Remove a stored value, so the key takes its default again."""
     paths, env = _context()
@@ -288,17 +386,20 @@ def unset(
 
         removed = unset_value(paths, env, key)
     if key not in schema.SCHEMA:
-        typer.echo(f"removed the unknown key {key}")
+        say(quiet, f"removed the unknown key {key}")
         return
     default = _shown(key, schema.SCHEMA[key].default, False)
     if removed:
-        typer.echo(f"{key} unset (default: {default})")
-        _reload_service(ctx)
+        say(quiet, f"{key} unset (default: {default})")
+        _reload_service(ctx, quiet)
     else:
-        typer.echo(f"{key} was not set (default: {default})")
+        say(quiet, f"{key} was not set (default: {default})")
 
 
-@app.command()
+@app.command(
+    short_help="Where the configuration, key file, state and socket are.",
+    epilog=examples("filamentctl config path", "filamentctl config path --json | jq -r .key_file"),
+)
 def path(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
@@ -359,7 +460,7 @@ def _key_origin(
 # -- live reload ---------------------------------------------------------------------------------
 
 
-def _reload_service(ctx: typer.Context) -> None:
+def _reload_service(ctx: typer.Context, quiet: bool = False) -> None:
     """Ask a running service to apply the stored configuration now (nothing to do if none runs).
 
     The service reads the store itself: no value, let alone a secret, crosses the socket.
@@ -386,7 +487,7 @@ def _reload_service(ctx: typer.Context) -> None:
     if not isinstance(result, dict):
         return
     if result.get("applied"):
-        typer.echo("applied by the running service")
+        say(quiet, "applied by the running service")
     restart = result.get("restart_required") or []
     if restart:
         typer.echo(
@@ -412,7 +513,13 @@ def _export_text(values: Mapping[str, Any], reveal: bool, header: list[str]) -> 
     return dumps(shown, header=header)
 
 
-@app.command()
+@app.command(
+    short_help="Write the configuration as TOML (secrets redacted).",
+    epilog=examples(
+        "filamentctl config export",
+        "filamentctl config export --all -o box.toml",
+    ),
+)
 def export(
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Write secrets in clear (default: redacted).")
@@ -422,7 +529,12 @@ def export(
     ] = False,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write to this file (created 0600) instead of stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write to this file (created 0600) instead of stdout.",
+        ),
     ] = None,
 ) -> None:
     """Write the stored configuration as TOML (secrets redacted unless --reveal).
@@ -517,16 +629,30 @@ def _parse_source(path: Path, text: str) -> dict[str, Any]:
     raise UsageError(f"{path}: unknown file type {suffix!r}; give a .yaml, .toml or .json file")
 
 
-@app.command("import")
+@app.command(
+    "import",
+    short_help="Import the seed's config.yaml (+ .env), or a TOML/JSON file of keys.",
+    cls=Command,
+    epilog=examples(
+        "filamentctl config import config.yaml --env .env --dry-run",
+        "filamentctl config import box.toml",
+    ),
+)
 def import_(
     ctx: typer.Context,
     file: Annotated[
         Path,
-        typer.Argument(help="config.yaml of filamentbox v1/v2, or a TOML/JSON file of keys."),
+        typer.Argument(
+            metavar="FILE", help="config.yaml of filamentbox v1/v2, or a TOML/JSON file of keys."
+        ),
     ],
     env_file: Annotated[
         Path | None,
-        typer.Option("--env", help="The seed's .env (INFLUXDB_HOST=..., ...); overrides FILE."),
+        typer.Option(
+            "--env",
+            metavar="FILE",
+            help="The seed's .env (INFLUXDB_HOST=..., ...); overrides FILE.",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")
@@ -627,7 +753,10 @@ def _run_editor(path: Path) -> None:
         raise UserError(f"the editor exited with status {code}; nothing changed")
 
 
-@app.command()
+@app.command(
+    short_help="Edit the configuration as TOML in $EDITOR, validated on save.",
+    epilog=examples("filamentctl config edit", "EDITOR=nano filamentctl config edit"),
+)
 def edit(ctx: typer.Context) -> None:
     """Edit the configuration as TOML in $EDITOR; it is validated when you save.
 
@@ -674,11 +803,17 @@ def edit(ctx: typer.Context) -> None:
     _reload_service(ctx)
 
 
-@app.command()
+@app.command(
+    short_help="Check the configuration or a TOML file; exit 2 if invalid.",
+    epilog=examples("filamentctl config validate", "filamentctl config validate box.toml"),
+)
 def validate(
     file: Annotated[
         Path | None,
-        typer.Argument(help="A TOML file to check (as `config edit` would); default: the store."),
+        typer.Argument(
+            metavar="FILE",
+            help="A TOML file to check (as `config edit` would); default: the store.",
+        ),
     ] = None,
 ) -> None:
     """Check the configuration (or a TOML file): values, cross-field rules. Exit 2 if invalid."""
@@ -699,17 +834,24 @@ def validate(
             problems, where = unknown + more, str(file)
     if problems:
         for problem in problems:
-            typer.echo(f"error: {problem}", err=True)
+            print_error(f"{where}: {problem}")
         raise typer.Exit(EXIT_USAGE)
     typer.echo(f"{where}: valid")
 
 
-@app.command()
+@app.command(
+    short_help="Re-encrypt the configuration with a new key.",
+    epilog=examples(
+        "filamentctl config rekey",
+        "openssl rand -hex 32 | filamentctl config rekey --new-key -",
+    ),
+)
 def rekey(
     new_key: Annotated[
         str | None,
         typer.Option(
             "--new-key",
+            metavar="-",
             help="- reads the new key from stdin (needed when FILAMENTCTL_CONFIG_KEY holds it); "
             "default: a new random key.",
         ),

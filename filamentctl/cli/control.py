@@ -13,8 +13,12 @@ from typing import Any
 import typer
 
 from filamentctl import display
-from filamentctl.cli.common import call, print_json
+from filamentctl.cli.common import call, examples, parse_duration_option, print_json, quiet_option
 from filamentctl.errors import UsageError
+
+# What the user typed for each wire argument, so a refusal names the option, not the field.
+OPTION_NAMES = {"for_s": "--for"}
+FOR_HELP = "Expire after this long, e.g. 30m, 2h (then back to automatic)."
 
 
 def register(app: typer.Typer) -> None:
@@ -26,75 +30,104 @@ def _make(name: str) -> typer.Typer:
     sub = typer.Typer(
         help=f"Switch the {name} by hand, hand it back to automatic control, or "
         "clear a latched safety fault. Safety rules apply to manual ON too.",
+        short_help=f"Switch the {name} on/off by hand or back to auto; reset a fault.",
+        epilog=examples(
+            f"filamentctl {name} status",
+            f"filamentctl {name} on --for 2h",
+            f"filamentctl {name} auto",
+        ),
         no_args_is_help=True,
     )
 
-    def _set(ctx: typer.Context, mode: str, for_: str | None, json_: bool) -> None:
+    def _set(ctx: typer.Context, mode: str, for_: str | None, json_: bool, quiet: bool) -> None:
         args: dict[str, Any] = {"mode": mode}
         if for_ is not None:
             if mode == "auto":
                 raise UsageError("--for applies to 'on' and 'off' only")
-            from filamentctl.core.duration import parse_duration
-
-            try:
-                args["for_s"] = parse_duration(for_)
-            except ValueError as exc:
-                raise UsageError(f"invalid --for {for_!r}: {exc}") from None
+            args["for_s"] = parse_duration_option("--for", for_)
             if args["for_s"] <= 0:
                 raise UsageError(f"invalid --for {for_!r}: the override must last longer than 0 s")
-        state = call(ctx, f"{name}.set", args)
-        _show(name, state, json_)
+        state = call(ctx, f"{name}.set", args, names=OPTION_NAMES)
+        _show(name, state, json_, quiet)
 
-    @sub.command("on")
+    @sub.command(
+        "on",
+        short_help="Force ON by hand; every safety rule still applies.",
+        epilog=examples(f"filamentctl {name} on", f"filamentctl {name} on --for 90m"),
+    )
     def on(
         ctx: typer.Context,
-        for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
+        for_: str | None = typer.Option(None, "--for", metavar="DURATION", help=FOR_HELP),
         json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Force ON (manual override); still switched off by every safety rule."""
-        _set(ctx, "on", for_, json_)
+        _set(ctx, "on", for_, json_, quiet)
 
-    @sub.command("off")
+    @sub.command(
+        "off",
+        short_help="Force OFF by hand.",
+        epilog=examples(f"filamentctl {name} off", f"filamentctl {name} off --for 8h"),
+    )
     def off(
         ctx: typer.Context,
-        for_: str | None = typer.Option(None, "--for", help="Expire after e.g. 30m, 2h."),
+        for_: str | None = typer.Option(None, "--for", metavar="DURATION", help=FOR_HELP),
         json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Force OFF (manual override)."""
-        _set(ctx, "off", for_, json_)
+        _set(ctx, "off", for_, json_, quiet)
 
-    @sub.command("auto")
+    @sub.command(
+        "auto",
+        short_help="Back to automatic control; re-evaluates at once.",
+        epilog=examples(f"filamentctl {name} auto", f"filamentctl {name} auto --quiet"),
+    )
     def auto(
         ctx: typer.Context,
         json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Back to automatic control; re-evaluates at once."""
-        _set(ctx, "auto", None, json_)
+        _set(ctx, "auto", None, json_, quiet)
 
-    @sub.command("status")
+    @sub.command(
+        "status",
+        short_help="Show on/off, pin level, mode, reason and thresholds.",
+        epilog=examples(
+            f"filamentctl {name} status", f"filamentctl {name} status --json | jq .reason"
+        ),
+    )
     def status(
         ctx: typer.Context,
         json_: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Show on/off, pin level, mode, reason, thresholds and override expiry."""
         state = call(ctx, "status", timeout=5.0).get(name)
-        _show(name, state, json_)
+        _show(name, state, json_, False)
 
-    @sub.command("reset")
+    @sub.command(
+        "reset",
+        short_help="Clear a latched safety fault (once its cause is gone).",
+        epilog=examples(f"filamentctl {name} reset"),
+    )
     def reset(
         ctx: typer.Context,
         json_: bool = typer.Option(False, "--json", help="Print the new state as JSON."),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Clear a latched safety fault (refused while the cause is still present)."""
         state = call(ctx, f"{name}.reset")
-        _show(name, state, json_)
+        _show(name, state, json_, quiet)
 
     return sub
 
 
-def _show(name: str, state: dict[str, Any] | None, json_: bool) -> None:
+def _show(name: str, state: dict[str, Any] | None, json_: bool, quiet: bool) -> None:
     if json_:
         print_json(state)
+        return
+    if quiet:
         return
     if not state or not state.get("enabled", True):
         sys.stdout.write(f"{name}: disabled ({name}.enabled is false)\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from enum import StrEnum
 from typing import Any
 
 import typer
@@ -14,22 +15,68 @@ from filamentctl.cli.common import (
     call,
     ctx_of,
     describe_reading,
+    examples,
     fmt_age,
     fmt_num,
+    parse_duration_option,
     parse_since,
     print_json,
+    quiet_option,
+    say,
 )
-from filamentctl.errors import ServiceNotRunning, UsageError
+from filamentctl.errors import EXIT_FAILED, ServiceNotRunning, UsageError, UserError
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
 MAX_WATCH_INTERVAL_S = 3600.0
 
 
+class HistoryFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class DeadLetterAction(StrEnum):
+    list = "list"
+    replay = "replay"
+    purge = "purge"
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(status)
-    app.command()(read)
-    app.command()(flush)
-    app.command()(history)
+    app.command(
+        short_help="Show the service's whole state; --check for a health exit code.",
+        epilog=examples(
+            "filamentctl status",
+            "filamentctl status --json | jq .reading.humidity",
+            "filamentctl status --check || echo 'look at the box'",
+            "filamentctl status --watch --interval 5",
+        ),
+    )(status)
+    app.command(
+        short_help="Take one reading (from the service, or the sensor directly).",
+        epilog=examples(
+            "filamentctl read",
+            "filamentctl read --json | jq .temperature_c",
+            "filamentctl read --direct          # the sensor itself, e.g. to check wiring",
+        ),
+    )(read)
+    app.command(
+        short_help="Deliver the backlog now, or handle rejected batches.",
+        epilog=examples(
+            "filamentctl flush",
+            "filamentctl flush --timeout 300 --quiet",
+            "filamentctl flush --dead-letter list",
+            "filamentctl flush --dead-letter replay --id 3",
+        ),
+    )(flush)
+    app.command(
+        short_help="Print readings from the local history (table, CSV or JSON).",
+        epilog=examples(
+            "filamentctl history --since 6h",
+            "filamentctl history --since 7d --every 1h --format csv > week.csv",
+            "filamentctl history --since 30m --format json | jq length",
+        ),
+    )(history)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -38,34 +85,74 @@ def status(
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every second until Ctrl+C."),
     interval: float = typer.Option(
-        1.0, "--interval", help="Refresh period for --watch (s, 0.2 to 3600)."
+        1.0,
+        "--interval",
+        min=0.2,
+        metavar="SECONDS",
+        help="Refresh period for --watch (0.2 to 3600).",
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Judge health: exit 0 when healthy, 1 when a fault, latch, stale reading or "
+        "delivery alert is active (one line says which).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="With --check: print nothing, only the exit code tells."
     ),
 ) -> None:
     """Show the running service's whole state: reading, sensor, heater, fan, storage.
 
-    Exits 3 when no service is running.
+    Exits 3 when no service is running. With --check, exits 1 when the box needs a look (for
+    cron and monitoring). On a terminal --watch redraws the screen; piped, it prints one block
+    per refresh (with --json, one JSON object per line).
     """
     if not math.isfinite(interval) or not 0.2 <= interval <= MAX_WATCH_INTERVAL_S:
         raise UsageError(
             f"invalid --interval {interval!r}: use a number of seconds from 0.2 to "
             f"{MAX_WATCH_INTERVAL_S:g}"
         )
+    if check:
+        if watch:
+            raise UsageError("--check and --watch do not go together; use one of them")
+        _check(call(ctx, "status", timeout=5.0), json_, quiet)
+        return
     if not watch:
         state = call(ctx, "status", timeout=5.0)
         print_json(state) if json_ else sys.stdout.write(render_status(state))
         return
+    redraw = sys.stdout.isatty() and not json_
+    first = True
     try:
         while True:
             state = call(ctx, "status", timeout=5.0)
             if json_:
                 sys.stdout.write(_compact_json(state) + "\n")
-            else:
+            elif redraw:
                 sys.stdout.write("\x1b[H\x1b[2J" + render_status(state))
                 sys.stdout.write("\n(Ctrl+C to stop)\n")
+            else:  # a file or a pipe: no control codes, a blank line between refreshes
+                sys.stdout.write(("" if first else "\n") + render_status(state))
+            first = False
             sys.stdout.flush()
             time.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def _check(state: dict[str, Any], json_: bool, quiet: bool) -> None:
+    from filamentctl.core.health import problems
+
+    found = problems(state)
+    if json_:
+        print_json({"healthy": not found, "problems": found})
+    elif found:
+        say(quiet, "unhealthy: " + "; ".join(found))
+    else:
+        reading = state.get("reading") or {}
+        say(quiet, f"healthy: reading {fmt_age(reading.get('age_s'))} old, no faults or alerts")
+    if found:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _compact_json(data: Any) -> str:
@@ -191,19 +278,30 @@ def flush(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
     timeout: float = typer.Option(
-        60.0, "--timeout", help="Give up after this many seconds (0.1 to 3600)."
+        60.0,
+        "--timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Give up after this many seconds (0.1 to 3600).",
     ),
-    dead_letter: str | None = typer.Option(
+    dead_letter: DeadLetterAction | None = typer.Option(
         None,
         "--dead-letter",
-        help="Work on the batches the database rejected instead: list, replay or purge.",
+        help="Work on the batches the database rejected instead.",
     ),
     ids: list[int] | None = typer.Option(
-        None, "--id", help="With --dead-letter replay/purge: only this entry (repeatable)."
+        None,
+        "--id",
+        metavar="ID",
+        help="With --dead-letter replay/purge: only this entry (repeatable).",
     ),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Deliver the backlog now, with a progress bar. Via the service if it runs, else directly
-    (only while no service holds the history)."""
+    (only while no service holds the history).
+
+    Exits 1 when readings are left undelivered (the reason is printed).
+    """
     from filamentctl.client import Client
     from filamentctl.protocol import MAX_FLUSH_TIMEOUT_S, MAX_ID
 
@@ -213,14 +311,14 @@ def flush(
     if bad:
         raise UsageError(f"invalid --id {bad[0]}: dead-letter ids are 1 to {MAX_ID}")
     if dead_letter is not None:
-        _dead_letter(ctx, dead_letter, ids, json_)
+        _dead_letter(ctx, dead_letter.value, ids, json_, quiet)
         return
     if not math.isfinite(timeout) or not 0.1 <= timeout <= MAX_FLUSH_TIMEOUT_S:
         raise UsageError(
             f"invalid --timeout {timeout!r}: use a number of seconds from 0.1 to "
             f"{MAX_FLUSH_TIMEOUT_S:g}"
         )
-    show_bar = not json_ and sys.stderr.isatty()
+    show_bar = not json_ and not quiet and sys.stderr.isatty()
     bar = _ProgressBar() if show_bar else None
     try:
         with Client.connect(ctx_of(ctx).socket, timeout=timeout + 10) as client:
@@ -238,22 +336,35 @@ def flush(
     finally:
         if bar:
             bar.close()
+    line = f"delivered {result.get('delivered', 0)}, remaining {result.get('remaining', 0)}" + (
+        f" — {result['error']}" if result.get("error") else ""
+    )
     if json_:
         print_json(result)
+    elif not result.get("ok", False):
+        raise UserError(f"flush incomplete: {line}")
     else:
-        sys.stdout.write(
-            f"delivered {result.get('delivered', 0)}, remaining {result.get('remaining', 0)}"
-            + (f" — {result['error']}" if result.get("error") else "")
-            + "\n"
-        )
+        say(quiet, line)
     if not result.get("ok", False):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
-def _dead_letter(ctx: typer.Context, action: str, ids: list[int] | None, json_: bool) -> None:
-    if action not in ("list", "replay", "purge"):
-        raise UsageError(f"invalid --dead-letter {action!r}: use list, replay or purge")
+def _dead_letter(
+    ctx: typer.Context, action: str, ids: list[int] | None, json_: bool, quiet: bool
+) -> None:
+    if ids and action == "list":
+        raise UsageError("--id goes with --dead-letter replay or purge, not list")
     args = {"ids": ids} if ids else {}
+    if ids:
+        # The service skips ids it does not have; an id that is not there is the user's mistake.
+        known = {e.get("id") for e in call(ctx, "deadletter.list")}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise UserError(
+                f"no dead-letter entry {', '.join(f'#{i}' for i in missing)}; nothing "
+                f"{'replayed' if action == 'replay' else 'purged'} (see 'filamentctl flush "
+                "--dead-letter list')"
+            )
     if action == "list":
         entries = call(ctx, "deadletter.list")
         if json_:
@@ -271,15 +382,19 @@ def _dead_letter(ctx: typer.Context, action: str, ids: list[int] | None, json_: 
     if json_:
         print_json(result)
     elif action == "purge":
-        sys.stdout.write(f"purged {result.get('purged', 0)} dead-letter entries\n")
+        say(quiet, f"purged {result.get('purged', 0)} dead-letter entries")
     else:
-        sys.stdout.write(
+        line = (
             f"replayed {result.get('replayed', 0)} entries ({result.get('readings', 0)} readings)"
-            + (f"; still failing: {result.get('failed')}" if result.get("failed") else "")
-            + "\n"
         )
+        if not result.get("ok", True):
+            raise UserError(
+                f"{line}; still failing: {result.get('failed')}"
+                + (f" — {result['error']}" if result.get("error") else "")
+            )
+        say(quiet, line)
     if action == "replay" and not result.get("ok", True):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 class _ProgressBar:
@@ -315,22 +430,32 @@ class _ProgressBar:
 # -- history ----------------------------------------------------------------------------------
 def history(
     ctx: typer.Context,
-    since: str = typer.Option("24h", "--since", help="How far back, e.g. 90m, 24h, 7d."),
-    format_: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    since: str = typer.Option(
+        "24h", "--since", metavar="DURATION", help="How far back, e.g. 90m, 24h, 7d."
+    ),
+    format_: HistoryFormat = typer.Option(
+        HistoryFormat.table, "--format", "-f", help="Output format."
+    ),
     limit: int = typer.Option(
-        100_000, "--limit", min=1, max=100_000, help="At most this many readings (newest kept)."
+        100_000,
+        "--limit",
+        min=1,
+        max=100_000,
+        metavar="N",
+        help="At most this many readings (newest kept; 1 to 100000).",
     ),
     every: str | None = typer.Option(
-        None, "--every", help="Average into buckets of this length, e.g. 10m (long spans)."
+        None,
+        "--every",
+        metavar="DURATION",
+        help="Average into buckets of this length, e.g. 10m (long spans).",
     ),
 ) -> None:
     """Print readings from the local history (works with or without a running service)."""
-    if format_ not in ("table", "csv", "json"):
-        raise UsageError(f"invalid --format {format_!r}: use table, csv or json")
     since_s = parse_since(since)
     args: dict[str, Any] = {"since_s": since_s, "limit": limit}
     if every is not None:
-        args["step_s"] = parse_since(every)
+        args["step_s"] = parse_duration_option("--every", every)
         if args["step_s"] < 1:
             raise UsageError(f"invalid --every {every!r}: use at least 1s")
     try:
@@ -339,9 +464,9 @@ def history(
         from filamentctl.service.direct import history_direct
 
         rows = history_direct(since_s, limit, args.get("step_s"))
-    if format_ == "json":
+    if format_ is HistoryFormat.json:
         print_json(rows)
-    elif format_ == "csv":
+    elif format_ is HistoryFormat.csv:
         import csv
 
         cols = [

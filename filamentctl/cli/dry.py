@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from filamentctl import display
-from filamentctl.cli.common import call, print_json
+from filamentctl.cli.common import Command, call, examples, print_json
 from filamentctl.errors import ServiceNotRunning, UsageError
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
@@ -25,6 +25,13 @@ JSON_HELP = "Print one JSON document on stdout (for scripts)."
 app = typer.Typer(
     help="Dry a spool: heat the box to the material's drying temperature and vent it until the "
     "filament stops giving off water (or the profile's maximum time). Safety rules still apply.",
+    short_help="Drying sessions: dry a spool until the filament stops giving off water.",
+    epilog=examples(
+        "filamentctl dry profiles",
+        "filamentctl dry start pla",
+        "filamentctl dry status",
+        "filamentctl dry stop",
+    ),
     no_args_is_help=True,
 )
 
@@ -41,7 +48,15 @@ def _deg(value: Any) -> str:
     return display.num(value, 1, " °C").replace(".0 °C", " °C")
 
 
-@app.command()
+@app.command(
+    cls=Command,
+    short_help="Start drying a spool with a material profile.",
+    epilog=examples(
+        "filamentctl dry start pla",
+        "filamentctl dry start PETG --temp 55 --for 6h",
+        "filamentctl dry start nylon --json",
+    ),
+)
 def start(
     ctx: typer.Context,
     material: str = typer.Argument(
@@ -50,10 +65,16 @@ def start(
         help="Material profile, any case: PLA, PETG, ABS, ... ('dry profiles' lists them).",
     ),
     temp: float | None = typer.Option(
-        None, "--temp", help="Target °C instead of the profile's (at most the cap)."
+        None,
+        "--temp",
+        metavar="CELSIUS",
+        help="Target °C instead of the profile's (at most the cap).",
     ),
     for_: str | None = typer.Option(
-        None, "--for", help="Maximum time instead of the profile's, e.g. 6h, 90m."
+        None,
+        "--for",
+        metavar="DURATION",
+        help="Maximum time instead of the profile's, e.g. 6h, 90m.",
     ),
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -63,12 +84,6 @@ def start(
 
     Exits 2 for an unknown material (the message lists the profiles) or a --temp above the cap
     (the message names it), 1 when the heater is disabled or latched or a session already runs.
-
-    \b
-    Examples:
-      filamentctl dry start pla
-      filamentctl dry start PETG --temp 55 --for 6h
-      filamentctl dry start nylon --json
     """
     args: dict[str, Any] = {"material": material}
     if temp is not None:
@@ -106,7 +121,10 @@ def _capped(st: dict[str, Any]) -> str:
     )
 
 
-@app.command()
+@app.command(
+    short_help="Show the running session: progress, time left, expected end.",
+    epilog=examples("filamentctl dry status", "filamentctl dry status --json | jq .expected"),
+)
 def status(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -114,11 +132,6 @@ def status(
     """Show the running session: target, progress with time left, how and when it is expected
     to end, the humidity trend and the water removed so far. Prints null with --json when no
     session runs.
-
-    \b
-    Examples:
-      filamentctl dry status
-      filamentctl dry status --json | jq .expected
     """
     state = call(ctx, "dry.status", timeout=5.0)
     if json_:
@@ -217,18 +230,16 @@ def _rich_status(st: dict[str, Any]) -> None:
         console.print(f"  {line}", markup=False, highlight=False)
 
 
-@app.command()
+@app.command(
+    short_help="End the running session now; back to the storage band.",
+    epilog=examples("filamentctl dry stop", "filamentctl dry stop --json | jq .water_removed_g"),
+)
 def stop(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """End the running session now; the heater returns to its storage band. Exits 1 when no
     session runs.
-
-    \b
-    Examples:
-      filamentctl dry stop
-      filamentctl dry stop --json | jq .water_removed_g
     """
     record = call(ctx, "dry.stop")
     if json_:
@@ -237,19 +248,19 @@ def stop(
     sys.stdout.write(f"{(record or {}).get('message', 'drying stopped')}\n")
 
 
-@app.command()
+@app.command(
+    short_help="List the drying profiles: temperature, times, sources.",
+    epilog=examples(
+        "filamentctl dry profiles",
+        "filamentctl dry profiles --json | jq '.profiles[].name'",
+    ),
+)
 def profiles(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List the drying profiles (built-in and from dry.profiles), the temperature each runs at
     under the cap, and their minimum and maximum times. Works without a running service.
-
-    \b
-    Examples:
-      filamentctl dry profiles
-      filamentctl config set dry.profiles '{"PLA+": {"temp_c": 50, "min": "3h", "max": "6h"}}'
-      filamentctl dry profiles --json | jq '.profiles[].name'
     """
     try:
         doc = call(ctx, "dry.profiles", timeout=5.0)
@@ -290,20 +301,23 @@ def _local_profiles() -> dict[str, Any]:
     }
 
 
-@app.command()
+@app.command(
+    short_help="List past sessions: material, end reason, water removed.",
+    epilog=examples(
+        "filamentctl dry history",
+        "filamentctl dry history --limit 5 --json | jq '.[] | {material, reason}'",
+    ),
+)
 def history(
     ctx: typer.Context,
-    limit: int = typer.Option(50, "--limit", min=1, max=500, help="At most this many sessions."),
+    limit: int = typer.Option(
+        50, "--limit", min=1, max=500, metavar="COUNT", help="At most this many sessions (1-500)."
+    ),
     json_: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List past sessions, oldest first: material, start, duration, how each ended (plateau,
     time, stopped or fault), peak temperature and water removed. Works without a running
     service.
-
-    \b
-    Examples:
-      filamentctl dry history
-      filamentctl dry history --limit 5 --json | jq '.[] | {material, reason}'
     """
     try:
         rows = call(ctx, "dry.history", {"limit": limit}, timeout=10.0)

@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import typer
 
 from filamentctl import __version__
 from filamentctl.cli import common
-from filamentctl.errors import EXIT_FAILED, UserError
+from filamentctl.errors import EXIT_FAILED, EXIT_USAGE, UserError
 
 HELP = (
     "Keep 3D-printer filament dry: sample the box, keep its history, deliver it to your "
@@ -65,6 +66,7 @@ def root(
         None,
         "--socket",
         envvar="FILAMENTCTL_SOCKET",
+        metavar="PATH",
         help="Service socket to talk to (default: your own service's, then the system service's).",
     ),
     box: str | None = typer.Option(
@@ -93,15 +95,28 @@ def root(
     ctx.obj = common.Ctx(socket=socket, debug=debug)
 
 
+EXAMPLES = common.examples(
+    "filamentctl demo                      # try it all on a simulated box",
+    "filamentctl status",
+    "filamentctl status --json | jq .reading.humidity",
+    "filamentctl heater on --for 2h",
+    "filamentctl config set heater.min_temp_c 45 heater.max_temp_c 50",
+)
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """The root app with every command group, or only the group named ``only``."""
     app = typer.Typer(
         name="filamentctl",
         help=HELP,
+        epilog=EXAMPLES,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         # Plain Click help: Typer's boxed rich help costs ~80 ms of imports on every --help.
         rich_markup_mode=None,
+        # The static scripts in completions/ are the one completion mechanism (no Python start
+        # per TAB press); Typer's --install-completion would be a second, competing one.
+        add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(root)
@@ -142,17 +157,50 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def _click_exceptions() -> ModuleType:
+    try:
+        from typer._click import exceptions  # Typer >= 0.26 ships its own copy of Click
+    except ImportError:  # pragma: no cover - older Typer uses Click itself
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def usage_line(exc: Exception) -> str:
+    """A Click usage error as one line: ``no such option: -1 (see 'filamentctl X --help')``."""
+    message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+    message = message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{message.rstrip('.')}{hint}"
+
+
 def main() -> None:
-    """Entry point: run the app; turn user errors into one line on stderr and an exit code."""
+    """Entry point: run the app; turn user errors into one line on stderr and an exit code.
+
+    Every error, ours or a usage error found by Click, is ``filamentctl: …`` on one line.
+    """
     argv = sys.argv[1:]
     debug = "--debug" in argv
+    click = _click_exceptions()
     try:
-        build_app(command_name(argv))(prog_name="filamentctl")
+        code = build_app(command_name(argv))(prog_name="filamentctl", standalone_mode=False)
     except UserError as exc:
         if debug:
             raise
         sys.stderr.write(f"filamentctl: {exc}\n")
         sys.exit(exc.exit_code)
+    except click.NoArgsIsHelpError as exc:  # a bare group: its help on stderr, as Click does
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        sys.stderr.write(f"filamentctl: {usage_line(exc)}\n")
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:  # e.g. a file Click could not open
+        sys.stderr.write(f"filamentctl: {' '.join(exc.format_message().split())}\n")
+        sys.exit(exc.exit_code)
+    except (click.Abort, typer.Abort):  # Ctrl+C or end of input at a prompt
+        sys.stderr.write("\nfilamentctl: aborted; nothing changed\n")
+        sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         sys.stderr.write("filamentctl: interrupted\n")
         sys.exit(130)
@@ -167,3 +215,4 @@ def main() -> None:
             "(run again with --debug for the traceback, and please report it)\n"
         )
         sys.exit(EXIT_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)

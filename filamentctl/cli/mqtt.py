@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
-from filamentctl.cli.common import ctx_of
-from filamentctl.errors import UsageError
+from filamentctl.cli.common import ctx_of, examples
+from filamentctl.cli.service_cmds import LogFormat
 
 HELP = """Run the Home Assistant MQTT gateway in the foreground (its unit runs this).
 
@@ -21,20 +21,21 @@ their modes and the safety fault. The gateway is a client of the running service
 the mqtt.* settings from it, and every command from Home Assistant goes through the same
 safety rules as `filamentctl heater`. It keeps running while the service or the broker is
 away and reconnects to both.
-
-\b
-Examples:
-  filamentctl config set mqtt.url mqtt://homeassistant.local:1883
-  filamentctl config set mqtt.username filamentctl
-  filamentctl config set mqtt.password -        # reads the password from stdin
-  filamentctl config set mqtt.enabled true
-  filamentctl mqtt                              # or: sudo filamentctl service install
-  filamentctl mqtt --remove-discovery           # remove the box from Home Assistant
 """
+EXAMPLES = examples(
+    "filamentctl mqtt                              # or: sudo filamentctl service install",
+    "filamentctl mqtt --log-format json",
+    "filamentctl mqtt --remove-discovery           # remove the box from Home Assistant",
+)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("mqtt", help=HELP)(mqtt)
+    app.command(
+        "mqtt",
+        help=HELP,
+        short_help="Run the Home Assistant MQTT gateway (the box appears in Home Assistant).",
+        epilog=EXAMPLES,
+    )(mqtt)
 
 
 def mqtt(
@@ -45,10 +46,8 @@ def mqtt(
         help="Clear the box's retained discovery, state and availability messages and exit.",
     ),
     debug: bool = typer.Option(False, "--debug", help="Debug logging (never secrets)."),
-    log_format: str = typer.Option("text", "--log-format", help="text or json."),
+    log_format: LogFormat = typer.Option(LogFormat.text, "--log-format", help="Log line format."),
 ) -> None:
-    if log_format not in ("text", "json"):
-        raise UsageError(f"invalid --log-format {log_format!r}: use text or json")
     socket = ctx_of(ctx).socket
     if remove_discovery:
         from filamentctl.gateways.mqtt.gateway import remove_discovery as remove

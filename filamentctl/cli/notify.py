@@ -12,12 +12,14 @@ from typing import Any
 
 import typer
 
-from filamentctl.cli.common import call, print_json
+from filamentctl.cli.common import call, examples, print_json
 from filamentctl.errors import EXIT_FAILED, ConfigError, ServiceNotRunning
 
 app = typer.Typer(
     help="Notifications to your phone through Apprise (ntfy, Telegram, Pushover, e-mail, "
     "Home Assistant, ...).",
+    short_help="Notifications to your phone (Apprise): test them.",
+    epilog=examples("filamentctl notify test"),
     no_args_is_help=True,
 )
 
@@ -25,7 +27,13 @@ app = typer.Typer(
 TEST_TIMEOUT_S = 200.0
 
 
-@app.command()
+@app.command(
+    short_help="Send a test message to every notify URL and report each result.",
+    epilog=examples(
+        "filamentctl notify test",
+        "filamentctl notify test --json | jq '.results[] | select(.ok | not)'",
+    ),
+)
 def test(
     ctx: typer.Context,
     json_: bool = typer.Option(False, "--json", help="Print one JSON document (for scripts)."),
@@ -34,12 +42,6 @@ def test(
 
     Goes through the running service when there is one (its settings, Vault access and
     network), else sends directly. Exit 1 if any URL failed, 2 if notify.urls is empty.
-
-    \b
-    Examples:
-      filamentctl config set notify.urls -     # paste the Apprise URL(s), then Ctrl-D
-      filamentctl notify test
-      filamentctl notify test --json | jq '.results[] | select(.ok | not)'
     """
     try:
         result: dict[str, Any] = call(ctx, "notify.test", timeout=TEST_TIMEOUT_S)

@@ -6,12 +6,19 @@ import sys
 
 import typer
 
-from filamentctl.cli.common import print_json
+from filamentctl.cli.common import examples, print_json
 from filamentctl.errors import EXIT_FAILED
 
 
 def register(app: typer.Typer) -> None:
-    app.command("relays-off")(relays_off)
+    app.command(
+        "relays-off",
+        short_help="Drive both relay pins OFF through GPIO, without the service.",
+        epilog=examples(
+            "filamentctl relays-off                      # as the service's user, service stopped",
+            "filamentctl relays-off --json",
+        ),
+    )(relays_off)
 
 
 def relays_off(

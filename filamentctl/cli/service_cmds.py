@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
+from enum import StrEnum
 
 import typer
 
-from filamentctl.cli.common import ctx_of
-from filamentctl.errors import UsageError, UserError
+from filamentctl.cli.common import ctx_of, examples
+from filamentctl.errors import UserError
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
-    app.command()(demo)
+    app.command(
+        short_help="Run the service in the foreground (systemd runs exactly this).",
+        epilog=examples(
+            "filamentctl run --simulate          # no hardware needed",
+            "filamentctl run --log-format json   # one JSON object per log line",
+        ),
+    )(run)
+    app.command(
+        short_help="Try it: a simulated box and its dashboard, stopped when you quit.",
+        epilog=examples(
+            "filamentctl demo",
+            "filamentctl demo --plain            # the status text instead of the dashboard",
+        ),
+    )(demo)
 
 
 def run(
@@ -25,13 +44,11 @@ def run(
     debug: bool = typer.Option(
         False, "--debug", help="Debug logging (batch previews; never secrets)."
     ),
-    log_format: str | None = typer.Option(
-        None, "--log-format", help="text or json (default: the log.format setting)."
+    log_format: LogFormat | None = typer.Option(
+        None, "--log-format", help="Log line format (default: the log.format setting)."
     ),
 ) -> None:
     """Run the service in the foreground (systemd runs exactly this)."""
-    if log_format not in (None, "text", "json"):
-        raise UsageError(f"invalid --log-format {log_format!r}: use text or json")
     from filamentctl.service.main import run as run_service
 
     # --simulate is a CLI flag: it outranks stored and env values (docs/configuration.md), and
@@ -41,7 +58,7 @@ def run(
     code = run_service(
         simulate=simulate,
         debug=debug or ctx_of(ctx).debug,
-        log_format=log_format,
+        log_format=log_format.value if log_format is not None else None,
         overrides=overrides,
     )
     raise typer.Exit(code)
@@ -71,8 +88,10 @@ def demo(
 ) -> None:
     """Start a simulated box in the background and watch it live; stops it when you quit.
 
-    In the dashboard, d (or 'Dry: start…' in the ctrl+p palette) starts a drying session on the
-    simulated spool.
+    Drive it from a second terminal with the `FILAMENTCTL_SOCKET=... filamentctl sim set`
+    line the demo prints. In the dashboard, d (or 'Dry: start…' in the ctrl+p palette) starts a
+    drying session on the simulated spool. Without an interactive terminal it shows the status
+    text.
     """
     import shutil
     import subprocess
@@ -81,6 +100,10 @@ def demo(
 
     from filamentctl.client import Client
 
+    # SIGTERM or a closed terminal (SIGHUP) must still stop the demo's service and remove its
+    # directory: turn them into SystemExit so the cleanup below runs.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     home = Path(tempfile.mkdtemp(prefix="filamentctl-demo-"))
     env = {**os.environ, **DEMO_SETTINGS, "FILAMENTCTL_HOME": str(home)}
     env.pop("FILAMENTCTL_SOCKET", None)
@@ -120,20 +143,31 @@ def demo(
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def drive_hint(socket: object) -> str:
+    """How to drive the demo's simulated box from a second terminal (one line)."""
+    return f"FILAMENTCTL_SOCKET={socket} filamentctl sim set --temperature 20"
+
+
 def _watch(ctx: typer.Context, plain: bool) -> None:
-    if not plain:
+    from filamentctl.cli.tui import terminal_problem
+
+    socket = ctx_of(ctx).socket
+    if not plain and terminal_problem() is None:
         try:
             from filamentctl.tui.app import run_dashboard
         except ImportError:
             pass
         else:
-            run_dashboard(ctx_of(ctx).socket)
+            run_dashboard(socket, hint=f"drive it from another terminal: {drive_hint(socket)}")
             return
     from filamentctl.cli.data import status
 
     sys.stderr.write(
-        "demo: a simulated box is running; try in another terminal:\n"
-        f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl sim set --temperature 20\n"
-        f"  FILAMENTCTL_SOCKET={ctx_of(ctx).socket} filamentctl dry start pla\n"
+        f"demo: a simulated box is running; try in another terminal:\n  {drive_hint(socket)}\n"
+        f"  FILAMENTCTL_SOCKET={socket} filamentctl dry start pla\n"
     )
-    status(ctx, json_=False, watch=True, interval=1.0)
+    status(ctx, json_=False, watch=True, interval=1.0, check=False, quiet=False)

@@ -23,11 +23,18 @@ from typing import Any
 
 import typer
 
+from filamentctl.cli.common import examples
 from filamentctl.errors import EXIT_NOT_RUNNING, PermissionDenied, UsageError, UserError
 from filamentctl.service import unit as _unit
 
 app = typer.Typer(
     help="Install, remove and inspect the systemd service (runs `filamentctl run`).",
+    short_help="Install, remove or inspect the systemd service.",
+    epilog=examples(
+        "sudo filamentctl service install --dry-run",
+        "sudo filamentctl service install",
+        "filamentctl service status",
+    ),
     no_args_is_help=True,
 )
 
@@ -205,13 +212,23 @@ def _build_options(user: str, simulate: bool, box: str = "default") -> _unit.Uni
     return opts
 
 
-@app.command()
+@app.command(
+    short_help="Write, enable and start the hardened systemd unit.",
+    epilog=examples(
+        "sudo filamentctl service install --dry-run     # look at the unit first",
+        "sudo filamentctl service install",
+        "sudo filamentctl service install --simulate    # a box without hardware",
+    ),
+)
 def install(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the unit on stdout and change nothing."
     ),
     user: str = typer.Option(
-        _unit.DEFAULT_USER, "--user", help="The service's system user and group (created)."
+        _unit.DEFAULT_USER,
+        "--user",
+        metavar="NAME",
+        help="The service's system user and group (created).",
     ),
     simulate: bool = typer.Option(
         False, "--simulate", help="The unit runs `filamentctl run --simulate` (no hardware)."
@@ -306,7 +323,10 @@ def _remove_gateway_unit(root: Path, name: str, why: str) -> None:
         )
 
 
-@app.command()
+@app.command(
+    short_help="Stop, disable and remove the unit (configuration and history stay).",
+    epilog=examples("sudo filamentctl service uninstall"),
+)
 def uninstall(
     box: str | None = typer.Option(
         None, "--box", metavar="NAME", help="Remove this box's instance."
@@ -412,7 +432,13 @@ def collect_status(root: Path = Path("/")) -> dict[str, Any]:
     return info
 
 
-@app.command()
+@app.command(
+    short_help="Show whether the unit is installed, enabled and running.",
+    epilog=examples(
+        "filamentctl service status",
+        "filamentctl service status --json | jq .active",
+    ),
+)
 def status(
     json_: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
     root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Look below this directory."),

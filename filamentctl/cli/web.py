@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from filamentctl.cli.common import ctx_of
+from filamentctl.cli.common import ctx_of, examples
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(web)
+    app.command(
+        short_help="Serve the web dashboard and HTTP API (a gateway of the service).",
+        epilog=examples(
+            "filamentctl web                              # http://127.0.0.1:8780/ on this machine",
+            "filamentctl web --listen 0.0.0.0:8780        # the whole network (needs web.token)",
+        ),
+    )(web)
 
 
 def web(
@@ -16,7 +22,7 @@ def web(
     listen: str | None = typer.Option(
         None,
         "--listen",
-        metavar="ADDR:PORT",
+        metavar="ADDRESS",
         help="Address to serve on (default: the web.listen setting, 127.0.0.1:8780).",
     ),
 ) -> None:
@@ -26,12 +32,8 @@ def web(
     web.* settings from the service (so run it as the service's user; its systemd unit,
     installed by `service install` when web.enabled is true, does). Reading needs the token
     unless it listens on loopback; switching always needs it. A non-loopback address
-    without web.token is refused (exit 2). docs/web.md has the API and the security model.
-
-    Examples: `filamentctl web` serves http://127.0.0.1:8780/ on this machine;
-    `filamentctl config set web.token` sets the token (it prompts), which switching needs;
-    `filamentctl web --listen 0.0.0.0:8780` then serves the whole network; and
-    `ssh -L 8780:127.0.0.1:8780 pi@drybox` reaches a loopback gateway from your laptop.
+    without web.token is refused (exit 2). docs/web.md has the API and the security model;
+    `ssh -L 8780:127.0.0.1:8780 pi@drybox` reaches a loopback gateway from a laptop.
     """
     from filamentctl.gateways.web.main import run
     from filamentctl.service import logs

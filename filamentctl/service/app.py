@@ -814,6 +814,9 @@ class Service:
     def op_sim_clear(self, req: Request, conn: Connection) -> Any:
         box = self._require_sim()
         box.clear()
+        # Back from pinned values to the model is as deliberate as sim.set: not an implausible
+        # jump (readings were rejected for seconds after `sim clear`).
+        self.filter.trust_next()
         log.info("sim: cleared")
         return box.state()
 

@@ -2,16 +2,18 @@
 
 Every scrape calls ``collect()`` — the service's ``status()`` dict — and turns it into metrics, so
 the endpoint shows exactly what ``filamentctl status --json`` shows and keeps no state of its own.
-Series (see docs/backends.md for the full list)::
+Names and values follow Prometheus' conventions (``promtool check metrics`` is clean): base units
+only, so relative humidity is a 0–1 ratio, pressure is in pascals and there is no Fahrenheit
+series (``celsius * 1.8 + 32`` in PromQL). Series (see docs/backends.md for the full list)::
 
     filamentctl_up                        1 when the status could be collected
     filamentctl_build_info{version}       1
     filamentctl_uptime_seconds
     filamentctl_readings_total            readings taken since start
-    filamentctl_temperature_celsius  filamentctl_temperature_fahrenheit
-    filamentctl_humidity_percent
-    filamentctl_dew_point_celsius  filamentctl_absolute_humidity_grams_per_cubic_metre
-    filamentctl_pressure_hectopascals     (only with a pressure sensor)
+    filamentctl_temperature_celsius
+    filamentctl_relative_humidity_ratio   0-1
+    filamentctl_dew_point_celsius  filamentctl_absolute_humidity_grams_per_cubic_meter
+    filamentctl_pressure_pascals          (only with a pressure sensor)
     filamentctl_reading_timestamp_seconds  filamentctl_reading_age_seconds
     filamentctl_sensor_health{state}      1 for the current of OK/DEGRADED/FAULT, else 0
     filamentctl_sensor_errors_total  filamentctl_sensor_rejected_total
@@ -43,19 +45,24 @@ _LISTEN = re.compile(r"(\[[0-9a-fA-F:]+\]|[^:\[\]]+):(\d{1,5})")
 HEALTH_STATES = ("OK", "DEGRADED", "FAULT")
 RELAYS = ("heater", "fan")
 
-# status()["reading"] key -> (metric name, help)
+# status()["reading"] key -> (metric name, help, factor from the status value to base units)
 _READING_GAUGES = (
-    ("temperature_c", "filamentctl_temperature_celsius", "Latest temperature"),
-    ("temperature_f", "filamentctl_temperature_fahrenheit", "Latest temperature"),
-    ("humidity", "filamentctl_humidity_percent", "Latest relative humidity"),
-    ("dew_point_c", "filamentctl_dew_point_celsius", "Dew point of the latest reading"),
+    ("temperature_c", "filamentctl_temperature_celsius", "Latest temperature", 1.0),
+    (
+        "humidity",
+        "filamentctl_relative_humidity_ratio",
+        "Latest relative humidity, 0-1 (multiply by 100 for %RH)",
+        0.01,
+    ),
+    ("dew_point_c", "filamentctl_dew_point_celsius", "Dew point of the latest reading", 1.0),
     (
         "absolute_humidity_g_m3",
-        "filamentctl_absolute_humidity_grams_per_cubic_metre",
+        "filamentctl_absolute_humidity_grams_per_cubic_meter",
         "Absolute humidity of the latest reading",
+        1.0,
     ),
-    ("pressure_hpa", "filamentctl_pressure_hectopascals", "Latest air pressure"),
-    ("age_s", "filamentctl_reading_age_seconds", "How old the latest reading is"),
+    ("pressure_hpa", "filamentctl_pressure_pascals", "Latest air pressure", 100.0),
+    ("age_s", "filamentctl_reading_age_seconds", "How old the latest reading is", 1.0),
 )
 # status()["storage"] counter key -> (metric name without _total, help)
 _DELIVERY_COUNTERS = (
@@ -178,8 +185,10 @@ def metric_families(status: dict[str, Any]) -> Iterator[Any]:
     yield readings
 
     reading = status.get("reading") or {}
-    for key, name, help_ in _READING_GAUGES:
-        yield from _gauge(name, help_, reading.get(key))
+    for key, name, help_, factor in _READING_GAUGES:
+        value = reading.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield from _gauge(name, help_, value * factor)
     if reading.get("time_ns") is not None:
         yield from _gauge(
             "filamentctl_reading_timestamp_seconds",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -254,15 +254,44 @@ def set_value(paths: _paths.Paths, env: Mapping[str, str], name: str, value: Any
     Raises ConfigError (nothing stored) for an unknown key, an invalid value, or when the stored
     configuration would break a cross-field rule.
     """
-    typed = _typed_override(name, value)
+    return set_values(paths, env, [(name, value)])[name]
+
+
+def set_values(
+    paths: _paths.Paths, env: Mapping[str, str], items: Sequence[tuple[str, Any]]
+) -> dict[str, Any]:
+    """Validate several values together and store them in one transaction: all or nothing.
+
+    Values are checked one by one, then the cross-field rules on the stored configuration with
+    all of them applied, so ``heater.min_temp_c 45 heater.max_temp_c 50`` works in one go where
+    either change alone would break ``min < max``. Returns name → typed value stored.
+
+    Raises ConfigError (nothing stored) for an unknown key, a key given twice, an invalid value,
+    or a broken cross-field rule; the message names every problem found.
+    """
+    typed: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in items:
+        if name in typed:
+            problems.append(f"{name} is given twice")
+            continue
+        try:
+            typed[name] = _typed_override(name, value)
+        except ConfigError as exc:
+            if len(items) == 1:
+                raise
+            problems.append(str(exc))
+    what = f"not setting {items[0][0]}" if len(items) == 1 else "nothing set"
+    if problems:
+        raise rules_error(problems, what)
     store, _ = open_store(paths, env)
     with store:
         stored = _typed_stored(store.items())
-        stored[name] = typed
+        stored.update(typed)
         problems = schema.validate(stored)
         if problems:
-            raise rules_error(problems, f"not setting {name}")
-        store.set(name, typed)
+            raise rules_error(problems, what)
+        store.set_many(typed)
     return typed
 
 

@@ -71,9 +71,11 @@ class App(TextualApp[None]):
 
     ``clock`` (monotonic seconds) ages readings and ``wall_clock`` (Unix seconds) stamps log
     lines; tests pass fixed ones so screenshots are stable. ``reconnect_base_s`` and
-    ``reconnect_max_s`` shape the reconnect backoff; ``status_every_s`` is how often the
-    storage and relay details are refreshed (readings and relay switches arrive as events);
-    ``rand`` supplies the reconnect jitter.
+    ``reconnect_max_s`` shape the reconnect backoff; ``tick_s`` is how often the reading's age
+    and the stale marks are updated; ``status_every_s`` is how often the relay reasons and
+    storage details are refreshed (readings and relay switches also arrive as events);
+    ``rand`` supplies the reconnect jitter. ``hint`` is a first line for the event log (the
+    demo says there how to drive its simulated box).
     """
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: also right for subclasses
@@ -100,8 +102,10 @@ class App(TextualApp[None]):
         wall_clock: Callable[[], float] = time.time,
         reconnect_base_s: float = 0.5,
         reconnect_max_s: float = 5.0,
-        status_every_s: float = 5.0,
+        tick_s: float = 1.0,
+        status_every_s: float = 1.0,
         rand: Callable[[], float] = random.random,
+        hint: str | None = None,
     ) -> None:
         super().__init__()
         self.socket_path = socket_path
@@ -109,8 +113,12 @@ class App(TextualApp[None]):
         self.wall_clock = wall_clock
         self.reconnect_base_s = reconnect_base_s
         self.reconnect_max_s = reconnect_max_s
+        self.tick_s = tick_s
         self.status_every_s = status_every_s
         self.rand = rand
+        self.hint = hint
+        #: Ticks so far: tests wait for the next one instead of sleeping past the interval.
+        self.ticks = 0
         # Built in get_default_screen: a screen must be created while the app is running.
         self.dashboard: DashboardScreen = None  # type: ignore[assignment]
         self.connected = False
@@ -137,9 +145,11 @@ class App(TextualApp[None]):
     def on_dashboard_screen_ready(self) -> None:
         self.sub_title = "connecting…"
         self._banner().message = "Connecting to the service…"
+        if self.hint:
+            self._note(self.hint)
         self._keep_linked()
-        self.set_interval(1.0, self._tick)
-        self.set_interval(self.status_every_s, self._refresh_status)
+        self._poll_status()
+        self.set_interval(self.tick_s, self._on_tick)
 
     def on_unmount(self) -> None:
         self._close_link()
@@ -157,14 +167,25 @@ class App(TextualApp[None]):
             stream.interrupt()
 
     # -- widgets ----------------------------------------------------------------------------
+    def _showing(self) -> bool:
+        """Whether the dashboard's widgets are there to update: a worker's message can still
+        arrive while the app is shutting down and the widgets are already gone."""
+        dashboard = self.dashboard
+        return (
+            dashboard is not None
+            and dashboard.is_attached
+            and bool(dashboard.query(ConnectionBanner))
+        )
+
     def _banner(self) -> ConnectionBanner:
         return self.dashboard.query_one(ConnectionBanner)
 
     def _readings(self) -> ReadingsPanel:
         return self.dashboard.query_one(ReadingsPanel)
 
-    def _chart(self) -> HistoryChart:
-        return self.dashboard.query_one(HistoryChart)
+    def _charts(self) -> list[HistoryChart]:
+        # Two: one per layout (wide and narrow); both are kept current.
+        return list(self.dashboard.query(HistoryChart))
 
     def _relay(self, name: str) -> RelayPanel:
         return self.dashboard.query_one(f"#{name}", RelayPanel)
@@ -208,6 +229,8 @@ class App(TextualApp[None]):
             self._link_closing.wait(delay)
 
     def on_status_received(self, message: StatusReceived) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         status = message.status
         first = not self.connected
         self.connected = True
@@ -231,6 +254,8 @@ class App(TextualApp[None]):
         self._tick()
 
     def on_service_disconnected(self, message: ServiceDisconnected) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         if self.connected or message.attempt == 1:
             self._note(f"disconnected: {message.reason}")
         self.connected = False
@@ -243,13 +268,18 @@ class App(TextualApp[None]):
         self._tick()
 
     def on_reading_received(self, message: ReadingReceived) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         self._set_reading(message.reading, 0.0)
         self.history.append(message.reading)
         self._trim_history()
-        self._chart().readings = self.history
+        for chart in self._charts():
+            chart.readings = self.history
         self._tick()
 
     def on_service_event_received(self, message: ServiceEventReceived) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         name, data = message.name, message.data
         d = data if isinstance(data, dict) else {}
         if name == "relay":
@@ -284,8 +314,16 @@ class App(TextualApp[None]):
             self._note(f"{name}: {d.get('message', '') if d else data}")
 
     # -- periodic ----------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        self.ticks += 1
+        if self._showing():
+            self._tick()
+
     def _tick(self) -> None:
-        """Age the reading locally between events; mark it stale when old or disconnected."""
+        """Age the reading locally between events; mark it and the relays stale when old or
+        disconnected."""
+        for name in ("heater", "fan"):
+            self._relay(name).stale = not self.connected
         panel = self._readings()
         if self.reading is None:
             panel.stale = not self.connected
@@ -318,8 +356,41 @@ class App(TextualApp[None]):
         self.sub_title = " · ".join(parts)
 
     def _refresh_status(self) -> None:
+        """A status now (after a relay switch or an alert), besides the periodic one."""
         if self.connected:
             self._fetch_status()
+
+    @work(thread=True, exclusive=True, group="status poll", name="status poll")
+    def _poll_status(self) -> None:
+        """Every ``status_every_s`` while connected: the status, over one kept connection.
+
+        One long-lived thread and connection: a new worker and socket every second cost more
+        CPU than the request itself (a Pi Zero is ~10x slower than a laptop).
+        """
+        worker = get_current_worker()
+        client: Client | None = None
+        try:
+            while not self._link_closing.wait(self.status_every_s) and not worker.is_cancelled:
+                if not self.connected:
+                    if client is not None:
+                        client.close()
+                        client = None
+                    continue
+                try:
+                    if client is None:
+                        client = Client.connect(self.socket_path, timeout=5.0)
+                    status = client.call("status")
+                except (UserError, OSError, ValueError):
+                    # The link notices a dead service and says so; here, just start over.
+                    if client is not None:
+                        client.close()
+                    client = None
+                    continue
+                if isinstance(status, dict):
+                    self.post_message(StatusReceived(clean_status(status)))
+        finally:
+            if client is not None:
+                client.close()
 
     @work(thread=True, exclusive=True, group="status", name="status refresh")
     def _fetch_status(self) -> None:
@@ -348,6 +419,8 @@ class App(TextualApp[None]):
         self.post_message(HistoryLoaded(range_s, readings))
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         if message.range_s != self.chart_range_s:
             return  # the user switched range again meanwhile
         known = {r.get("seq") for r in message.readings}
@@ -356,9 +429,9 @@ class App(TextualApp[None]):
         last_seq = max((r.get("seq") or 0 for r in message.readings), default=0)
         self.history = message.readings + [r for r in newer if (r.get("seq") or 0) > last_seq]
         self._trim_history()
-        chart = self._chart()
-        chart.range_s = self.chart_range_s
-        chart.readings = self.history
+        for chart in self._charts():
+            chart.range_s = self.chart_range_s
+            chart.readings = self.history
 
     def _trim_history(self) -> None:
         if not self.history:
@@ -436,7 +509,8 @@ class App(TextualApp[None]):
             i = CHART_RANGES.index(self.chart_range_s) if self.chart_range_s in CHART_RANGES else 0
             range_s = CHART_RANGES[(i + 1) % len(CHART_RANGES)]
         self.chart_range_s = range_s
-        self._chart().range_s = range_s
+        for chart in self._charts():
+            chart.range_s = range_s
         if self.connected:
             self._load_history(range_s)
 
@@ -475,6 +549,8 @@ class App(TextualApp[None]):
             self.flush_screen.progress(message.delivered, message.total)
 
     def on_command_finished(self, message: CommandFinished) -> None:
+        if not self._showing():
+            return  # a late reply while the app shuts down
         op, result, error = message.op, message.result, message.error
         if op == "flush":
             if self.flush_screen is not None and self.flush_screen.is_attached:
@@ -619,10 +695,11 @@ def clean_status(status: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_dashboard(socket_path: Path | None) -> None:
+def run_dashboard(socket_path: Path | None, hint: str | None = None) -> None:
     """Run the dashboard in this terminal until the user quits (``q``).
 
-    ``socket_path`` None means the usual places. Never fails because the service is missing:
-    the dashboard shows DISCONNECTED and keeps retrying.
+    ``socket_path`` None means the usual places; ``hint`` is shown first in the event log.
+    Never fails because the service is missing: the dashboard shows DISCONNECTED and keeps
+    retrying.
     """
-    App(socket_path).run()
+    App(socket_path, hint=hint).run()

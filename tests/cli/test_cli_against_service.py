@@ -114,7 +114,8 @@ def test_sim_fault_error_marks_sensor_and_clear_recovers(box) -> None:  # type: 
 def test_sim_invalid_fault_is_usage_error(box) -> None:  # type: ignore[no-untyped-def]
     result = box.cli("sim", "set", "--fault", "fire")
     assert result.returncode == 2
-    assert "stale, error, nan, spike" in result.stderr
+    assert result.stderr.startswith("filamentctl: ") and result.stderr.count("\n") == 1
+    assert "'stale', 'error', 'nan', 'spike'" in result.stderr
 
 
 def test_history_formats(box) -> None:  # type: ignore[no-untyped-def]

@@ -149,7 +149,7 @@ def test_an_invalid_value_exits_2_and_changes_nothing(home: Path) -> None:
     ):
         result = run(*args)
         assert result.exit_code == 2, args
-        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert result.stderr.startswith("filamentctl: ") and result.stderr.count("\n") == 1
         assert args[1] in result.stderr
         assert result.stdout == ""
     assert db.read_bytes() == before

@@ -123,7 +123,7 @@ def test_help_shows_examples() -> None:
         cwd=REPO,
     )
     assert proc.returncode == 0
-    assert "--listen ADDR:PORT" in proc.stdout
+    assert "--listen ADDRESS" in proc.stdout
     assert "Examples:" in proc.stdout
     assert "filamentctl web --listen 0.0.0.0:8780" in " ".join(proc.stdout.split())
 

@@ -147,3 +147,42 @@ def test_bash_completes_top_level_and_group_commands_from_the_cli() -> None:
     # Global options with values before the command are skipped over.
     assert bash_complete("--socket", "/tmp/x.sock", "heater", "") == heater
     assert "--for" in bash_complete("heater", "on", "--")
+
+
+def test_man_pages_pass_mandoc_lint_with_no_message_at_all() -> None:
+    """``mandoc -Tlint`` (every level, style included) finds nothing: the pages have a date and
+    no over-long source lines."""
+    mandoc = need("mandoc")
+    pages = sorted(str(p) for p in (REPO / "man").glob("*.1"))
+    assert len(pages) >= 6
+    proc = subprocess.run([mandoc, "-Tlint", *pages], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout + proc.stderr) == (0, "")
+
+
+def test_man_pages_are_dated_from_the_changelog_entry_of_their_version(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gen_docs
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    from filamentctl import __version__
+
+    date = gen_docs.release_date(__version__)
+    for page in (REPO / "man").glob("*.1"):
+        th = next(line for line in page.read_text().splitlines() if line.startswith(".TH "))
+        assert f'"{date}"' in th, th
+    undated = tmp_path / "CHANGELOG.md"
+    undated.write_text(f"# Changelog\n\n## [{__version__}]\n\n- something\n")
+    with pytest.raises(SystemExit, match="needs a date"):
+        gen_docs.release_date(__version__, undated)
+    dated = tmp_path / "CHANGELOG2.md"
+    dated.write_text(f"## [Unreleased]\n\n## [{__version__}] — 2027-01-02\n")
+    assert gen_docs.release_date(__version__, dated) == "2027-01-02"
+
+
+def test_every_command_section_of_the_man_pages_has_examples() -> None:
+    for page in sorted((REPO / "man").glob("*.1")):
+        text = page.read_text()
+        sections = text.split("\n.SS ")[1:]
+        assert all("Examples:" in section for section in sections), page.name
+        assert ".SH EXAMPLES" in text, page.name

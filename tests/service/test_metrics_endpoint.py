@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from filamentctl.service.metrics import MetricsServer, parse_listen, start_metrics_server
 from tests.helpers import in_process_service, settings, wait_until
+from tests.servers import unavailable
 
 DOCUMENTED = {
     "filamentctl_up",
@@ -18,10 +21,9 @@ DOCUMENTED = {
     "filamentctl_uptime_seconds",
     "filamentctl_readings",  # the parser names counters without _total
     "filamentctl_temperature_celsius",
-    "filamentctl_temperature_fahrenheit",
-    "filamentctl_humidity_percent",
+    "filamentctl_relative_humidity_ratio",
     "filamentctl_dew_point_celsius",
-    "filamentctl_absolute_humidity_grams_per_cubic_metre",
+    "filamentctl_absolute_humidity_grams_per_cubic_meter",
     "filamentctl_reading_timestamp_seconds",
     "filamentctl_reading_age_seconds",
     "filamentctl_sensor_health",
@@ -74,8 +76,8 @@ def test_scrape_has_every_documented_series_with_the_service_values(
         server.stop()
     assert DOCUMENTED <= set(metrics), sorted(DOCUMENTED - set(metrics))
     assert metrics["filamentctl_up"][()] == 1.0
-    assert metrics["filamentctl_humidity_percent"][()] == pytest.approx(
-        status["reading"]["humidity"], abs=5.0
+    assert metrics["filamentctl_relative_humidity_ratio"][()] == pytest.approx(
+        status["reading"]["humidity"] / 100, abs=0.05
     )
     assert metrics["filamentctl_relay_on"][(("relay", "heater"),)] in (0.0, 1.0)
     assert set(metrics["filamentctl_relay_on"]) == {(("relay", "heater"),), (("relay", "fan"),)}
@@ -85,8 +87,9 @@ def test_scrape_has_every_documented_series_with_the_service_values(
     assert metrics["filamentctl_delivery_backlog_readings"] == {(("backend", "none"),): 0.0}
 
 
-def test_delivery_counters_and_last_success_follow_the_status_dict() -> None:
-    status: dict[str, Any] = {
+def full_status() -> dict[str, Any]:
+    """A status document with every part the endpoint turns into series."""
+    return {
         "version": "9.9",
         "readings_total": 42,
         "reading": {"time_ns": 1_700_000_000_000_000_000, "temperature_c": 21.5, "age_s": 0.3},
@@ -105,6 +108,10 @@ def test_delivery_counters_and_last_success_follow_the_status_dict() -> None:
             "last_success": "2023-11-14T22:13:20.000000Z",
         },
     }
+
+
+def test_delivery_counters_and_last_success_follow_the_status_dict() -> None:
+    status = full_status()
     server = start_metrics_server("127.0.0.1:0", lambda: status)
     try:
         metrics = scrape(server)
@@ -121,7 +128,58 @@ def test_delivery_counters_and_last_success_follow_the_status_dict() -> None:
     assert metrics["filamentctl_delivery_alert"][vm] == 1
     assert metrics["filamentctl_delivery_last_success_timestamp_seconds"][vm] == 1_700_000_000
     assert metrics["filamentctl_reading_timestamp_seconds"][()] == 1_700_000_000
-    assert "filamentctl_pressure_hectopascals" not in metrics  # no pressure sensor, no series
+    assert "filamentctl_pressure_pascals" not in metrics  # no pressure sensor, no series
+
+
+def promtool_problems(text: str) -> str:
+    """What ``promtool check metrics`` (Prometheus' own linter) says about an exposition."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        unavailable("promtool is not installed (Debian package prometheus)")
+    proc = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    return f"exit {proc.returncode}: {proc.stdout}{proc.stderr}" if proc.returncode else ""
+
+
+def raw_scrape(collect: Any) -> str:
+    server = start_metrics_server("127.0.0.1:0", collect)
+    try:
+        with urllib.request.urlopen(server.url, timeout=5) as resp:
+            return str(resp.read().decode())
+    finally:
+        server.stop()
+
+
+def test_promtool_finds_nothing_to_fix_on_a_running_service(running_service: Any) -> None:
+    text = raw_scrape(running_service.status)
+    assert "filamentctl_temperature_celsius" in text
+    assert promtool_problems(text) == ""
+
+
+def test_promtool_finds_nothing_to_fix_with_every_series_present() -> None:
+    status = full_status()
+    status["reading"].update(humidity=41.2, pressure_hpa=1013.2, dew_point_c=7.6)
+    status["reading"]["absolute_humidity_g_m3"] = 7.7
+    status["sensor"] = {"health": "OK", "errors": 1, "rejected": 2}
+    status["heater"] = {"on": True, "enabled": True}
+    status["fan"] = {"on": False, "enabled": False}
+    text = raw_scrape(lambda: status)
+    assert promtool_problems(text) == ""
+    assert "fahrenheit" not in text and "percent" not in text and "hecto" not in text
+
+
+def test_values_are_in_base_units() -> None:
+    status = full_status()
+    status["reading"].update(humidity=41.2, pressure_hpa=1013.2)
+    server = start_metrics_server("127.0.0.1:0", lambda: status)
+    try:
+        metrics = scrape(server)
+    finally:
+        server.stop()
+    assert metrics["filamentctl_relative_humidity_ratio"][()] == pytest.approx(0.412)
+    assert metrics["filamentctl_pressure_pascals"][()] == pytest.approx(101320.0)
+    assert metrics["filamentctl_temperature_celsius"][()] == 21.5
 
 
 def test_a_failing_status_still_answers_with_up_zero() -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import io
+import html
 import os
+import re
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
+from rich.cells import cell_len
 
 from filamentctl.tui.app import App
 from tests.tui.fakeserver import READING
@@ -22,11 +23,13 @@ FROZEN_WALL = READING["time_ns"] / 1e9
 
 
 def make_app(socket_path: Path, **kwargs: Any) -> App:
-    """The real app: frozen clocks, no jitter, quick reconnect, status refresh off unless asked."""
+    """The real app: frozen clocks, no jitter, quick reconnect; the periodic tick and status
+    refresh are off unless a test asks for them (``tick_s=``, ``status_every_s=``)."""
     kwargs.setdefault("clock", lambda: FROZEN_MONOTONIC)
     kwargs.setdefault("wall_clock", lambda: FROZEN_WALL)
     kwargs.setdefault("reconnect_base_s", 0.05)
     kwargs.setdefault("reconnect_max_s", 0.2)
+    kwargs.setdefault("tick_s", 3600.0)
     kwargs.setdefault("status_every_s", 3600.0)
     kwargs.setdefault("rand", lambda: 0.0)
     return App(socket_path, **kwargs)
@@ -48,24 +51,41 @@ async def wait_for(
         await pilot.pause(0.02)
 
 
+# One run of text in Rich's SVG export: its x offset, its line, and the (escaped) text.
+_SVG_TEXT = re.compile(
+    r'<text [^>]*?x="([0-9.]+)"[^>]*?textLength="([0-9.]+)"[^>]*?'
+    r'clip-path="url\(#[^)]*-line-(\d+)\)"[^>]*>(.*?)</text>'
+)
+
+
 def screen_text(app: App) -> str:
-    """The screen as plain text, exactly as a terminal without colour would show it."""
+    """The screen as plain text, exactly as a terminal without colour would show it.
+
+    Read from ``App.export_screenshot()`` (Textual's public screenshot, an SVG): each run of
+    text sits at ``x = column × cell width`` on a numbered line.
+    """
+    svg = app.export_screenshot()
+    # Rich writes every space as &#160; (a no-break space) so that SVG keeps them.
+    runs = [
+        (float(x), float(length), int(line), html.unescape(text).replace("\xa0", " "))
+        for x, length, line, text in _SVG_TEXT.findall(svg)
+    ]
     width, height = app.size
-    console = Console(
-        width=width,
-        height=height,
-        file=io.StringIO(),
-        record=True,
-        force_terminal=True,
-        color_system=None,
-        legacy_windows=False,
-        safe_box=False,
-    )
-    # Textual has no public "screen as text"; this mirrors what App.export_screenshot does.
-    console.print(
-        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    )
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    if not runs:
+        return ""
+    cell = next(length / len(text) for _, length, _, text in runs if text and text.isascii())
+    lines: dict[int, list[tuple[int, str]]] = {}
+    for x, _, line, text in runs:
+        lines.setdefault(line, []).append((round(x / cell), text))
+    out = []
+    for number in range(height):
+        row = ""
+        for column, text in sorted(lines.get(number, [])):
+            row += " " * max(0, column - cell_len(row)) + text
+        out.append(row.rstrip())
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
 
 
 def update_snapshots() -> bool:

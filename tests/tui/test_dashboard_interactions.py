@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Digits
 
 from filamentctl.tui.app import App
@@ -24,7 +25,7 @@ from tests.tui.fakeserver import FakeService
 
 
 def log_text(app: App) -> str:
-    return "\n".join(line.text for line in app.dashboard.query_one(EventLog).lines)
+    return "\n".join(app.dashboard.query_one(EventLog).entries)
 
 
 def relay(app: App, name: str) -> dict[str, Any]:
@@ -34,6 +35,17 @@ def relay(app: App, name: str) -> dict[str, Any]:
 async def connected(pilot: Any) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: app.connected and app.history, "the first status and history")
+
+
+def palette_offers(app: App, prompt: str) -> bool:
+    """The open command palette has ``prompt`` highlighted (so enter runs it)."""
+    if not isinstance(app.screen, CommandPalette):
+        return False
+    commands = app.screen.query_one(CommandList)
+    index = commands.highlighted
+    if index is None:
+        return False
+    return str(commands.get_option_at_index(index).prompt).startswith(prompt)
 
 
 def set_requests(service: FakeService, relay_name: str) -> list[Any]:
@@ -99,7 +111,7 @@ def test_reading_and_relay_events_update_values_chart_and_log(
             )
             digits = app.dashboard.query_one("#temperature", Digits)
             await wait_for(pilot, lambda: digits.value == "17.9", "the new temperature")
-            assert len(app.dashboard.query_one(HistoryChart).readings) == before + 1
+            assert len(app.dashboard.query_one("#chart", HistoryChart).readings) == before + 1
             assert "hPa" not in screen_text(app)  # no pressure sensor: no pressure shown
             service.switch("heater", True, "auto: 17.9 °C < 20.0 °C", "2026-11-23T18:40:42Z")
             await wait_for(pilot, lambda: relay(app, "heater").get("on") is True, "heater ON")
@@ -290,8 +302,9 @@ def test_flush_from_the_palette_shows_progress_then_the_outcome(
         async with app.run_test(size=(80, 24)) as pilot:
             await connected(pilot)
             await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
             await pilot.press(*"flush")
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: palette_offers(app, "Flush"), "Flush in the palette")
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, FlushScreen), "the flush dialog")
             await wait_for(pilot, lambda: "Delivered 1 of 3" in screen_text(app), "progress")
@@ -391,7 +404,7 @@ def test_odd_data_from_the_service_never_crashes_the_dashboard(
     """Wrong types where numbers or objects belong: shown as unknown, the app keeps running."""
 
     async def scenario() -> None:
-        app = make_app(socket_path)
+        app = make_app(socket_path, tick_s=0.05)
         async with app.run_test(size=(120, 40)) as pilot:
             await connected(pilot)
             service.push(
@@ -411,8 +424,9 @@ def test_odd_data_from_the_service_never_crashes_the_dashboard(
                 {"heater": "off", "fan": [1], "reading": "none", "storage": {"backlog": "many"}},
             )
             service.push("storage.rejected", "not an object")
-            for _ in range(3):
-                await pilot.pause(0.4)  # past the 1 s tick that ages the reading
+            ticks = app.ticks
+            # Past a few ticks that age the (odd) reading and mark the panels.
+            await wait_for(pilot, lambda: app.ticks >= ticks + 3, "three more ticks")
             assert app.is_running
             service.push(
                 "reading",

@@ -1,6 +1,7 @@
 """The real dashboard in a real terminal (tmux, 120×40) against a real simulated service process:
 values appear, ``h`` + ``y`` switches the heater on (seen in ``status --json``), stopping the
-service shows DISCONNECTED, restarting it brings the values back, and ``q`` exits."""
+service shows DISCONNECTED, restarting it brings the values back, and ``q`` exits. At 60×20 (a
+phone's SSH client) the heater and fan states are on screen."""
 
 from __future__ import annotations
 
@@ -37,21 +38,34 @@ def _dashboard_argv() -> list[str]:
 
 
 class Terminal:
-    """A private tmux server (its own -L socket) with one 120×40 pane running ``argv``."""
+    """A private tmux server (its own -L socket) with one pane (120×40 by default) running
+    ``argv``."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], size: tuple[int, int] = (120, 40)
+    ) -> None:
         assert TMUX is not None
         self.name = f"fc-tui-{uuid.uuid4().hex[:8]}"
         self.base = [TMUX, "-L", self.name, "-f", "/dev/null"]
+        # COLUMNS/LINES (set in some test environments) would override the pane's real size.
         command = " ".join(
             [
                 "env",
+                "-u",
+                "COLUMNS",
+                "-u",
+                "LINES",
                 *(f"{k}={v}" for k, v in env.items()),
                 *(subprocess.list2cmdline([a]) for a in argv),
             ]
         )
         subprocess.run(
-            [*self.base, "new-session", "-d", "-s", "dash", "-x", "120", "-y", "40", command],
+            [
+                *self.base,
+                "new-session",
+                *("-d", "-s", "dash", "-x", str(size[0]), "-y", str(size[1])),
+                command,
+            ],
             check=True,
             cwd=REPO,
         )
@@ -102,11 +116,15 @@ def heater_state(svc: ServiceProcess) -> dict[str, object]:
     return heater
 
 
-def test_dashboard_in_a_real_terminal_against_a_real_service(service: ServiceProcess) -> None:
+def need_tmux() -> None:
     if TMUX is None:
         if os.environ.get("CI") == "true":
             pytest.fail("tmux is required under CI")
         pytest.skip("tmux is not installed")
+
+
+def test_dashboard_in_a_real_terminal_against_a_real_service(service: ServiceProcess) -> None:
+    need_tmux()
     env = {"FILAMENTCTL_SOCKET": str(service.socket), "TERM": "xterm-256color"}
     term = Terminal(_dashboard_argv(), env)
     try:
@@ -149,6 +167,33 @@ def test_dashboard_in_a_real_terminal_against_a_real_service(service: ServicePro
     except BaseException:
         sys.stderr.write("--- last screen ---\n" + term.screen() + "\n--- service log ---\n")
         sys.stderr.write(service.log()[-3000:])
+        raise
+    finally:
+        term.close()
+
+
+RELAY_STATE = re.compile(r"│ (ON|OFF) +(auto|manual|fault)")
+
+
+def test_at_60x20_the_heater_and_fan_states_are_on_screen(service: ServiceProcess) -> None:
+    need_tmux()
+    env = {"FILAMENTCTL_SOCKET": str(service.socket), "TERM": "xterm-256color"}
+    term = Terminal(_dashboard_argv(), env, size=(60, 20))
+    try:
+        wait_until(
+            lambda: VALUE.search(term.screen()) and len(RELAY_STATE.findall(term.screen())) == 2,
+            timeout=30,
+            what="readings and both relay states at 60x20",
+        )
+        lines = term.screen().splitlines()
+        heater = next(i for i, line in enumerate(lines) if "Heater" in line)
+        fan = next(i for i, line in enumerate(lines) if "─ Fan " in line)
+        assert RELAY_STATE.search(lines[heater + 1]) and RELAY_STATE.search(lines[fan + 1])
+        assert all(len(line) <= 60 for line in lines)
+        term.keys("q")
+        wait_until(lambda: not term.alive(), timeout=15, what="the dashboard to exit")
+    except BaseException:
+        sys.stderr.write("--- last screen ---\n" + term.screen() + "\n")
         raise
     finally:
         term.close()

@@ -15,7 +15,11 @@ from filamentctl.tui.widgets.text import set_text
 
 
 class RelayPanel(Vertical):
-    """Shows one relay's ``status`` section (attribute ``state``); buttons post messages up."""
+    """Shows one relay's ``status`` section (attribute ``state``); buttons post messages up.
+
+    ``stale`` (set by the app while the service is out of reach) keeps the last known state
+    readable but marks it STALE in words and dims it: the relay may have changed since.
+    """
 
     DEFAULT_CSS = """
     RelayPanel { height: auto; }
@@ -40,6 +44,7 @@ class RelayPanel(Vertical):
             self.relay = relay
 
     state: reactive[dict[str, Any] | None] = reactive(None, always_update=True)
+    stale: reactive[bool] = reactive(False)
 
     def __init__(self, relay: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -59,6 +64,10 @@ class RelayPanel(Vertical):
         self._show()
 
     def watch_state(self) -> None:
+        self._show()
+
+    def watch_stale(self, stale: bool) -> None:
+        self.set_class(stale, "-stale")
         self._show()
 
     def _show(self) -> None:
@@ -86,6 +95,8 @@ class RelayPanel(Vertical):
                 when = f" (since {fmt.iso_local(since)})" if since else ""
                 reason = f"FAULT (r resets): {st['latched']}{when}"
             th = fmt.thresholds(self.relay, st.get("thresholds"))
+        if self.stale:
+            line += "  STALE"
         set_text(self.query_one("#state", Static), line)
         set_text(self.query_one("#reason", Static), reason)
         set_text(self.query_one("#thresholds", Static), th)
