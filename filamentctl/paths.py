@@ -26,8 +26,12 @@ from filamentctl.errors import UsageError
 APP = "filamentctl"
 SOCKET_NAME = "filamentctl.sock"
 # Where the system service's socket lives (RuntimeDirectory=filamentctl); clients look here last.
-SYSTEM_SOCKET = Path("/run/filamentctl") / SOCKET_NAME
+# The system service's directories (its unit's ConfigurationDirectory=, StateDirectory=,
+# RuntimeDirectory=): the one definition the unit, the CLI and the man pages use.
+SYSTEM_CONFIG_DIR = Path("/etc/filamentctl")
+SYSTEM_STATE_DIR = Path("/var/lib/filamentctl")
 SYSTEM_RUNTIME_ROOT = Path("/run/filamentctl")
+SYSTEM_SOCKET = SYSTEM_RUNTIME_ROOT / SOCKET_NAME
 BOX_ENV = "FILAMENTCTL_BOX"
 DEFAULT_BOX = "default"
 _BOX_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
@@ -122,8 +126,8 @@ def resolve(env: Mapping[str, str] | None = None) -> Paths:
     if env.get("STATE_DIRECTORY") or env.get("CONFIGURATION_DIRECTORY"):
         # Under systemd: the unit's managed directories (first entry of each list); a
         # filamentctl@BOX instance gets its own from the template.
-        state = Path(env.get("STATE_DIRECTORY", "/var/lib/filamentctl").split(":")[0])
-        config = Path(env.get("CONFIGURATION_DIRECTORY", "/etc/filamentctl").split(":")[0])
+        state = Path(env.get("STATE_DIRECTORY", str(SYSTEM_STATE_DIR)).split(":")[0])
+        config = Path(env.get("CONFIGURATION_DIRECTORY", str(SYSTEM_CONFIG_DIR)).split(":")[0])
         runtime_default = str(system_runtime_dir(box))
         runtime = Path(env.get("RUNTIME_DIRECTORY", runtime_default).split(":")[0])
         creds = env.get("CREDENTIALS_DIRECTORY")
@@ -215,8 +219,8 @@ def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
     user = resolve(user_env)
     scan("user", user_env, [user.config_dir, user.state_dir])
     system_env = {
-        "CONFIGURATION_DIRECTORY": "/etc/filamentctl",
-        "STATE_DIRECTORY": "/var/lib/filamentctl",
+        "CONFIGURATION_DIRECTORY": str(SYSTEM_CONFIG_DIR),
+        "STATE_DIRECTORY": str(SYSTEM_STATE_DIR),
         "RUNTIME_DIRECTORY": str(SYSTEM_RUNTIME_ROOT),
     }
     add(DEFAULT_BOX, "system", resolve(system_env))
@@ -224,7 +228,7 @@ def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
     running = {
         n[len(prefix) :] for n in _named_dirs(SYSTEM_RUNTIME_ROOT.parent) if n.startswith(prefix)
     }
-    instances = set(_named_dirs(Path("/etc/filamentctl"))) | running
+    instances = set(_named_dirs(SYSTEM_CONFIG_DIR)) | running
     for name in sorted(instances):
         if not _BOX_NAME.fullmatch(name):
             continue
@@ -233,8 +237,8 @@ def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
             "system",
             resolve(
                 {
-                    "CONFIGURATION_DIRECTORY": f"/etc/filamentctl/{name}",
-                    "STATE_DIRECTORY": f"/var/lib/filamentctl/{name}",
+                    "CONFIGURATION_DIRECTORY": str(SYSTEM_CONFIG_DIR / name),
+                    "STATE_DIRECTORY": str(SYSTEM_STATE_DIR / name),
                     "RUNTIME_DIRECTORY": str(system_runtime_dir(name)),
                     BOX_ENV: name,
                 }

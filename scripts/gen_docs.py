@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filamentctl import errors, paths
+
 REPO = Path(__file__).resolve().parents[1]
 PROG = "filamentctl"
 
@@ -897,18 +899,24 @@ _ENVIRONMENT = [
     ),
 ]
 
+# The system service's files, from the one definition of its directories.
+_SYSTEM = paths.resolve(
+    {
+        "CONFIGURATION_DIRECTORY": str(paths.SYSTEM_CONFIG_DIR),
+        "STATE_DIRECTORY": str(paths.SYSTEM_STATE_DIR),
+        "RUNTIME_DIRECTORY": str(paths.SYSTEM_RUNTIME_ROOT),
+    }
+)
+
 _FILES = [
     (
         "/etc/systemd/system/filamentctl.service",
         "The unit written by `filamentctl service install`.",
     ),
-    ("/etc/filamentctl/config.db", "The system service's encrypted configuration."),
-    ("/var/lib/filamentctl/secrets/config.key", "Its key (mode 0600, owned by the service user)."),
-    ("/var/lib/filamentctl/history.db", "The system service's local history."),
-    (
-        "/run/filamentctl/filamentctl.sock",
-        "The system service's socket; members of its group may use it.",
-    ),
+    (str(_SYSTEM.config_db), "The system service's encrypted configuration."),
+    (str(_SYSTEM.key_file), "Its key (mode 0600, owned by the service user)."),
+    (str(_SYSTEM.history_db), "The system service's local history."),
+    (str(_SYSTEM.socket), "The system service's socket; members of its group may use it."),
     (
         "~/.config/filamentctl/, ~/.local/state/filamentctl/",
         "Configuration and history when you run the service as yourself.",
@@ -916,11 +924,11 @@ _FILES = [
 ]
 
 _EXIT = [
-    ("0", "Success."),
-    ("1", "The operation failed."),
-    ("2", "Usage or validation error."),
-    ("3", "No service is running."),
-    ("4", "Permission denied."),
+    (str(errors.EXIT_OK), "Success."),
+    (str(errors.EXIT_FAILED), "The operation failed."),
+    (str(errors.EXIT_USAGE), "Usage or validation error."),
+    (str(errors.EXIT_NOT_RUNNING), "No service is running."),
+    (str(errors.EXIT_PERMISSION), "Permission denied."),
 ]
 
 

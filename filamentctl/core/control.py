@@ -108,12 +108,9 @@ class HeaterSettings:
     stale_after_s: float
 
     def __post_init__(self) -> None:
-        if not self.min_temp_c < self.max_temp_c < self.cutoff_temp_c:
-            raise ValueError(
-                "heater thresholds must satisfy heater.min_temp_c < heater.max_temp_c < "
-                f"heater.cutoff_temp_c (got {self.min_temp_c} < {self.max_temp_c} < "
-                f"{self.cutoff_temp_c})"
-            )
+        problems = heater_band_problems(self.min_temp_c, self.max_temp_c, self.cutoff_temp_c)
+        if problems:
+            raise ValueError("; ".join(problems))
         _require(self.min_cycle_s >= 0, "heater.min_cycle_s", self.min_cycle_s, ">= 0")
         _require(self.max_on_s > 0, "heater.max_on_s", self.max_on_s, "> 0")
         _require(self.runaway_gain_c > 0, "heater.runaway_gain_c", self.runaway_gain_c, "> 0")
@@ -167,11 +164,9 @@ class FanSettings:
     schedule: tuple[bool, str] | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_humidity < self.max_humidity <= 100:
-            raise ValueError(
-                "fan thresholds must satisfy 0 <= fan.min_humidity < fan.max_humidity <= 100 "
-                f"(got {self.min_humidity} < {self.max_humidity})"
-            )
+        problems = fan_band_problems(self.min_humidity, self.max_humidity)
+        if problems:
+            raise ValueError("; ".join(problems))
         _require(self.min_cycle_s >= 0, "fan.min_cycle_s", self.min_cycle_s, ">= 0")
         _require(self.stale_after_s > 0, "sensor.stale_after", self.stale_after_s, "> 0")
 
@@ -197,6 +192,38 @@ class FanSettings:
             "on_fault": "on" if self.on_fault else "off",
             "stale_after_s": self.stale_after_s,
         }
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def heater_band_problems(min_c: float, max_c: float, cutoff_c: float) -> list[str]:
+    """The heater band's own rule, one line per problem naming the keys (the configuration's
+    cross-field check and :class:`HeaterSettings` both use it)."""
+    problems = []
+    if not min_c < max_c:
+        problems.append(
+            f"heater.min_temp_c ({_num(min_c)}) must be below heater.max_temp_c ({_num(max_c)})"
+        )
+    if not max_c < cutoff_c:
+        problems.append(
+            f"heater.max_temp_c ({_num(max_c)}) must be below heater.cutoff_temp_c "
+            f"({_num(cutoff_c)})"
+        )
+    return problems
+
+
+def fan_band_problems(min_rh: float, max_rh: float) -> list[str]:
+    """The fan band's rule (0 ≤ min < max ≤ 100 %RH), one line per problem."""
+    problems = []
+    if not min_rh < max_rh:
+        problems.append(
+            f"fan.min_humidity ({_num(min_rh)}) must be below fan.max_humidity ({_num(max_rh)})"
+        )
+    if not (0 <= min_rh and max_rh <= 100):
+        problems.append("fan.min_humidity and fan.max_humidity must lie within 0-100 %RH")
+    return problems
 
 
 def _require(ok: bool, key: str, value: float, rule: str) -> None:
@@ -228,8 +255,8 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
-class HeaterState:
-    """Everything the heater controller remembers between steps. Build with :meth:`initial`."""
+class RelayState:
+    """What every relay's controller remembers between steps."""
 
     started_at: float
     on: bool = False
@@ -239,12 +266,19 @@ class HeaterState:
     last_value: float | None = None
     reading_at: float | None = None
     last_switch_at: float | None = None
+    rejected: str | None = None  # why the latest sample was rejected; None once one is accepted
+
+
+@dataclass(frozen=True, slots=True)
+class HeaterState(RelayState):
+    """The heater's state: the relay's, plus its safety bookkeeping. Build with
+    :meth:`initial`."""
+
     on_since: float | None = None
     fault: str | None = None  # latched fault cause, e.g. "41.0 °C ≥ cutoff 40.0 °C"
     runaway_ref_c: float | None = None
     runaway_since: float | None = None
     rest_until: float | None = None
-    rejected: str | None = None  # why the latest sample was rejected; None once one is accepted
 
     @classmethod
     def initial(cls, now: float, fault: str | None = None) -> HeaterState:
@@ -256,18 +290,8 @@ class HeaterState:
 
 
 @dataclass(frozen=True, slots=True)
-class FanState:
-    """Everything the fan controller remembers between steps. Build with :meth:`initial`."""
-
-    started_at: float
-    on: bool = False
-    mode: Mode = "auto"
-    reason: str = "starting: OFF until the first reading"
-    override: Override | None = None
-    last_value: float | None = None
-    reading_at: float | None = None
-    last_switch_at: float | None = None
-    rejected: str | None = None  # why the latest sample was rejected; None once one is accepted
+class FanState(RelayState):
+    """The fan's state (the relay's). Build with :meth:`initial`."""
 
     @classmethod
     def initial(cls, now: float) -> FanState:
@@ -400,6 +424,33 @@ def _manual_reason(override: Override, now: float, fmt: UntilFormatter) -> str:
     return f"manual {override.word} {fmt(override.until, now)}"
 
 
+#: Longest manual override: a year is already "forever" for a dry box; larger values overflow
+#: the timestamps status shows.
+MAX_OVERRIDE_S = 366 * 86400.0
+
+
+def override_problem(mode: object, for_s: object, *, for_name: str = "for_s") -> str | None:
+    """Why ``mode``/``for_s`` (a request's raw values) is not a valid override, or None.
+
+    The one definition of the rule for every layer: the socket (``heater.set``) and the CLI
+    (which names the option, ``for_name="--for"``).
+    """
+    if mode not in REQUEST_MODES:
+        return "'mode' must be auto, on or off"
+    if for_s is None:
+        return None
+    if (
+        isinstance(for_s, bool)
+        or not isinstance(for_s, int | float)
+        or not math.isfinite(for_s)
+        or not 0 < for_s <= MAX_OVERRIDE_S
+    ):
+        return f"{for_name} must be a positive number of seconds, at most a year"
+    if mode == "auto":
+        return f"{for_name} applies to 'on' and 'off' only, not 'auto'"
+    return None
+
+
 def _check_request(mode: str, until: float | None, now: float) -> None:
     if mode not in REQUEST_MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of: auto, on, off")
@@ -480,7 +531,10 @@ def decide_heater(
 ) -> Decision[HeaterState]:
     """One heater step at ``now``: with a new ``observation`` (°C), or None on a timer tick.
 
-    Never raises for any reading value (NaN, inf, stale are handled as safety faults).
+    The stages, in order: the input (disabled, latched, no valid fresh reading), the safety
+    rules on the temperature (:func:`_heater_safety`), then normal control (manual or the band)
+    held by the minimum cycle. Never raises for any reading value (NaN, inf, stale are handled
+    as safety faults).
     """
     s = settings
     value, reading_at = _observe(state.last_value, state.reading_at, observation, now)
@@ -493,17 +547,29 @@ def decide_heater(
         return _heater_switch(st, False, "auto", "disabled (heater.enabled = false)", now)
     if st.fault is not None:
         return _heater_switch(st, False, "fault", _latched_reason(st.fault), now)
-
     problem, waiting = _input_problem(st, s.stale_after_s, now)
     if waiting:
         return _heater_switch(st, False, "auto", "waiting for the first reading", now)
     if problem is not None or value is None:
         return _heater_switch(st, False, "fault", f"safety: {problem}", now)
-    temp = value
 
+    st, safety = _heater_safety(s, st, value, now)
+    if safety is not None:
+        return safety
+    normal_mode: Mode = "manual" if st.override is not None else "auto"
+    want, why = _heater_wanted(s, st, value, now, format_until)
+    return _held_by_min_cycle(
+        _heater_switch, st, want, expired + why, normal_mode, s.min_cycle_s, now
+    )
+
+
+def _heater_safety(
+    s: HeaterSettings, st: HeaterState, temp: float, now: float
+) -> tuple[HeaterState, Decision[HeaterState] | None]:
+    """The rules on a valid, fresh temperature: cutoff, runaway, maximum ON time and the rest
+    after it. Returns the state to go on with and the decision when a rule acts (else None)."""
     if temp >= s.cutoff_temp_c:
-        return _latch(st, f"{temp:.1f} °C ≥ cutoff {s.cutoff_temp_c:.1f} °C", now)
-
+        return st, _latch(st, f"{temp:.1f} °C ≥ cutoff {s.cutoff_temp_c:.1f} °C", now)
     normal_mode: Mode = "manual" if st.override is not None else "auto"
     if st.on:
         ref, since = st.runaway_ref_c, st.runaway_since
@@ -514,53 +580,43 @@ def decide_heater(
         if ref is None or since is None or near_target or temp >= ref + s.runaway_gain_c:
             st = replace(st, runaway_ref_c=temp, runaway_since=now)
         elif now - since >= s.runaway_window_s:
-            return _latch(
-                st,
+            cause = (
                 f"runaway: heater ON but {ref:.1f} → {temp:.1f} °C in {_span(now - since)} "
-                f"(needs +{s.runaway_gain_c:.1f} °C within {_span(s.runaway_window_s)})",
-                now,
+                f"(needs +{s.runaway_gain_c:.1f} °C within {_span(s.runaway_window_s)})"
             )
+            return st, _latch(st, cause, now)
         on_for = now - st.on_since if st.on_since is not None else 0.0
         if on_for >= s.max_on_s:
             # The rest is at least MAX_ON_REST_S even with min_cycle_s = 0: a cap that lets the
             # heater back on 250 ms later would be no cap at all.
             rest = max(s.min_cycle_s, MAX_ON_REST_S)
             st = replace(st, rest_until=now + rest)
-            return _heater_switch(
-                st,
-                False,
-                normal_mode,
-                f"safety: ON for {_span(on_for)} (heater.max_on_s); resting OFF for {_span(rest)}",
-                now,
-            )
-
+            why = f"safety: ON for {_span(on_for)} (heater.max_on_s); resting OFF for {_span(rest)}"
+            return st, _heater_switch(st, False, normal_mode, why, now)
     if st.rest_until is not None:
         if now < st.rest_until:
-            return _heater_switch(
-                st,
-                False,
-                normal_mode,
+            why = (
                 f"safety: resting OFF for {_span(st.rest_until - now, up=True)} after "
-                f"{_span(s.max_on_s)} ON (heater.max_on_s)",
-                now,
+                f"{_span(s.max_on_s)} ON (heater.max_on_s)"
             )
+            return st, _heater_switch(st, False, normal_mode, why, now)
         st = replace(st, rest_until=None)
+    return st, None
 
+
+def _heater_wanted(
+    s: HeaterSettings, st: HeaterState, temp: float, now: float, format_until: UntilFormatter
+) -> tuple[bool, str]:
+    """What normal control wants (manual override, else the band) and why."""
     if st.override is not None:
-        want = st.override.on
-        why = _manual_reason(st.override, now, format_until)
-    elif temp < s.min_temp_c:
-        want, why = True, f"auto: {temp:.1f} °C < {s.min_temp_c:.1f} °C"
-    elif temp > s.max_temp_c:
-        want, why = False, f"auto: {temp:.1f} °C > {s.max_temp_c:.1f} °C"
-    else:
-        want = st.on
-        why = (
-            f"auto: {temp:.1f} °C within {s.min_temp_c:.1f}–{s.max_temp_c:.1f} °C, "
-            f"staying {_onoff(st.on)}"
-        )
-    return _held_by_min_cycle(
-        _heater_switch, st, want, expired + why, normal_mode, s.min_cycle_s, now
+        return st.override.on, _manual_reason(st.override, now, format_until)
+    if temp < s.min_temp_c:
+        return True, f"auto: {temp:.1f} °C < {s.min_temp_c:.1f} °C"
+    if temp > s.max_temp_c:
+        return False, f"auto: {temp:.1f} °C > {s.max_temp_c:.1f} °C"
+    return st.on, (
+        f"auto: {temp:.1f} °C within {s.min_temp_c:.1f}–{s.max_temp_c:.1f} °C, "
+        f"staying {_onoff(st.on)}"
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from filamentctl.core import drying, notify, sensors
+from filamentctl.core.control import fan_band_problems, heater_band_problems
 from filamentctl.errors import ConfigError
 
 KeyType = Literal["int", "float", "bool", "str", "choice", "json_object"]
@@ -1159,20 +1160,10 @@ def validate(values: Mapping[str, Any], *, deep: bool = False) -> list[str]:
                 shown = "(hidden)" if k.secret else _shown(v[name])
                 problems.append(str(_bad(k, shown, problem)))
 
-    lo, hi, cut = v["heater.min_temp_c"], v["heater.max_temp_c"], v["heater.cutoff_temp_c"]
-    if not lo < hi:
-        problems.append(
-            f"heater.min_temp_c ({_num(lo)}) must be below heater.max_temp_c ({_num(hi)})"
-        )
-    if not hi < cut:
-        problems.append(
-            f"heater.max_temp_c ({_num(hi)}) must be below heater.cutoff_temp_c ({_num(cut)})"
-        )
-    fan_lo, fan_hi = v["fan.min_humidity"], v["fan.max_humidity"]
-    if not fan_lo < fan_hi:
-        problems.append(
-            f"fan.min_humidity ({_num(fan_lo)}) must be below fan.max_humidity ({_num(fan_hi)})"
-        )
+    problems += heater_band_problems(
+        v["heater.min_temp_c"], v["heater.max_temp_c"], v["heater.cutoff_temp_c"]
+    )
+    problems += fan_band_problems(v["fan.min_humidity"], v["fan.max_humidity"])
 
     relays = {r: v[f"{r}.gpio_pin"] for r in ("heater", "fan") if v[f"{r}.enabled"]}
     if len(relays) == 2 and relays["heater"] == relays["fan"]:

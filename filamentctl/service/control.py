@@ -19,7 +19,6 @@ all come here. One re-entrant lock serialises the controllers and the relays;
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from filamentctl.core.control import (
     HeaterController,
     HeaterSettings,
     RequestResult,
+    override_problem,
 )
 from filamentctl.core.reading import Reading, Sample, iso_utc
 from filamentctl.protocol import ProtocolError
@@ -42,9 +42,6 @@ from filamentctl.store.latch import Latch, LatchStore
 
 log = logging.getLogger("filamentctl.control")
 
-# Longest manual override: a year is already "forever" for a dry box; larger values overflow
-# the timestamps status shows.
-MAX_OVERRIDE_S = 366 * 86400.0
 
 Publish = Callable[[str, Any], None]
 
@@ -315,28 +312,11 @@ class ControlLoop:
                 protocol.INVALID_ARGS,
                 f"unknown argument(s) {unknown}; {name}.set takes mode, for_s",
             )
-        mode = args.get("mode")
-        if mode not in ("auto", "on", "off"):
-            raise ProtocolError(protocol.INVALID_ARGS, "'mode' must be auto, on or off")
-        for_s = args.get("for_s")
-        until: float | None = None
-        if for_s is not None:
-            if (
-                isinstance(for_s, bool)
-                or not isinstance(for_s, (int, float))
-                or not math.isfinite(for_s)
-                or for_s <= 0
-                or for_s > MAX_OVERRIDE_S
-            ):
-                raise ProtocolError(
-                    protocol.INVALID_ARGS,
-                    "'for_s' must be a positive number of seconds, at most a year",
-                )
-            if mode == "auto":
-                raise ProtocolError(
-                    protocol.INVALID_ARGS, "'for_s' applies to 'on' and 'off' only, not 'auto'"
-                )
-            until = now + float(for_s)
+        mode, for_s = args.get("mode"), args.get("for_s")
+        problem = override_problem(mode, for_s, for_name="'for_s'")
+        if problem is not None:
+            raise ProtocolError(protocol.INVALID_ARGS, problem)
+        until = None if for_s is None else now + float(for_s)
         if not self.enabled[name]:
             raise ProtocolError(
                 protocol.REFUSED,

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filamentctl.paths import SYSTEM_CONFIG_DIR, SYSTEM_RUNTIME_ROOT, SYSTEM_STATE_DIR
+
 UNIT_NAME = "filamentctl.service"
 #: The template for named boxes: ``filamentctl@NAME.service`` runs the box NAME.
 TEMPLATE_NAME = "filamentctl@.service"
@@ -37,9 +39,9 @@ DEFAULT_USER = "filamentctl"
 # Debian/Raspberry Pi OS give /dev/gpiochip* to group gpio and /dev/i2c-* to group i2c (udev).
 HARDWARE_GROUPS = ("gpio", "i2c")
 WATCHDOG_SEC = 30
-CONFIG_DIR = Path("/etc/filamentctl")
-STATE_DIR = Path("/var/lib/filamentctl")
-RUNTIME_DIR = Path("/run/filamentctl")
+CONFIG_DIR = SYSTEM_CONFIG_DIR
+STATE_DIR = SYSTEM_STATE_DIR
+RUNTIME_DIR = SYSTEM_RUNTIME_ROOT
 
 # Directories the service's home would be in; ProtectHome=yes hides them from the service.
 _HOME_ROOTS = (Path("/home"), Path("/root"), Path("/run/user"))

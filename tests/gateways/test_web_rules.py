@@ -121,10 +121,10 @@ def test_control_bodies_become_socket_arguments() -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"mode": "ON"}, "'mode' must be one of"),
+        ({"mode": "ON"}, "'mode' must be auto, on or off"),
         ({"state": "off"}, "unknown field"),
-        ({"mode": "auto", "for": "1h"}, "on and off only"),
-        ({"mode": "on", "for": "0s"}, "longer than 0 s"),
+        ({"mode": "auto", "for": "1h"}, "applies to 'on' and 'off' only"),
+        ({"mode": "on", "for": "0s"}, "positive number of seconds"),
         ({"mode": "on", "for": "400d"}, "at most a year"),
         ({"mode": "on", "for": True}, "duration"),
         ({"mode": "on", "for": "2 weeks"}, "invalid 'for'"),

@@ -331,8 +331,11 @@ def test_settings_come_from_the_schema_keys(text: str, on: bool) -> None:
 @pytest.mark.parametrize(
     ("changes", "complaint"),
     [
-        ({"fan.min_humidity": 60.0, "fan.max_humidity": 60.0}, "fan.min_humidity < fan.max"),
-        ({"fan.max_humidity": 101.0}, "<= 100"),
+        (
+            {"fan.min_humidity": 60.0, "fan.max_humidity": 60.0},
+            r"fan.min_humidity \(60\) must be below fan.max_humidity \(60\)",
+        ),
+        ({"fan.max_humidity": 101.0}, "within 0-100 %RH"),
         ({"fan.on_fault": "maybe"}, "fan.on_fault must be 'on' or 'off'"),
         ({"fan.min_cycle_s": -1}, "fan.min_cycle_s must be >= 0"),
     ],

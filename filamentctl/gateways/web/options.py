@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from filamentctl.core.control import override_problem
 from filamentctl.core.duration import parse_duration
 from filamentctl.errors import UsageError
 
@@ -24,7 +25,6 @@ DEFAULT_LISTEN = "127.0.0.1:8780"
 MAX_HISTORY_POINTS = 10_000
 #: Points per chart when the request gives no ``step`` (the terminal dashboard's 720).
 DEFAULT_POINTS = 720
-MAX_OVERRIDE_S = 366 * 86400.0
 MODES = ("on", "off", "auto")
 
 _LISTEN = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
@@ -186,15 +186,13 @@ def control_args(body: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidInput(f"unknown field(s) {unknown}; send 'mode' and optionally 'for'")
     mode = body.get("mode")
-    if mode not in MODES:
-        raise InvalidInput(f"'mode' must be one of {', '.join(MODES)}")
+    seconds = None if body.get("for") is None else _seconds(body["for"], "for")
+    # The same rule as the socket's and the CLI's (core.control), worded for this API.
+    problem = override_problem(mode, seconds, for_name="'for'")
+    if problem is not None:
+        raise InvalidInput(problem)
     args: dict[str, Any] = {"mode": mode}
-    if body.get("for") is not None:
-        if mode == "auto":
-            raise InvalidInput("'for' applies to on and off only")
-        seconds = _seconds(body["for"], "for")
-        if not 0 < seconds <= MAX_OVERRIDE_S:
-            raise InvalidInput("'for' must be longer than 0 s and at most a year")
+    if seconds is not None:
         args["for_s"] = seconds
     return args
 
