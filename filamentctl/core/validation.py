@@ -156,6 +156,14 @@ class ReadingFilter:
             return calibrated
         raise Rejected("implausible jump", self._jump_detail(previous, calibrated))
 
+    def reconfigure(self, settings: Mapping[str, Any]) -> None:
+        """Apply changed offsets and jump limits (a live reload); the sensor type stays."""
+        fresh = ReadingFilter.from_settings({**settings, "sensor.type": self.sensor_type})
+        self.temperature_offset_c = fresh.temperature_offset_c
+        self.humidity_offset = fresh.humidity_offset
+        self.max_jump_c = fresh.max_jump_c
+        self.max_jump_humidity = fresh.max_jump_humidity
+
     def reset(self) -> None:
         """Forget the pending run (e.g. after the sensor was re-initialised)."""
         self._run.clear()

@@ -67,7 +67,7 @@ class ControlLoop:
         wall: Callable[[], float] = time.time,
         publish: Publish | None = None,
         simulate: bool = False,
-        pin_factory: Any = None,
+        pin_factory: object | None = None,
         latch_store: LatchStore | None = None,
     ) -> None:
         from filamentctl.hw.relays import RelayBoard, make_pin_factory

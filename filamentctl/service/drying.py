@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filamentctl import protocol
 from filamentctl.core import drying as core
@@ -32,6 +32,10 @@ from filamentctl.core.duration import format_duration
 from filamentctl.core.reading import Reading, iso_utc
 from filamentctl.protocol import ProtocolError
 from filamentctl.store.drying import DryingLog, SessionStore
+
+if TYPE_CHECKING:
+    from filamentctl.service.control import ControlLoop
+    from filamentctl.store.history import History
 
 log = logging.getLogger("filamentctl.drying")
 
@@ -72,8 +76,8 @@ class DryingManager:
         self,
         settings: Mapping[str, Any],
         state_dir: Path,
-        control: Any,
-        history: Any,
+        control: ControlLoop,
+        history: History,
         *,
         publish: Publish | None = None,
         clock: Callable[[], float] = time.monotonic,

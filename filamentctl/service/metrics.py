@@ -36,7 +36,9 @@ import datetime as _dt
 import ipaddress
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
+from http.server import HTTPServer
 from typing import Any
 
 log = logging.getLogger("filamentctl.metrics")
@@ -112,8 +114,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
 class MetricsServer:
     """A running ``/metrics`` endpoint; ``stop()`` closes it (idempotent)."""
 
-    def __init__(self, server: Any, thread: Any, host: str) -> None:
-        self._server = server
+    def __init__(self, server: HTTPServer, thread: threading.Thread, host: str) -> None:
+        self._server: HTTPServer | None = server
         self._thread = thread
         self.host = host
         self.port: int = int(server.server_address[1])

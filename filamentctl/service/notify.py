@@ -53,6 +53,8 @@ from filamentctl.core.notify import (
 from filamentctl.core.notify_messages import Origin
 from filamentctl.core.reading import iso_utc
 from filamentctl.protocol import ProtocolError
+from filamentctl.service.api import ServiceAPI
+from filamentctl.service.bus import EventBus
 from filamentctl.store.notify_state import NotifyState, NotifyStateStore
 
 log = logging.getLogger("filamentctl.notify")
@@ -295,7 +297,7 @@ class Notifier:
     def __init__(
         self,
         settings: Mapping[str, Any],
-        bus: Any,
+        bus: EventBus,
         origin: Origin,
         state_store: NotifyStateStore | None = None,
         *,
@@ -650,7 +652,7 @@ def _count_urls(value: Any) -> int | None:
 # -- wiring into the service (kept here so app.py and reload.py stay small) ----------------------
 
 
-def start_notifier(service: Any) -> Notifier | None:
+def start_notifier(service: ServiceAPI) -> Notifier | None:
     """Start notifications for ``service`` if ``notify.urls`` is set; never raises (a problem
     is logged and shown in ``status``: notifications must never stop the box)."""
     if not str(service.settings.get("notify.urls") or "").strip():
@@ -669,9 +671,9 @@ def start_notifier(service: Any) -> Notifier | None:
     return notifier
 
 
-def reconfigure_service(service: Any, settings: Mapping[str, Any]) -> None:
+def reconfigure_service(service: ServiceAPI, settings: Mapping[str, Any]) -> None:
     """Live reload of ``notify.*``: start, stop or reconfigure the service's notifier."""
-    notifier: Notifier | None = getattr(service, "notifier", None)
+    notifier = service.notifier
     wanted = bool(str(settings.get("notify.urls") or "").strip())
     if notifier is not None and not wanted:
         service.notifier = None
@@ -683,8 +685,8 @@ def reconfigure_service(service: Any, settings: Mapping[str, Any]) -> None:
         notifier.reconfigure(settings)
 
 
-def status_of(service: Any) -> dict[str, Any]:
-    notifier: Notifier | None = getattr(service, "notifier", None)
+def status_of(service: ServiceAPI) -> dict[str, Any]:
+    notifier = service.notifier
     if notifier is not None:
         return notifier.status()
     configured = bool(str(service.settings.get("notify.urls") or "").strip())
@@ -695,7 +697,7 @@ def status_of(service: Any) -> dict[str, Any]:
     }
 
 
-def handle_test(service: Any, req: Any, conn: Any) -> dict[str, Any]:
+def handle_test(service: ServiceAPI, req: Any, conn: Any) -> dict[str, Any]:
     """The ``notify.test`` op: a test message to every URL, with the service's settings."""
     if req.args:
         raise ProtocolError(

@@ -30,6 +30,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from filamentctl.service.api import ServiceAPI
+
 log = logging.getLogger("filamentctl.service")
 
 # Keys whose change needs a restart: they pick hardware, pins or listeners at start.
@@ -48,17 +50,19 @@ RESTART_KEYS = frozenset(
         "log.format",
     }
 )
-_FILTER_KEYS = {
-    "sensor.temperature_offset": "temperature_offset_c",
-    "sensor.humidity_offset": "humidity_offset",
-    "sensor.max_jump_c": "max_jump_c",
-    "sensor.max_jump_rh": "max_jump_humidity",
-}
+# The reading filter's keys (applied by the sampler; sensor.stale_after too).
+_FILTER_KEYS = frozenset(
+    {
+        "sensor.temperature_offset",
+        "sensor.humidity_offset",
+        "sensor.max_jump_c",
+        "sensor.max_jump_rh",
+    }
+)
 _LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
 # Read from service.settings whenever used (a running drying session follows them at once).
 _LIVE_PREFIXES = ("dry.", "box.")
 _DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
-SWAP_DRAIN_S = 0.5  # the old worker's last delivery attempt while swapping sinks
 
 _reload_lock = threading.Lock()  # one reload at a time
 
@@ -79,7 +83,7 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 _NONE = object()
 
 
-def apply_reload(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def apply_reload(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
     """Apply ``new_settings`` (complete, validated) to a running :class:`Service`.
 
     Returns ``{"changed": [...], "applied": [...], "restart_required": [...], "errors": [...]}``
@@ -90,10 +94,10 @@ def apply_reload(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any
         return _apply(service, new_settings)
 
 
-def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def _apply(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
     old = dict(service.settings)
     new = dict(new_settings)
-    if getattr(service, "simulate", False):
+    if service.simulate:
         new["sensor.type"] = "simulated"  # `run --simulate` wins over the stored sensor
     changed = changed_keys(old, new)
     restart = [k for k in changed if _needs_restart(k, old, new)]
@@ -120,30 +124,23 @@ def _apply(service: Any, new_settings: Mapping[str, Any]) -> dict[str, Any]:
             errors.append(f"control: {exc}")
             service.settings.update({k: old[k] for k in control_keys if k in old})
 
-    filter_keys = [k for k in live if k in _FILTER_KEYS]
-    flt = getattr(service, "filter", None)
-    if filter_keys and flt is not None:
-        for k in filter_keys:
-            setattr(flt, _FILTER_KEYS[k], float(effective[k]))
-        applied.extend(filter_keys)
-    if "sensor.stale_after" in live and getattr(service, "health", None) is not None:
-        service.health.stale_after_s = float(effective["sensor.stale_after"])
-        if "sensor.stale_after" not in applied:
-            applied.append("sensor.stale_after")
+    sampler_keys = [k for k in live if k in _FILTER_KEYS or k == "sensor.stale_after"]
+    if sampler_keys:
+        service.sampler.reconfigure(effective)
+        applied.extend(k for k in sampler_keys if k not in applied)
 
-    history = getattr(service, "history", None)
-    if history is not None:
-        if "storage.max_backlog" in live:
-            history.max_backlog = int(effective["storage.max_backlog"])
-            applied.append("storage.max_backlog")
-        if "storage.retention_days" in live:
-            history.retention_days = float(effective["storage.retention_days"])
-            applied.append("storage.retention_days")
+    history = service.history
+    if "storage.max_backlog" in live:
+        history.max_backlog = int(effective["storage.max_backlog"])
+        applied.append("storage.max_backlog")
+    if "storage.retention_days" in live:
+        history.retention_days = float(effective["storage.retention_days"])
+        applied.append("storage.retention_days")
 
     delivery_keys = [k for k in live if k.startswith(_DELIVERY_PREFIXES)]
     if delivery_keys:
         try:
-            _swap_delivery(service, effective)
+            service.swap_delivery(effective)
             applied.extend(delivery_keys)
         except Exception as exc:
             errors.append(f"delivery: {_one_line(exc)}")
@@ -185,62 +182,10 @@ def _report(
     }
 
 
-def _reconfigure_control(service: Any, settings: Mapping[str, Any]) -> None:
-    """New heater/fan settings into the controllers, re-evaluated and applied to the relays now."""
-    from filamentctl.core.control import FanSettings, HeaterSettings
-
-    control = service.control
-    now = service.clock()
-    heater = HeaterSettings.from_settings(settings)  # ValueError: nothing changed
-    fan = FanSettings.from_settings(settings)
-    public = getattr(control, "reconfigure", None)
-    if callable(public):
-        public(settings, now)
-        return
-    # ControlLoop has no public reconfigure yet: the same steps under its lock, so a reading
-    # being processed concurrently sees either the old or the new thresholds, never a mix.
-    with control._lock:
-        decision = control.heater.reconfigure(heater, now)
-        if control.enabled["heater"]:
-            control._apply("heater", decision)
-        decision = control.fan.reconfigure(fan, now)
-        if control.enabled["fan"]:
-            control._apply("fan", decision)
-
-
-def _swap_delivery(service: Any, settings: Mapping[str, Any]) -> None:
-    """Replace the delivery worker (and sink); the backlog stays in the history."""
-    from filamentctl.service.delivery import DeliveryWorker
-
-    override = getattr(service, "_sink_override", None)
-    sink: Any = None
-    if override is not None:
-        sink = override
-    elif settings["database.type"] != "none":
-        from filamentctl.service.secrets import with_secrets
-        from filamentctl.sinks.base import create_sink
-
-        # Raises for an unsupported backend or an unreadable secret: the old sink stays.
-        sink = create_sink(with_secrets(settings, "database."))
-    old = service.delivery
-    if old is not None:
-        old.stop(SWAP_DRAIN_S)
-        # Two workers must never drain the same cursor: wait until the old one has finished
-        # its last request (bounded by the HTTP timeout), even if that outlasts the drain.
-        if not old.join(float(service.settings.get("database.timeout", 10.0)) + 5.0):
-            # Still stuck past its own timeout: go on (writes are idempotent where the
-            # backend allows), rather than leave the box with no delivery at all.
-            log.warning("the old delivery worker is still busy; starting the new one anyway")
-        old_name = old.status().get("backend")
-        if sink is None or old_name != getattr(sink, "name", None):
-            service.history.release_sink(old_name)
-    if sink is None:
-        service.delivery = None
-        return
-    worker = DeliveryWorker(service.history, sink, settings, on_event=service.publish_storage)
-    worker.start()
-    service.delivery = worker
-    worker.wake()
+def _reconfigure_control(service: ServiceAPI, settings: Mapping[str, Any]) -> None:
+    """New heater/fan settings into the controllers, re-evaluated and applied to the relays now
+    (ValueError, changing nothing, when they are inconsistent)."""
+    service.control.reconfigure(settings, service.clock())
 
 
 def _apply_log_level(old: str, new: str) -> None:
@@ -257,7 +202,7 @@ def _one_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def reload_from_store(service: Any, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def reload_from_store(service: ServiceAPI, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Load the settings as ``run`` did (store, environment, run's overrides) and apply them.
 
     Raises ProtocolError(REFUSED) with the one-line reason when the configuration cannot be
@@ -269,7 +214,7 @@ def reload_from_store(service: Any, env: Mapping[str, str] | None = None) -> dic
     from filamentctl.store.settings import load_settings
 
     try:
-        settings = load_settings(service.paths, env, overrides=getattr(service, "overrides", None))
+        settings = load_settings(service.paths, env, overrides=service.overrides)
     except UserError as exc:
         raise ProtocolError(protocol.REFUSED, f"configuration not reloaded: {exc}") from None
     try:
@@ -279,9 +224,3 @@ def reload_from_store(service: Any, env: Mapping[str, str] | None = None) -> dic
     except Exception:
         log.debug("could not clear the Vault cache", exc_info=True)
     return apply_reload(service, settings)
-
-
-def handle_config_reload(service: Any, req: Any, conn: Any) -> dict[str, Any]:
-    """The ``config.reload`` handler: ``"config.reload": lambda req, conn:
-    handle_config_reload(self, req, conn)`` in ``Service._handlers``."""
-    return reload_from_store(service)

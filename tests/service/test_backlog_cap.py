@@ -71,7 +71,7 @@ def test_the_backlog_never_exceeds_the_cap_and_drops_are_counted(
             backlogs.append(_status(socket_path)["storage"]["backlog"])
             time.sleep(POLL_S)
         # Until the next commit the newest readings are buffered; commit them as a flush would.
-        service._commit()
+        service.sampler.commit()
         final = _status(socket_path)
         readings = service.readings_total
         history_path = service.paths.history_db

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import socket
 
-from filamentctl.service.app import SUBSCRIBER_SEND_TIMEOUT_S, _peer_gone
+from filamentctl.service.handlers.readings import SUBSCRIBER_SEND_TIMEOUT_S
+from filamentctl.service.handlers.readings import peer_gone as _peer_gone
 from filamentctl.service.server import Connection, Peer
 
 

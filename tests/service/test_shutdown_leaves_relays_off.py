@@ -158,16 +158,16 @@ def _driver() -> None:
 
         server._peer_of = peer_of
     elif mode == "client":
-        from filamentctl.service.app import Service
+        from filamentctl.service.handlers.readings import ReadingOps
 
-        real_read = Service.op_read
+        real_read = ReadingOps.read
 
-        def op_read(self: Service, req: Any, conn: Any) -> Any:
+        def op_read(self: ReadingOps, req: Any, conn: Any) -> Any:
             if triggered():
                 raise InjectedCrash("injected failure in a client's thread")
             return real_read(self, req, conn)
 
-        Service.op_read = op_read  # type: ignore[method-assign]
+        ReadingOps.read = op_read  # type: ignore[method-assign]
     sys.exit(main.run(simulate=True, pin_factory=factory, sensor=sensor))
 
 

@@ -161,7 +161,7 @@ def test_unknown_subscribe_topic_is_refused(service) -> None:  # type: ignore[no
 def test_the_documented_operations_are_exactly_what_the_service_handles(service) -> None:  # type: ignore[no-untyped-def]
     from filamentctl import protocol
 
-    assert set(service._handlers()) == set(protocol.OPS)
+    assert set(service.handlers) == set(protocol.OPS)
     documented = (REPO / "docs" / "protocol.md").read_text()
     for op in protocol.OPS:
         assert f"`{op}`" in documented, op
