@@ -33,7 +33,6 @@ class ServiceAPI(Protocol):
     clock: Callable[[], float]
     wall_ns: Callable[[], int]
     simulate: bool
-    delivery: DeliveryWorker | None
     box: SimulatedBox | None
     drying: DryingManager | None
     notifier: Notifier | None
@@ -46,6 +45,9 @@ class ServiceAPI(Protocol):
 
     @property
     def sampler(self) -> Sampler: ...
+
+    @property
+    def delivery(self) -> DeliveryWorker | None: ...
 
     @property
     def stopping(self) -> bool: ...

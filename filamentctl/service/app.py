@@ -23,6 +23,7 @@ from filamentctl.core.reading import Reading, Sample
 from filamentctl.paths import Paths
 from filamentctl.protocol import ProtocolError, Request
 from filamentctl.service.bus import EventBus
+from filamentctl.service.delivery_setup import DeliveryHolder
 from filamentctl.service.handlers import handler_table
 from filamentctl.service.server import Connection, SocketServer
 
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("filamentctl.service")
 
 CONTROL_TICK_S = 0.25
-SINK_RETRY_S = 30.0  # how often to retry building a sink whose secret is in an unreachable Vault
-SWAP_DRAIN_S = 0.5  # the old worker's last delivery attempt while swapping sinks
 
 
 class Service:
@@ -92,14 +91,13 @@ class Service:
         self._socket_group = socket_group
         self.last_control_tick = clock()
         self.fatal: BaseException | None = None
-        self._delivery_setup_error: str | None = None
         self.handlers = handler_table(self)
         # Built in start(); control, history and the sampler are read through properties that
         # say so when used before it.
         self._control: ControlLoop | None = None
         self._history: History | None = None
         self._sampler: Sampler | None = None
-        self.delivery: DeliveryWorker | None = None
+        self._deliveries: DeliveryHolder | None = None
         self.box: SimulatedBox | None = None
         self.server: SocketServer | None = None
         self.metrics: MetricsServer | None = None
@@ -119,6 +117,21 @@ class Service:
     @property
     def sampler(self) -> Sampler:
         return _built(self._sampler, "sampler")
+
+    @property
+    def delivery(self) -> DeliveryWorker | None:
+        """The running delivery worker, None without a database (or before it could start)."""
+        return self._deliveries.worker if self._deliveries is not None else None
+
+    def swap_delivery(self, settings: Mapping[str, Any]) -> None:
+        """Replace the delivery worker and sink for ``settings`` (a live reload); see
+        :meth:`DeliveryHolder.swap`."""
+        timeout = float(self.settings.get("database.timeout", 10.0)) + 5.0
+        _built(self._deliveries, "delivery").swap(settings, timeout)
+
+    def publish_storage(self, name: str, data: Any) -> None:
+        """Delivery events on the bus: ``alert`` as is, the rest as ``storage.<name>``."""
+        self.bus.publish(name if name == "alert" else f"storage.{name}", data)
 
     # What tests and tools read of the sampler, by their old names.
     @property
@@ -172,7 +185,13 @@ class Service:
                 log.info("history: readings kept, last #%d", last.seq)
             self._build_drying()
             self._build_sampler()
-            self._build_delivery()
+            self._deliveries = DeliveryHolder(
+                history,
+                sink=self._sink_override,
+                on_event=self.publish_storage,
+                stopping=self._stopping,
+            )
+            self._deliveries.start(self.settings, self._spawn)
             self._start_notifier()
             self.server = SocketServer(self.paths.socket, self.dispatch, group=self._socket_group)
             self.server.start()
@@ -255,8 +274,8 @@ class Service:
                 self._history.commit()
             except Exception:
                 log.exception("could not commit the last readings")
-        if self.delivery is not None:
-            self.delivery.stop(delivery_timeout)
+        if self._deliveries is not None:
+            self._deliveries.stop(delivery_timeout)
         if self.drying is not None:
             self.drying.close()  # the session itself stays: it resumes at the next start
         if self._control is not None:
@@ -359,98 +378,6 @@ class Service:
             on_reading=self._drying_step,
         )
 
-    def _build_delivery(self) -> None:
-        s = self.settings
-        if self._sink_override is None and s["database.type"] == "none":
-            self.delivery = None
-            return
-        from filamentctl.store.vault import VaultUnreachable
-
-        try:
-            sink = self._make_sink()
-        except VaultUnreachable as exc:
-            # The network (or Vault) may come up after us at boot: sample, control and keep the
-            # history now, and start delivering once the secret can be read.
-            self._delivery_setup_error = str(exc)
-            log.error("delivery not started yet: %s; retrying every %.0f s", exc, SINK_RETRY_S)
-            self._spawn("delivery-setup", self._retry_delivery_setup)
-            return
-        if sink is not None:
-            self._start_delivery(sink)
-
-    def _make_sink(self, settings: Mapping[str, Any] | None = None) -> Sink | None:
-        """The sink for ``settings`` (default: the running ones), None for ``database.type``
-        none. Raises for an unsupported backend or a secret that cannot be read."""
-        if self._sink_override is not None:
-            return self._sink_override
-        settings = self.settings if settings is None else settings
-        if settings["database.type"] == "none":
-            return None
-        from filamentctl.service.secrets import with_secrets
-        from filamentctl.sinks.base import create_sink
-
-        return create_sink(with_secrets(settings, "database."))
-
-    def swap_delivery(self, settings: Mapping[str, Any]) -> None:
-        """Replace the delivery worker and sink (a live reload of ``database.*`` and the like).
-
-        The backlog stays in the history with a per-sink cursor, so nothing is lost. Raises,
-        changing nothing, when the new sink cannot be built.
-        """
-        from filamentctl.service.delivery import DeliveryWorker
-
-        sink = self._make_sink(settings)
-        old = self.delivery
-        if old is not None:
-            old.stop(SWAP_DRAIN_S)
-            # Two workers must never drain the same cursor: wait until the old one has finished
-            # its last request (bounded by the HTTP timeout), even if that outlasts the drain.
-            if not old.join(float(self.settings.get("database.timeout", 10.0)) + 5.0):
-                # Still stuck past its own timeout: go on (writes are idempotent where the
-                # backend allows), rather than leave the box with no delivery at all.
-                log.warning("the old delivery worker is still busy; starting the new one anyway")
-            old_name = old.status().get("backend")
-            if sink is None or old_name != sink.name:
-                self.history.release_sink(str(old_name))
-        if sink is None:
-            self.delivery = None
-            return
-        worker = DeliveryWorker(self.history, sink, settings, on_event=self.publish_storage)
-        worker.start()
-        self.delivery = worker
-        worker.wake()
-
-    def publish_storage(self, name: str, data: Any) -> None:
-        """Delivery events on the bus: ``alert`` as is, the rest as ``storage.<name>``."""
-        self.bus.publish(name if name == "alert" else f"storage.{name}", data)
-
-    def _start_delivery(self, sink: Sink) -> None:
-        from filamentctl.service.delivery import DeliveryWorker
-
-        worker = DeliveryWorker(self.history, sink, self.settings, on_event=self.publish_storage)
-        worker.start()
-        self.delivery = worker
-        self._delivery_setup_error = None
-
-    def _retry_delivery_setup(self) -> None:
-        from filamentctl.store.vault import VaultUnreachable
-
-        while not self._stopping.wait(SINK_RETRY_S):
-            try:
-                sink = self._make_sink()
-            except VaultUnreachable as exc:
-                self._delivery_setup_error = str(exc)
-                continue
-            if sink is None:
-                return
-            with self._lock:
-                if self._stopping.is_set() or self.delivery is not None:
-                    return
-                self._start_delivery(sink)
-            log.info("delivery to %s started", self.settings["database.type"])
-            return
-
-    # -- control timer ----------------------------------------------------------------------
     def _control_loop(self) -> None:
         while not self._stopping.wait(CONTROL_TICK_S):
             self.control.tick(self.clock())
@@ -467,7 +394,7 @@ class Service:
         now = self.clock()
         sampler = self.sampler
         reading = sampler.reading_status(now)
-        storage = self._storage_status()
+        storage = _built(self._deliveries, "delivery").status(str(self.settings["database.type"]))
         sensor = {"type": sampler.kind, **sampler.health.snapshot(now)}
         out: dict[str, Any] = {
             "version": __version__,
@@ -491,33 +418,6 @@ class Service:
         from filamentctl.service.notify import status_of
 
         return status_of(self)
-
-    def _storage_status(self) -> dict[str, Any]:
-        if self.delivery is not None:
-            out = dict(self.delivery.status())
-            out["history_error"] = self.history.last_commit_error
-            out["history_recovered"] = self.history.recovered
-            return out
-        counters = self.history.counters()
-        waiting = self._delivery_setup_error
-        return {
-            "history_error": self.history.last_commit_error,
-            "history_recovered": self.history.recovered,
-            "consecutive_failures": 0,
-            "errors_total": 0,
-            "alert": None,
-            "last_success": None,
-            "backend": self.settings["database.type"] if waiting else "none",
-            "connected": False,
-            "backlog": 0,
-            "oldest_unsent_age_s": None,
-            "written": counters.get("written", 0),
-            "dropped": counters.get("dropped", 0),
-            "rejected": counters.get("rejected", 0),
-            "dead_letter": counters.get("dead_letter", 0),
-            "last_error": waiting,
-            "next_retry_s": None,
-        }
 
     # -- the socket ---------------------------------------------------------------------------
     def dispatch(self, req: Request, conn: Connection) -> Any:

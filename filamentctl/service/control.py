@@ -38,6 +38,7 @@ from filamentctl.core.control import (
 from filamentctl.core.reading import Reading, Sample, iso_utc
 from filamentctl.protocol import ProtocolError
 from filamentctl.service.audit import AuditLog
+from filamentctl.service.latching import LatchKeeper
 from filamentctl.store.latch import Latch, LatchStore
 
 log = logging.getLogger("filamentctl.control")
@@ -89,7 +90,7 @@ class ControlLoop:
         heater_settings = HeaterSettings.from_settings(settings)
         fan_settings = FanSettings.from_settings(settings)
         # The stored latch before any pin is claimed: a restart must never undo a latch.
-        self.latch: Latch | None = latch_store.load() if latch_store is not None else None
+        self._latches = LatchKeeper(latch_store, wall, lambda data: self._emit(data, topic="alert"))
         factory = pin_factory if pin_factory is not None else make_pin_factory(simulate)
         self.board = RelayBoard.from_settings(settings, factory)
         now = clock()
@@ -100,13 +101,12 @@ class ControlLoop:
         restored = self.latch.cause if self.latch is not None else None
         self.heater = HeaterController(heater_settings, now, self._until_text, latched=restored)
         self.fan = FanController(fan_settings, now, self._until_text)
-        if self.latch is not None:
-            log.error(
-                "heater LATCHED OFF since %s (kept across the restart): %s; check the box, "
-                "then run 'filamentctl heater reset'",
-                iso_utc(self.latch.since_ns),
-                self.latch.cause,
-            )
+        self._latches.log_restored()
+
+    @property
+    def latch(self) -> Latch | None:
+        """The heater's latched fault (stored across restarts), None when nothing is latched."""
+        return self._latches.latch
 
     def _until_text(self, until: float, now: float) -> str:
         return "until " + time.strftime("%H:%M:%S", time.localtime(self._wall() + until - now))
@@ -153,7 +153,7 @@ class ControlLoop:
     def _apply(self, name: str, decision: Decision[Any]) -> None:
         """Drive one relay to the decision (OFF once shut down). Caller holds the lock."""
         if name == "heater":
-            self._note_latch(decision.state.fault, decision.state.last_value)
+            self._latches.note(decision.state.fault, decision.state.last_value)
         if self._closed:
             return  # the pins are released; all_off has already left them OFF
         relay = self._relay(name)
@@ -183,34 +183,6 @@ class ControlLoop:
                     "time": iso_utc(int(self._wall() * 1e9)),
                 }
             )
-
-    def _note_latch(self, fault: str | None, temperature_c: float | None) -> None:
-        """A new latch: store it (before anything else can happen), log it loudly, tell the
-        subscribers. Called with the lock held, whether or not the relay changed."""
-        if fault is None or (self.latch is not None and self.latch.cause == fault):
-            return
-        latch = Latch(fault, temperature_c, int(self._wall() * 1e9))
-        self.latch = latch
-        stored = ""
-        if self._latch_store is not None:
-            try:
-                self._latch_store.save(latch)
-                stored = f"; stored in {self._latch_store.path}"
-            except OSError as exc:
-                stored = f"; could NOT be stored ({exc}), so a restart would forget it"
-        log.critical(
-            "heater LATCHED OFF: %s%s; check the box, then run 'filamentctl heater reset'",
-            fault,
-            stored,
-        )
-        self._emit(
-            {
-                "kind": "heater_latched",
-                "message": f"heater latched off: {fault}",
-                **latch.to_dict(),
-            },
-            topic="alert",
-        )
 
     def _emit(self, data: dict[str, Any], topic: str = "relay") -> None:
         # Telling subscribers is best effort: it must never break control.
@@ -350,7 +322,7 @@ class ControlLoop:
             result: RequestResult[Any] = controller.reset(now)
             self._apply(name, result.decision)
             cleared = before is not None and getattr(result.decision.state, "fault", None) is None
-            note = self._forget_latch(before, peer) if cleared else ""
+            note = self._latches.forget(peer) if cleared else ""
         if not result.accepted:
             self.audit.record(f"{name}.reset", peer, f"{name} reset refused: {result.reason}")
             raise ProtocolError(protocol.REFUSED, result.reason)
@@ -360,24 +332,6 @@ class ControlLoop:
         if note:
             status["warning"] = note
         return status
-
-    def _forget_latch(self, latch: Latch | None, peer: object) -> str:
-        """After an accepted heater reset: drop the stored latch; returns a warning or ""."""
-        self.latch = None
-        cause = latch.cause if latch is not None else "?"
-        # Never rate-limited: who cleared a safety latch must always be in the log.
-        log.warning("heater latch cleared by %s (it was: %s)", peer, cause)
-        if self._latch_store is None:
-            return ""
-        try:
-            self._latch_store.clear()
-        except OSError as exc:
-            log.error("could not remove the stored latch %s: %s", self._latch_store.path, exc)
-            return (
-                f"the stored latch could not be removed ({exc}); the heater will be latched "
-                "again after a restart"
-            )
-        return ""
 
     def _refuse_when_shut_down(self) -> None:
         if self.failure is not None:
@@ -404,8 +358,7 @@ class ControlLoop:
             active_high=getattr(relay, "active_high", None),
         )
         if name == "heater":
-            latch = self.latch
-            st["latched_since"] = iso_utc(latch.since_ns) if latch is not None else None
+            st["latched_since"] = self._latches.since()
         if not self.enabled[name]:
             st.update(mode="auto", reason=f"disabled ({name}.enabled is false)")
         elif self.failure is not None:

@@ -279,7 +279,7 @@ class DryingManager:
         except Exception:  # the control loop may be shut down: its relays are OFF anyway
             log.debug("could not hand the heater back to its storage band", exc_info=True)
         session.measure_vents(ended_at)
-        record = self._record(session, reason, detail, ended_at)
+        record = session_record(session, reason, detail, ended_at)
         self._clear_store()
         try:
             self.log.append(record)
@@ -290,36 +290,9 @@ class DryingManager:
         self._emit("drying.ended", record)
         return record
 
-    def _record(
-        self, session: core.DryingSession, reason: str, detail: str, ended_at: float
-    ) -> dict[str, Any]:
-        st = session.state
-        water, plus_minus = session.water()
-        duration = max(0.0, ended_at - st.started_at)
-        message = (
-            f"drying {st.material} ended ({reason}{': ' + detail if detail else ''}) after "
-            f"{core.duration_text(duration)}; about {water:.1f} ± {plus_minus:.1f} g of water "
-            "removed"
-        )
-        return {
-            "id": st.id,
-            "material": st.material,
-            "target_c": st.target_c,
-            "profile_temp_c": st.profile_temp_c,
-            "capped": st.capped,
-            "started": iso_utc(_ns(st.started_at)),
-            "started_ns": _ns(st.started_at),
-            "ended": iso_utc(_ns(ended_at)),
-            "ended_ns": _ns(ended_at),
-            "duration_s": round(duration, 1),
-            "reason": reason,
-            "detail": detail or None,
-            "peak_temp_c": None if st.peak_c is None else round(st.peak_c, 2),
-            "water_removed_g": _grams(water),
-            "water_uncertainty_g": _grams(plus_minus),
-            "vents_measured": st.vents_measured,
-            "message": message,
-        }
+    def _session_status(self, session: core.DryingSession, now: float) -> dict[str, Any]:
+        fan = bool(self._control.enabled.get("fan"))
+        return session_status(session, self.settings, fan, now)
 
     def _emit(self, name: str, data: dict[str, Any]) -> None:
         try:
@@ -402,7 +375,7 @@ class DryingManager:
             self._control.audit.record("dry.start", peer, event["message"])
             log.info("%s", event["message"])
             self._emit("drying.started", event)
-            status = self._status(session, now)
+            status = self._session_status(session, now)
         return status
 
     def _refuse_unless_ready(self) -> None:
@@ -462,60 +435,96 @@ class DryingManager:
         with self._lock:
             if self.session is None:
                 return None
-            return self._status(self.session, self._now())
+            return self._session_status(self.session, self._now())
 
-    def _status(self, session: core.DryingSession, now: float) -> dict[str, Any]:
-        st, s = session.state, self.settings
-        elapsed = session.elapsed(now)
-        low, high = session.plan.band
-        trend = session.update_trend(now)
-        expected = session.expectation(now)
-        water, plus_minus = session.water()
-        fan_enabled = bool(self._control.enabled.get("fan"))
-        venting = session.vent_on(now)
-        if not fan_enabled:
-            vent_state = "no fan (fan.enabled is false): nothing vents"
-        else:
-            vent_state = "venting" if venting else "closed"
-        return {
-            "id": st.id,
-            "material": st.material,
-            "target_c": st.target_c,
-            "profile_temp_c": st.profile_temp_c,
-            "capped": st.capped,
-            "cap_c": s.cap_c,
-            "cap_reason": s.cap_reason,
-            "band": {"min_temp_c": low, "max_temp_c": high},
-            "started": iso_utc(_ns(st.started_at)),
-            "started_ns": _ns(st.started_at),
-            "elapsed_s": round(elapsed, 1),
-            "min_s": st.min_s,
-            "max_s": st.max_s,
-            "remaining_s": round(max(0.0, st.max_s - elapsed), 1),
-            "ends_by": iso_utc(_ns(st.started_at + st.max_s)),
-            "progress": round(min(1.0, elapsed / st.max_s), 4) if st.max_s > 0 else 1.0,
-            "vent": vent_state,
-            "vent_every_s": s.vent_every_s,
-            "vent_for_s": s.vent_for_s,
-            "trend": None if trend is None else trend.to_dict(),
-            "plateau": session.plateau(now),
-            "plateau_slope": s.plateau_slope,
-            "plateau_window_s": s.plateau_window_s,
-            "expected": {
-                "reason": expected.reason,
-                "at": iso_utc(_ns(expected.at)),
-                "in_s": round(max(0.0, expected.at - now), 1),
-                "note": expected.note,
-            },
-            "peak_temp_c": None if st.peak_c is None else round(st.peak_c, 2),
-            "water_removed_g": _grams(water),
-            "water_uncertainty_g": _grams(plus_minus),
-            "vents_measured": st.vents_measured,
-            "water_note": (
-                "a lower bound: box.volume_l × the humidity drop of each vent; water that leaks "
-                "out between vents is not counted"
-            ),
-        }
+
+def session_record(
+    session: core.DryingSession, reason: str, detail: str, ended_at: float
+) -> dict[str, Any]:
+    """An ended session as ``dry.history`` and the ``drying.ended`` event show it."""
+    st = session.state
+    water, plus_minus = session.water()
+    duration = max(0.0, ended_at - st.started_at)
+    message = (
+        f"drying {st.material} ended ({reason}{': ' + detail if detail else ''}) after "
+        f"{core.duration_text(duration)}; about {water:.1f} ± {plus_minus:.1f} g of water "
+        "removed"
+    )
+    return {
+        "id": st.id,
+        "material": st.material,
+        "target_c": st.target_c,
+        "profile_temp_c": st.profile_temp_c,
+        "capped": st.capped,
+        "started": iso_utc(_ns(st.started_at)),
+        "started_ns": _ns(st.started_at),
+        "ended": iso_utc(_ns(ended_at)),
+        "ended_ns": _ns(ended_at),
+        "duration_s": round(duration, 1),
+        "reason": reason,
+        "detail": detail or None,
+        "peak_temp_c": None if st.peak_c is None else round(st.peak_c, 2),
+        "water_removed_g": _grams(water),
+        "water_uncertainty_g": _grams(plus_minus),
+        "vents_measured": st.vents_measured,
+        "message": message,
+    }
+
+
+def session_status(
+    session: core.DryingSession, s: core.DryingSettings, fan_enabled: bool, now: float
+) -> dict[str, Any]:
+    """A running session as the ``drying`` section of ``status`` shows it."""
+    st = session.state
+    elapsed = session.elapsed(now)
+    low, high = session.plan.band
+    trend = session.update_trend(now)
+    expected = session.expectation(now)
+    water, plus_minus = session.water()
+    venting = session.vent_on(now)
+    if not fan_enabled:
+        vent_state = "no fan (fan.enabled is false): nothing vents"
+    else:
+        vent_state = "venting" if venting else "closed"
+    return {
+        "id": st.id,
+        "material": st.material,
+        "target_c": st.target_c,
+        "profile_temp_c": st.profile_temp_c,
+        "capped": st.capped,
+        "cap_c": s.cap_c,
+        "cap_reason": s.cap_reason,
+        "band": {"min_temp_c": low, "max_temp_c": high},
+        "started": iso_utc(_ns(st.started_at)),
+        "started_ns": _ns(st.started_at),
+        "elapsed_s": round(elapsed, 1),
+        "min_s": st.min_s,
+        "max_s": st.max_s,
+        "remaining_s": round(max(0.0, st.max_s - elapsed), 1),
+        "ends_by": iso_utc(_ns(st.started_at + st.max_s)),
+        "progress": round(min(1.0, elapsed / st.max_s), 4) if st.max_s > 0 else 1.0,
+        "vent": vent_state,
+        "vent_every_s": s.vent_every_s,
+        "vent_for_s": s.vent_for_s,
+        "trend": None if trend is None else trend.to_dict(),
+        "plateau": session.plateau(now),
+        "plateau_slope": s.plateau_slope,
+        "plateau_window_s": s.plateau_window_s,
+        "expected": {
+            "reason": expected.reason,
+            "at": iso_utc(_ns(expected.at)),
+            "in_s": round(max(0.0, expected.at - now), 1),
+            "note": expected.note,
+        },
+        "peak_temp_c": None if st.peak_c is None else round(st.peak_c, 2),
+        "water_removed_g": _grams(water),
+        "water_uncertainty_g": _grams(plus_minus),
+        "vents_measured": st.vents_measured,
+        "water_note": (
+            "a lower bound: box.volume_l × the humidity drop of each vent; water that leaks "
+            "out between vents is not counted"
+        ),
+    }
 
 
 def profiles_document(settings: core.DryingSettings) -> dict[str, Any]:

@@ -15,15 +15,19 @@ signal, and 1 after an internal error, so that ``Restart=on-failure`` brings the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from filamentctl import paths as _paths
 from filamentctl.service import logs, systemd
 from filamentctl.service.app import Service
+
+if TYPE_CHECKING:
+    from filamentctl.hw.sensor import Sensor
 
 log = logging.getLogger("filamentctl.service")
 
@@ -81,8 +85,8 @@ def run(
     log_format: str | None = None,
     overrides: Mapping[str, Any] | None = None,
     *,
-    pin_factory: Any = None,
-    sensor: Any = None,
+    pin_factory: object | None = None,
+    sensor: Sensor | None = None,
 ) -> int:
     """Run the service until a stop signal; returns the process exit code (1 after a crash).
 
@@ -103,21 +107,46 @@ def run(
     if getattr(settings, "source", "") == "defaults":
         log.info("no configuration yet (run 'filamentctl config init'); using defaults")
     service = Service(settings, paths, simulate=simulate, pin_factory=pin_factory, sensor=sensor)
-    crashed: list[BaseException] = []
-    stopped_by: list[int] = []
-    reload_requested = threading.Event()
+    ending = Ending(service)
+    with ending.installed():
+        try:
+            service.start()
+            systemd.notify("READY=1\nSTATUS=sampling")
+            start_watchdog(service)
+            start_supervisor(service)
+            start_reloader(service, ending.reload_requested)
+            while not service.wait(1.0):
+                pass
+        except BaseException:
+            service.safe_off("unhandled exception")
+            raise
+        finally:
+            systemd.notify("STOPPING=1")
+            service.stop()
+    return ending.exit_code()
 
-    def on_signal(signum: int, _frame: object) -> None:
+
+class Ending:
+    """How the service's process ends: the signal handlers (relays OFF first, then stop; SIGHUP
+    asks for a reload), the hook for threads that die, and the exit code that results."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.crashed: list[BaseException] = []
+        self.stopped_by: list[int] = []
+        self.reload_requested = threading.Event()
+
+    def on_signal(self, signum: int, _frame: object) -> None:
         # Relays OFF first, right here in the signal handler; then let the main thread stop.
-        service.safe_off(f"signal {signal_name(signum)}")
-        stopped_by.append(signum)
-        service.request_stop()
+        self._service.safe_off(f"signal {signal_name(signum)}")
+        self.stopped_by.append(signum)
+        self._service.request_stop()
 
-    def on_hangup(_signum: int, _frame: object) -> None:
+    def on_hangup(self, _signum: int, _frame: object) -> None:
         # A reload takes locks the interrupted code may hold: do it on its own thread.
-        reload_requested.set()
+        self.reload_requested.set()
 
-    def on_thread_crash(args: threading.ExceptHookArgs) -> None:
+    def on_thread_crash(self, args: threading.ExceptHookArgs) -> None:
         # Threads the service spawns have their own guard; this catches any other thread.
         name = args.thread.name if args.thread is not None else "?"
         log.critical(
@@ -126,40 +155,35 @@ def run(
             args.exc_value,
             exc_info=(args.exc_type, args.exc_value, args.exc_traceback),  # type: ignore[arg-type]
         )
-        crashed.append(args.exc_value or RuntimeError(name))
-        service.safe_off(f"internal error in thread {name}")
-        service.request_stop()
+        self.crashed.append(args.exc_value or RuntimeError(name))
+        self._service.safe_off(f"internal error in thread {name}")
+        self._service.request_stop()
 
-    previous_handlers = {sig: signal.signal(sig, on_signal) for sig in terminating_signals()}
-    previous_handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
-    previous_hook = threading.excepthook
-    threading.excepthook = on_thread_crash
-    try:
-        service.start()
-        systemd.notify("READY=1\nSTATUS=sampling")
-        start_watchdog(service)
-        start_supervisor(service)
-        start_reloader(service, reload_requested)
-        while not service.wait(1.0):
-            pass
-    except BaseException:
-        service.safe_off("unhandled exception")
-        raise
-    finally:
-        systemd.notify("STOPPING=1")
-        service.stop()
-        threading.excepthook = previous_hook
-        for sig, handler in previous_handlers.items():
-            if handler is not None:  # None: installed outside Python, nothing to restore
-                signal.signal(sig, handler)
-    if service.fatal is not None or crashed:
-        systemd.notify("STATUS=stopped after an internal error (relays OFF); see the log")
-        return 1
-    unexpected = [s for s in stopped_by if s not in WANTED_STOP_SIGNALS]
-    if unexpected:
-        systemd.notify(f"STATUS=stopped by {signal_name(unexpected[0])} (relays OFF)")
-        return 128 + int(unexpected[0])
-    return 0
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """The handlers and the thread hook, restored on the way out."""
+        previous = {sig: signal.signal(sig, self.on_signal) for sig in terminating_signals()}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self.on_hangup)
+        previous_hook = threading.excepthook
+        threading.excepthook = self.on_thread_crash
+        try:
+            yield
+        finally:
+            threading.excepthook = previous_hook
+            for sig, handler in previous.items():
+                if handler is not None:  # None: installed outside Python, nothing to restore
+                    signal.signal(sig, handler)
+
+    def exit_code(self) -> int:
+        """0 after SIGTERM/SIGINT, 1 after an internal error, 128 + n after signal n."""
+        if self._service.fatal is not None or self.crashed:
+            systemd.notify("STATUS=stopped after an internal error (relays OFF); see the log")
+            return 1
+        unexpected = [s for s in self.stopped_by if s not in WANTED_STOP_SIGNALS]
+        if unexpected:
+            systemd.notify(f"STATUS=stopped by {signal_name(unexpected[0])} (relays OFF)")
+            return 128 + int(unexpected[0])
+        return 0
 
 
 def start_supervisor(service: Service, stall_s: float | None = None) -> threading.Thread:
