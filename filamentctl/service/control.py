@@ -350,22 +350,25 @@ class ControlLoop:
         st["override_until"] = (
             iso_utc(int((self._wall() + until - now) * 1e9)) if until is not None else None
         )
-        st.update(
-            enabled=self.enabled[name],
-            on=is_on,
-            pin_level=level,
-            gpio_pin=getattr(relay, "pin", None),
-            active_high=getattr(relay, "active_high", None),
-        )
+        pins = {"pin_level": level, "gpio_pin": getattr(relay, "pin", None)}
+        st.update(pins, enabled=self.enabled[name], on=is_on)
+        st["active_high"] = getattr(relay, "active_high", None)  # none for a disabled relay
         if name == "heater":
             st["latched_since"] = self._latches.since()
-        if not self.enabled[name]:
-            st.update(mode="auto", reason=f"disabled ({name}.enabled is false)")
-        elif self.failure is not None:
-            st.update(mode="fault", reason=self._failure_reason())
-        elif self._shutdown:
-            st.update(reason="service stopping: relays OFF")
+        overruled = self._overruled(name)
+        if overruled is not None:
+            st.update(overruled)
         return st
+
+    def _overruled(self, name: str) -> dict[str, str] | None:
+        """What status says instead of the controller's mode and reason, if anything."""
+        if not self.enabled[name]:
+            return {"mode": "auto", "reason": f"disabled ({name}.enabled is false)"}
+        if self.failure is not None:
+            return {"mode": "fault", "reason": self._failure_reason()}
+        if self._shutdown:
+            return {"reason": "service stopping: relays OFF"}
+        return None
 
     def _read_back(self, relay: Any) -> tuple[bool, int | None]:
         if self._closed:
@@ -391,18 +394,6 @@ class ControlLoop:
         """False once a relay could not be driven or control has been shut down."""
         return self.failure is None and not self._shutdown
 
-    def levels_text(self) -> str:
-        """``heater GPIO 16 level 1, fan disabled``: what a multimeter on the pins would show."""
-        parts = []
-        for name in RELAYS:
-            relay = self._relay(name)
-            if getattr(relay, "pin", None) is None:
-                parts.append(f"{name} disabled")
-                continue
-            _on, level = self._read_back(relay)
-            parts.append(f"{name} GPIO {relay.pin} level {'?' if level is None else level}")
-        return ", ".join(parts)
-
     # -- the safety exit --------------------------------------------------------------------
     def all_off(self, reason: str) -> None:
         """Both relays OFF and kept OFF from now on. Never raises; safe from a signal handler.
@@ -425,9 +416,16 @@ class ControlLoop:
                 self._lock.release()
         if ok:
             # The state line promised in docs/control.md: levels read back from the pins.
-            log.info("relays OFF: %s (%s)", reason, self.levels_text())
+            log.info("relays OFF: %s (%s)", reason, self._levels_text())
         else:
-            log.critical("relays OFF FAILED: %s (%s)", reason, self.levels_text())
+            log.critical("relays OFF FAILED: %s (%s)", reason, self._levels_text())
+
+    def _levels_text(self) -> str:
+        """``heater GPIO 16 level 1, fan disabled``: what a multimeter on the pins would show."""
+        levels = {name: self._read_back(self._relay(name))[1] for name in RELAYS}
+        return levels_text(
+            {name: getattr(self._relay(name), "pin", None) for name in RELAYS}, levels
+        )
 
     def _force_off(self) -> bool:
         if self._closed:
@@ -454,3 +452,15 @@ class ControlLoop:
         finally:
             if got:
                 self._lock.release()
+
+
+def levels_text(pins: dict[str, int | None], levels: dict[str, int | None]) -> str:
+    """``heater GPIO 16 level 1, fan disabled`` from each relay's pin and read-back level."""
+    parts = []
+    for name, pin in pins.items():
+        if pin is None:
+            parts.append(f"{name} disabled")
+        else:
+            level = levels.get(name)
+            parts.append(f"{name} GPIO {pin} level {'?' if level is None else level}")
+    return ", ".join(parts)
