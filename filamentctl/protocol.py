@@ -51,6 +51,8 @@ OP_ARGS: dict[str, tuple[str, ...]] = {
     "deadletter.replay": ("ids",),
     "deadletter.purge": ("ids",),
     "config.reload": (),
+    "config.get": ("keys",),
+    "config.set": ("values", "unset"),
     "gateway.settings": ("gateway",),
     "notify.test": (),
     "dry.start": ("material", "temp_c", "for_s"),

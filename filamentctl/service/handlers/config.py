@@ -22,7 +22,83 @@ class ConfigOps:
         self._service = service
 
     def ops(self) -> dict[str, Handler]:
-        return {"config.reload": self.reload, "gateway.settings": self.gateway_settings}
+        return {
+            "config.reload": self.reload,
+            "config.get": self.get,
+            "config.set": self.set,
+            "gateway.settings": self.gateway_settings,
+        }
+
+    def get(self, req: Request, conn: Connection) -> object:
+        """The running configuration: every key (or ``keys``), where each value came from,
+        secrets masked. Anyone who may use the socket may read it."""
+        from filamentctl.core import schema
+
+        keys = req.args.get("keys")
+        if keys is not None and (
+            not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+        ):
+            raise ProtocolError(protocol.INVALID_ARGS, "'keys' must be a list of key names")
+        wanted = list(schema.SCHEMA) if keys is None else keys
+        for name in wanted:
+            if name not in schema.SCHEMA:
+                raise ProtocolError(protocol.INVALID_ARGS, schema.unknown_key_message(name))
+        running = self._service.settings
+        values = {name: _shown(name, running.get(name)) for name in wanted}
+        return {**self._where(), "values": values, "stored": self._stored_keys()}
+
+    def set(self, req: Request, conn: Connection) -> object:
+        """Store ``values`` (``{key: text}``, validated together: all or nothing) and/or remove
+        ``unset`` keys in the service's own configuration, then apply them as a reload does.
+
+        An administrator's act (a key like ``retry.alert_command`` runs a program as the
+        service user): only root or the service's own user (``permission_denied`` otherwise).
+        Logged with the peer and the key names, never the values.
+        """
+        from filamentctl.errors import UserError
+        from filamentctl.store.settings import set_values, unset_value
+
+        _require_admin(conn, "change the running service's configuration")
+        values = req.args.get("values") or {}
+        unset = req.args.get("unset") or []
+        if not isinstance(values, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+        ):
+            raise ProtocolError(protocol.INVALID_ARGS, "'values' must map key names to text")
+        if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
+            raise ProtocolError(protocol.INVALID_ARGS, "'unset' must be a list of key names")
+        if not values and not unset:
+            raise ProtocolError(protocol.INVALID_ARGS, "give 'values' to set or 'unset' keys")
+        paths, env = self._service.paths, dict(os.environ)
+        try:
+            if values:
+                set_values(paths, env, list(values.items()))
+            for name in unset:
+                unset_value(paths, env, name)
+        except UserError as exc:
+            code = protocol.INVALID_ARGS if exc.exit_code == 2 else protocol.REFUSED
+            raise ProtocolError(code, str(exc)) from None
+        from filamentctl.service.reload import reload_from_store
+
+        result = reload_from_store(self._service)
+        changed = ", ".join(sorted(values) + [f"-{k}" for k in unset])
+        self._service.control.audit.record("config.set", conn.peer, f"config set: {changed}")
+        return {**self._where(), "set": sorted(values), "unset": unset, "reload": result}
+
+    def _where(self) -> dict[str, object]:
+        paths = self._service.paths
+        return {"box": paths.box, "config": str(paths.config_db), "pid": os.getpid()}
+
+    def _stored_keys(self) -> list[str]:
+        from filamentctl.store.settings import config_exists, stored_values
+
+        paths = self._service.paths
+        if not config_exists(paths.config_db):
+            return []
+        try:
+            return sorted(stored_values(paths, os.environ))
+        except Exception:  # status of the store is not this op's business: just no list
+            return []
 
     def reload(self, req: Request, conn: Connection) -> object:
         from filamentctl.service.reload import reload_from_store
@@ -46,13 +122,9 @@ class ConfigOps:
             raise ProtocolError(
                 protocol.INVALID_ARGS, f"'gateway' must be one of: {', '.join(GATEWAYS)}"
             )
-        if conn.peer.uid not in (0, os.getuid()):
-            log.warning("gateway.settings refused to %s (not root or the service user)", conn.peer)
-            raise ProtocolError(
-                protocol.PERMISSION,
-                "only root or the service's own user may read a gateway's settings; "
-                "run the gateway as the service user (its systemd unit does)",
-            )
+        _require_admin(
+            conn, "read a gateway's settings (run the gateway as the service user: its unit does)"
+        )
         from filamentctl.service.secrets import with_secrets
 
         prefix = f"{name}."
@@ -65,3 +137,23 @@ class ConfigOps:
         out = {k: v for k, v in resolved.items() if k.startswith(prefix)}
         log.info("gateway.settings: %s settings sent to %s", name, conn.peer)
         return {"box": self._service.paths.box, "version": __version__, "settings": out}
+
+
+def _require_admin(conn: Connection, what: str) -> None:
+    """Only root or the service's own user (by the socket's peer credentials) may ``what``."""
+    if conn.peer.uid not in (0, os.getuid()):
+        log.warning("refused to %s: may not %s", conn.peer, what.split(" (")[0])
+        raise ProtocolError(
+            protocol.PERMISSION,
+            f"only root or the service's own user may {what}; run it with sudo (or as the "
+            "service's user)",
+        )
+
+
+def _shown(name: str, value: object) -> object:
+    from filamentctl.core import schema
+
+    key = schema.SCHEMA[name]
+    if key.secret and value:
+        return "(hidden)"
+    return value
