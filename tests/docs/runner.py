@@ -52,13 +52,12 @@ SIMULATED_BOX_ENV = {
     "FILAMENTCTL_SENSOR__TYPE": "simulated",
     "GPIOZERO_PIN_FACTORY": "mock",
 }
-# Shell variables the docs read from your environment: test values (never real secrets).
-DOC_VARIABLES = {"TOKEN": "docs-test-influx-token", "PW": "docs-test-mqtt-password"}
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")
 _NOTE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<text>.*?)\s*-->\s*$")
 _ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_UNTAGGED_COMMAND = re.compile(r"(\$ )?(sudo )?filamentctl [a-z]")
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,7 @@ STDIN_RULES: tuple[tuple[str, str], ...] = (
     (r"filamentctl config set notify\.urls\b", "{notify_url}\n"),
     # A prompt asks twice (the second time to confirm).
     (r"filamentctl config set \S+(\s*#.*)?$", "docs-test-secret\ndocs-test-secret\n"),
-    (r"(printf %s \"\$\w+\" \| )?filamentctl config set \S+ -", "docs-test-secret\n"),
+    (r"filamentctl config set \S+ -", "docs-test-secret\n"),
     (r"printf 'Authorization: Bearer ' > ~/\.drybox-auth && cat\b", "docs-test-web-token\n"),
 )
 
@@ -397,7 +396,6 @@ class Box:
         self.env = {
             **env,
             **SIMULATED_BOX_ENV,
-            **DOC_VARIABLES,
             **self.extra_env,
             "FILAMENTCTL_HOME": str(self.home),
             "HOME": str(self.work),
@@ -601,6 +599,10 @@ class DocRun:
             self._check_output_block(block, note)
             return
         if block.lang not in SHELL_LANGS:
+            if not block.lang and any(_UNTAGGED_COMMAND.match(t) for _, t in block.lines):
+                # It would be skipped without anyone noticing: say what it is instead.
+                detail = "commands in an untagged block: tag it sh or console (or annotate it)"
+                self.outcomes.append(Outcome(f"{block.doc}:{block.line}", "```", "failed", detail))
             return
         commands = commands_of(block)
         if note.skip is not None:

@@ -188,16 +188,9 @@ def test_secrets_and_pastes_get_test_input_and_other_commands_none() -> None:
         "json://127.0.0.1:9/x\n"
     )
     # a prompt asks twice; '-' reads once
-    assert (
-        stdin_for("filamentctl config set database.influxdb_v2.token   # prompts", inputs).count(
-            "\n"
-        )
-        == 2
-    )
-    assert (
-        stdin_for('printf %s "$TOKEN" | filamentctl config set web.token -', inputs).count("\n")
-        == 1
-    )
+    prompted = stdin_for("filamentctl config set database.influxdb_v2.token  # prompts", inputs)
+    assert prompted.count("\n") == 2
+    assert stdin_for("filamentctl config set web.token -", inputs).count("\n") == 1
     assert stdin_for("filamentctl config set heater.min_temp_c 45", inputs) == ""
 
 
@@ -300,6 +293,10 @@ def test_wrong_output_a_missing_field_a_bad_command_and_skips_are_reported(tmp_p
             ```text
             filamentctl no-such-command
             ```
+
+            ```
+            filamentctl status
+            ```
             """
         ),
     )
@@ -313,6 +310,7 @@ def test_wrong_output_a_missing_field_a_bad_command_and_skips_are_reported(tmp_p
         ("filamentctl config get heater.max_temp_c", "ran"),
         ("filamentctl config get heater.enabled", "failed"),
         ("filamentctl no-such-command", "skipped"),
+        ("```", "failed"),  # the untagged block of commands
     }, outcomes
     detail = {o.command: o.detail for o in outcomes}
     assert "jq printed null" in detail["filamentctl config path --json | jq .no_such_field"]
