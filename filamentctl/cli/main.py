@@ -182,6 +182,10 @@ def main() -> None:
     argv = sys.argv[1:]
     debug = "--debug" in argv
     click = _click_exceptions()
+    # Typer >= 0.26 vendors Click without its Abort (typer.Abort is raised instead); older Typer
+    # raises Click's. Naming a missing attribute in an except clause would turn every error that
+    # reaches it (a broken pipe, Ctrl+C, an internal error) into a traceback.
+    aborts = (getattr(click, "Abort", typer.Abort), typer.Abort)
     try:
         code = build_app(command_name(argv))(prog_name="filamentctl", standalone_mode=False)
     except UserError as exc:
@@ -198,7 +202,7 @@ def main() -> None:
     except click.ClickException as exc:  # e.g. a file Click could not open
         sys.stderr.write(f"filamentctl: {' '.join(exc.format_message().split())}\n")
         sys.exit(exc.exit_code)
-    except (click.Abort, typer.Abort):  # Ctrl+C or end of input at a prompt
+    except aborts:  # Ctrl+C or end of input at a prompt
         sys.stderr.write("\nfilamentctl: aborted; nothing changed\n")
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
