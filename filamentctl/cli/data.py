@@ -26,6 +26,8 @@ from filamentctl.errors import EXIT_FAILED, ServiceNotRunning, UsageError, UserE
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
 MAX_WATCH_INTERVAL_S = 3600.0
+# What the user typed for each wire argument of ``history``, so a refusal names the option.
+HISTORY_OPTIONS = {"since_s": "--since", "step_s": "--every", "limit": "--limit"}
 
 
 class HistoryFormat(StrEnum):
@@ -457,7 +459,7 @@ def history(
         if args["step_s"] < 1:
             raise UsageError(f"invalid --every {every!r}: use at least 1s")
     try:
-        rows = call(ctx, "history", args, timeout=30.0)
+        rows = call(ctx, "history", args, timeout=30.0, names=HISTORY_OPTIONS)
     except ServiceNotRunning:
         from filamentctl.service.direct import history_direct
 
