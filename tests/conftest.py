@@ -1,4 +1,5 @@
-"""Shared fixtures: real database servers on loopback, started once per test session.
+"""Shared fixtures: an isolated environment for every test, and real database servers on
+loopback, started once per test session.
 
 Servers start lazily (only when a test asks for one) and are shared by the whole session, so a
 test must keep to its own database / measurement / tag values: ``unique_name`` gives one.
@@ -8,8 +9,9 @@ A missing server binary skips the tests that need it, or fails them when ``CI=tr
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 
 import pytest
 
@@ -21,6 +23,46 @@ from tests.servers import (
     PushgatewayServer,
     VictoriaMetricsServer,
 )
+
+#: Environment variables filamentctl (or Vault's client, or the XDG directory rules) reads: a
+#: developer's own settings must not leak into tests or the services they start.
+PRODUCT_VARIABLES = ("FILAMENTCTL_", "VAULT_", "XDG_")
+#: Knobs of the test suite itself, which change how tests run, not what filamentctl does: kept.
+SUITE_KNOBS = frozenset(
+    {"FILAMENTCTL_UPDATE_SNAPSHOTS", "FILAMENTCTL_FUZZ_EXAMPLES", "FILAMENTCTL_STORM_SEED"}
+)
+
+
+def take_product_variables(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Remove the product's variables from ``environ``; return what they were."""
+    taken = {
+        name: value
+        for name, value in environ.items()
+        if name.startswith(PRODUCT_VARIABLES) and name not in SUITE_KNOBS
+    }
+    for name in taken:
+        del environ[name]
+    return taken
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_session_environment() -> Iterator[None]:
+    """No product variable for the session's shared servers and module-wide services either
+    (they start before the first test's own isolation); restored at the end."""
+    saved = take_product_variables(os.environ)
+    yield
+    take_product_variables(os.environ)
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment() -> Iterator[None]:
+    """Every test starts without FILAMENTCTL_*, VAULT_* and XDG_* variables (a test that needs
+    one sets it, e.g. with ``monkeypatch.setenv``); whatever it leaves behind is undone."""
+    saved = take_product_variables(os.environ)
+    yield
+    take_product_variables(os.environ)
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -207,3 +207,22 @@ class ServiceProcess:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def need_another_user() -> None:
+    """Skip the calling test unless it can run this interpreter as another user (uid 65534):
+    that takes root, ``setpriv`` and an interpreter the user can read. Fails it on CI, which
+    runs as root with setpriv (``tests.servers.unavailable``)."""
+    from tests.servers import unavailable
+
+    probe = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    try:
+        able = (
+            os.geteuid() == 0
+            and subprocess.run([*probe, sys.executable, "-c", ""], capture_output=True).returncode
+            == 0
+        )
+    except FileNotFoundError:  # no setpriv
+        able = False
+    if not able:
+        unavailable("needs root and an interpreter that another user can run")

@@ -31,14 +31,18 @@ from filamentctl.errors import UsageError
 
 
 @dataclass(slots=True)
-class Ctx:
+class CliContext:
+    """The root options every command may need: the service socket (``--socket``) and
+    ``--debug``. The root callback stores it as the Click context's ``obj``."""
+
     socket: Path | None = None
     debug: bool = False
 
 
-def ctx_of(ctx: typer.Context) -> Ctx:
+def ctx_of(ctx: typer.Context) -> CliContext:
+    """The root's :class:`CliContext` (defaults when a sub-app runs on its own, as in tests)."""
     obj = ctx.find_root().obj
-    return obj if isinstance(obj, Ctx) else Ctx()
+    return obj if isinstance(obj, CliContext) else CliContext()
 
 
 def call(
@@ -83,14 +87,6 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def fmt_num(value: Any, unit: str = "", digits: int = 1) -> str:
-    """``21.3 °C``; "—" for a missing or non-finite value (see :func:`display.num`)."""
-    return display.num(value, digits, unit)
-
-
-fmt_age = display.age
-
-
 def parse_duration_option(option: str, text: str) -> float:
     """``24h``, ``90m``, ``7d`` → seconds; a usage error naming ``option`` otherwise.
 
@@ -115,14 +111,15 @@ def parse_since(text: str) -> float:
 
 def describe_reading(r: dict[str, Any]) -> str:
     """``21.3 °C (70.3 °F)  41.2 %RH  dew point 7.6 °C  abs 7.7 g/m³  1013.2 hPa``."""
+    num = display.num
     text = (
-        f"{fmt_num(r.get('temperature_c'), ' °C')} ({fmt_num(r.get('temperature_f'), ' °F')})"
-        f"  {fmt_num(r.get('humidity'), ' %RH')}"
-        f"  dew point {fmt_num(r.get('dew_point_c'), ' °C')}"
-        f"  abs {fmt_num(r.get('absolute_humidity_g_m3'), ' g/m³')}"
+        f"{num(r.get('temperature_c'), 1, ' °C')} ({num(r.get('temperature_f'), 1, ' °F')})"
+        f"  {num(r.get('humidity'), 1, ' %RH')}"
+        f"  dew point {num(r.get('dew_point_c'), 1, ' °C')}"
+        f"  abs {num(r.get('absolute_humidity_g_m3'), 1, ' g/m³')}"
     )
     if r.get("pressure_hpa") is not None:
-        text += f"  {fmt_num(r.get('pressure_hpa'), ' hPa')}"
+        text += f"  {num(r.get('pressure_hpa'), 1, ' hPa')}"
     return text
 
 

@@ -1,7 +1,8 @@
 """``filamentctl config``: create, show and change the encrypted configuration.
 
 A Typer sub-app; the root mounts it with ``root.add_typer(config.app, name="config")``. Each
-command parses, calls one function of :mod:`filamentctl.store.settings`, and renders. Errors are
+command parses, calls one function of :mod:`filamentctl.store.settings` (the encrypted store) or
+:mod:`filamentctl.store.config_files` (files to import, export and edit), and renders. Errors are
 one line on stderr with the exit code of :mod:`filamentctl.errors` (2: unknown key or invalid
 value, nothing changed; 1: cannot decrypt or operation failed; 4: permission denied).
 
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -45,6 +46,9 @@ from filamentctl.errors import (
     UsageError,
     UserError,
 )
+
+if TYPE_CHECKING:
+    from filamentctl.store.config_files import ImportReport
 
 MASK = "••••"
 
@@ -72,26 +76,35 @@ class _StderrWarnings(logging.Handler):
 
 
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and the matching exit code."""
+def _warnings_on_stderr() -> Iterator[None]:
+    """The store's warnings (e.g. "Vault unreachable, trying the key file") as ``warning:``
+    lines on stderr while the block runs, instead of the log."""
     logger = logging.getLogger("filamentctl.config")
     handler = _StderrWarnings(logging.WARNING)
     logger.addHandler(handler)
     propagate, logger.propagate = logger.propagate, False
     try:
         yield
-    except UserError as exc:
-        print_error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except PermissionError as exc:
-        print_error(f"{exc.strerror}: {exc.filename}; check the file's owner")
-        raise typer.Exit(EXIT_PERMISSION) from None
-    except OSError as exc:
-        print_error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-        raise typer.Exit(EXIT_FAILED) from None
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn expected failures into one line on stderr and the matching exit code."""
+    with _warnings_on_stderr():
+        try:
+            yield
+        except UserError as exc:
+            print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except PermissionError as exc:
+            print_error(f"{exc.strerror}: {exc.filename}; check the file's owner")
+            raise typer.Exit(EXIT_PERMISSION) from None
+        except OSError as exc:
+            print_error(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+            raise typer.Exit(EXIT_FAILED) from None
 
 
 def _context() -> tuple[_paths.Paths, Mapping[str, str]]:
@@ -100,9 +113,7 @@ def _context() -> tuple[_paths.Paths, Mapping[str, str]]:
 
 
 def _shown(name: str, value: Any, reveal: bool) -> str:
-    if schema.SCHEMA[name].secret and value and not reveal:
-        return MASK
-    return schema.format_value(name, value)
+    return MASK if schema.masked(name, value, reveal) else schema.format_value(name, value)
 
 
 def _visible(name: str, database_type: str, show_all: bool) -> bool:
@@ -186,11 +197,11 @@ def list_(
         doc: dict[str, Any] = {}
         for name in names:
             k, value = schema.SCHEMA[name], settings[name]
-            masked = k.secret and bool(value) and not reveal
+            masked = schema.masked(name, value, reveal)
             doc[name] = {
                 "value": None if masked else value,
                 "source": settings.sources[name],
-                "default": None if k.secret and k.default and not reveal else k.default,
+                "default": None if schema.masked(name, k.default, reveal) else k.default,
                 "type": k.type,
                 "secret": k.secret,
                 "masked": masked,
@@ -255,7 +266,7 @@ def get(
 
         settings = load_settings(paths, env, check_rules=False)
     value = settings[k.name]
-    masked = k.secret and bool(value) and not reveal
+    masked = schema.masked(k.name, value, reveal)
     if as_json:
         doc = {
             "key": k.name,
@@ -416,7 +427,11 @@ def path(
         "state_dir": str(paths.state_dir),
         "socket": str(paths.socket),
     }
-    key, problem = _key_origin(paths, env)
+    from filamentctl.store.config_files import key_origin
+
+    with _warnings_on_stderr():
+        origin = key_origin(paths, env)
+    key, problem = origin.where, origin.problem
     places.update(key)
     places["key_error"] = problem
     if as_json:
@@ -432,29 +447,6 @@ def path(
         typer.echo(f"key source: vault ({key['key_location']} at {key['vault_addr']})")
     else:
         typer.echo(f"key source: {key['key_source']} ({key['key_location']})")
-
-
-def _key_origin(
-    paths: _paths.Paths, env: Mapping[str, str]
-) -> tuple[dict[str, str | None], str | None]:
-    """Where the configuration key would be taken from now, and why none is usable (if so)."""
-    from filamentctl.store import keys
-    from filamentctl.store.settings import NO_KEY
-
-    # The store's warnings (e.g. "Vault unreachable, trying the key file") go to stderr; a
-    # broken key source is reported in the output, since showing the paths still works.
-    logger = logging.getLogger("filamentctl.config")
-    handler = _StderrWarnings(logging.WARNING)
-    logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        found = keys.find_key(paths, env)
-    except UserError as exc:
-        return dict(NO_KEY), str(exc)
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-    return (dict(NO_KEY) if found is None else found.describe()), None
 
 
 # -- live reload ---------------------------------------------------------------------------------
@@ -502,17 +494,6 @@ def _reload_service(ctx: typer.Context, quiet: bool = False) -> None:
 # -- export / import / edit / validate / rekey ---------------------------------------------------
 
 
-def _export_text(values: Mapping[str, Any], reveal: bool, header: list[str]) -> str:
-    from filamentctl.core.config_toml import REDACTED, dumps
-
-    shown = {
-        name: (REDACTED if schema.SCHEMA[name].secret and value and not reveal else value)
-        for name, value in values.items()
-        if name in schema.SCHEMA
-    }
-    return dumps(shown, header=header)
-
-
 @app.command(
     short_help="Write the configuration as TOML (secrets redacted).",
     epilog=examples(
@@ -543,90 +524,15 @@ def export(
     """
     paths, env = _context()
     with _user_errors():
-        if all_keys:
-            from filamentctl.store.settings import load_settings
+        from filamentctl.store.config_files import export_config, write_private
 
-            values: dict[str, Any] = dict(load_settings(paths, env, check_rules=False))
-        else:
-            from filamentctl.store.settings import stored_values
-
-            values = stored_values(paths, env)
-        what = "every key (effective values)" if all_keys else "stored values"
-        header = [f"filamentctl configuration: {what}"]
-        if not reveal:
-            header.append("secrets are redacted; `config import` leaves redacted secrets as stored")
-        text = _export_text(values, reveal, header)
+        exported = export_config(paths, env, all_keys=all_keys, reveal=reveal)
         if output is None:
-            sys.stdout.write(text)
+            sys.stdout.write(exported.text)
         else:
-            _write_private(output, text)
+            write_private(output, exported.text)
     if output is not None:
-        typer.echo(f"wrote {len(values)} keys to {output}", err=True)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 (it may hold secrets); never overwrite an existing file."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"{path} already exists; choose another file or remove it") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-_MAX_SOURCE_BYTES = 1 << 20  # configuration files are a few KiB; /dev/zero is not one
-
-
-def _read_text(path: Path) -> str:
-    """A file's UTF-8 text; UsageError (exit 2) when it is missing, a directory, larger than
-    1 MiB or not UTF-8 text."""
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_SOURCE_BYTES + 1)
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a directory; give a file") from None
-    if len(data) > _MAX_SOURCE_BYTES:
-        raise UsageError(f"{path} is larger than 1 MiB: not a configuration file")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 and try again"
-        ) from None
-
-
-def _read_source(path: Path) -> dict[str, Any]:
-    """A config file as dotted keys: TOML (ours), YAML (the seed's) or JSON, by extension."""
-    try:
-        return _parse_source(path, _read_text(path))
-    except RecursionError:  # JSON or TOML nested thousands deep
-        raise ConfigError(f"{path}: nested too deeply to be a configuration file") from None
-
-
-def _parse_source(path: Path, text: str) -> dict[str, Any]:
-    from filamentctl.core import config_import
-
-    suffix = path.suffix.lower()
-    if suffix == ".toml":
-        from filamentctl.core.config_toml import loads
-
-        return loads(text)
-    if suffix == ".json":
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: expected a JSON object")
-        return config_import.flatten(doc)
-    if suffix in (".yaml", ".yml", ""):
-        try:
-            return config_import.flatten(config_import.parse_yaml(text))
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-    raise UsageError(f"{path}: unknown file type {suffix!r}; give a .yaml, .toml or .json file")
+        typer.echo(f"wrote {exported.count} keys to {output}", err=True)
 
 
 @app.command(
@@ -664,33 +570,26 @@ def import_(
     exits 2 and nothing is stored.
     """
     paths, env = _context()
+    with _user_errors():
+        from filamentctl.store.config_files import import_file
+
+        report = import_file(paths, env, file, env_file, dry_run=dry_run)
+    _show_import(report, file, dry_run)
+    if not dry_run and report.result.values:
+        _reload_service(ctx)
+
+
+def _show_import(report: ImportReport, file: Path, dry_run: bool) -> None:
     from filamentctl.core import config_import
 
-    with _user_errors():
-        flat = _read_source(file)
-        dotenv: dict[str, str] = {}
-        if env_file is not None:
-            dotenv = config_import.parse_dotenv(_read_text(env_file))
-        result = config_import.map_config(flat, dotenv)
-        if result.errors:
-            raise ConfigError(
-                f"nothing imported from {file}: " + "; ".join(result.errors), EXIT_USAGE
-            )
-        adjusted = list(result.adjusted)
-        if result.values:
-            # The same checks with --dry-run as without: only the write is left out.
-            from filamentctl.store.settings import import_values
-
-            outcome = import_values(paths, env, result.values, dry_run=dry_run)
-            adjusted += outcome.adjusted
-            result.values.update(outcome.stored)
+    result = report.result
     verb = "would import" if dry_run else "imported"
     typer.echo(f"{verb} {len(result.values)} keys from {file}:")
     for line in config_import.describe(result):
         typer.echo(line)
-    if adjusted:
-        typer.echo(f"adjusted to the nearest valid value ({len(adjusted)}):")
-        for change in adjusted:
+    if report.adjusted:
+        typer.echo(f"adjusted to the nearest valid value ({len(report.adjusted)}):")
+        for change in report.adjusted:
             typer.echo(f"  {change}")
     for name in result.kept_secrets:
         typer.echo(f"  {name}: redacted in the file, left as stored")
@@ -698,46 +597,6 @@ def import_(
         typer.echo(f"not imported ({len(result.dropped)}):")
         for item in result.dropped:
             typer.echo(f"  {item.source}: {item.reason}")
-    if not dry_run and result.values:
-        _reload_service(ctx)
-
-
-_EDIT_HEADER = [
-    "filamentctl configuration. Uncomment a line to set a key; delete a line to return it to",
-    "its default. Redacted secrets are kept as stored; type a new value to replace one, or",
-    "better, use `filamentctl config set KEY -` so the secret never sits in a file.",
-]
-
-
-def _edit_text(stored: Mapping[str, Any]) -> str:
-    from filamentctl.core.config_toml import REDACTED, dumps
-
-    values = {n: (REDACTED if schema.SCHEMA[n].secret and v else v) for n, v in stored.items()}
-    defaults = {n: k.default for n, k in schema.SCHEMA.items() if n not in values}
-    return dumps(values, header=_EDIT_HEADER, commented=defaults, with_help=True)
-
-
-def _parse_edited(text: str, stored: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The edited file -> the values to store (redacted secrets kept), or the problems."""
-    from filamentctl.core.config_toml import REDACTED, loads
-    from filamentctl.store.settings import check_values
-
-    try:
-        values = loads(text)
-    except ConfigError as exc:
-        return {}, [str(exc)]
-    problems: list[str] = []
-    for name in list(values):
-        if name not in schema.SCHEMA:
-            problems.append(schema.unknown_key_message(name))
-            del values[name]
-        elif schema.SCHEMA[name].secret and values[name] == REDACTED:
-            if name in stored:
-                values[name] = stored[name]
-            else:
-                del values[name]
-    typed, more = check_values(values)
-    return typed, problems + more
 
 
 def _run_editor(path: Path) -> None:
@@ -753,6 +612,28 @@ def _run_editor(path: Path) -> None:
         raise UserError(f"the editor exited with status {code}; nothing changed")
 
 
+def _edit_until_valid(stored: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Open the configuration in the editor until what is saved is valid: the values to store,
+    or None when the file was saved unchanged. ConfigError when the user gives up."""
+    from filamentctl.store.config_files import edit_text, parse_edited, scratch_file
+
+    original = edit_text(stored)
+    with scratch_file(original) as tmp:
+        while True:
+            _run_editor(tmp)
+            text = tmp.read_text(encoding="utf-8")
+            if text == original:
+                return None
+            values, problems = parse_edited(text, stored)
+            if not problems:
+                return values
+            typer.echo("the configuration has problems:", err=True)
+            for problem in problems:
+                typer.echo(f"  {problem}", err=True)
+            if not typer.confirm("edit again?", default=True, err=True):
+                raise ConfigError("not saved; nothing changed")
+
+
 @app.command(
     short_help="Edit the configuration as TOML in $EDITOR, validated on save.",
     epilog=examples("filamentctl config edit", "EDITOR=nano filamentctl config edit"),
@@ -763,36 +644,15 @@ def edit(ctx: typer.Context) -> None:
     Invalid files show the problems and offer to edit again; nothing changes until the file is
     valid. The temporary file is private (0600) and removed afterwards.
     """
-    import tempfile
-
     paths, env = _context()
     with _user_errors():
         from filamentctl.store.settings import replace_stored, stored_values
 
-        stored = stored_values(paths, env)
-        original = _edit_text(stored)
-        fd, name = tempfile.mkstemp(prefix="filamentctl-", suffix=".toml")
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(original)
-            while True:
-                _run_editor(tmp)
-                text = tmp.read_text(encoding="utf-8")
-                if text == original:
-                    typer.echo("no changes")
-                    return
-                values, problems = _parse_edited(text, stored)
-                if not problems:
-                    break
-                typer.echo("the configuration has problems:", err=True)
-                for problem in problems:
-                    typer.echo(f"  {problem}", err=True)
-                if not typer.confirm("edit again?", default=True, err=True):
-                    raise ConfigError("not saved; nothing changed")
-            changed, removed = replace_stored(paths, env, values)
-        finally:
-            tmp.unlink(missing_ok=True)
+        values = _edit_until_valid(stored_values(paths, env))
+        if values is None:
+            typer.echo("no changes")
+            return
+        changed, removed = replace_stored(paths, env, values)
     if not changed and not removed:
         typer.echo("no changes")
         return
@@ -826,12 +686,9 @@ def validate(
             problems = schema.validate(settings, deep=True)
             where = str(paths.config_db) if settings.source == "store" else "the defaults"
         else:
-            from filamentctl.store.settings import check_values
+            from filamentctl.store.config_files import file_problems
 
-            raw = _read_source(file)
-            unknown = [schema.unknown_key_message(n) for n in raw if n not in schema.SCHEMA]
-            _, more = check_values({k: v for k, v in raw.items() if k in schema.SCHEMA})
-            problems, where = unknown + more, str(file)
+            problems, where = file_problems(file), str(file)
     if problems:
         for problem in problems:
             print_error(f"{where}: {problem}")

@@ -38,17 +38,28 @@ def _make(name: str) -> typer.Typer:
         ),
         no_args_is_help=True,
     )
+    _add_mode_commands(sub, name)
+    _add_state_commands(sub, name)
+    return sub
 
-    def _set(ctx: typer.Context, mode: str, for_: str | None, json_: bool, quiet: bool) -> None:
-        args: dict[str, Any] = {"mode": mode}
-        if for_ is not None:
-            if mode == "auto":
-                raise UsageError("--for applies to 'on' and 'off' only")
-            args["for_s"] = parse_duration_option("--for", for_)
-            if args["for_s"] <= 0:
-                raise UsageError(f"invalid --for {for_!r}: the override must last longer than 0 s")
-        state = call(ctx, f"{name}.set", args, names=OPTION_NAMES)
-        _show(name, state, json_, quiet)
+
+def _set(
+    ctx: typer.Context, name: str, mode: str, for_: str | None, json_: bool, quiet: bool
+) -> None:
+    """``NAME.set`` with ``mode`` (and ``--for`` as seconds), then the new state."""
+    args: dict[str, Any] = {"mode": mode}
+    if for_ is not None:
+        if mode == "auto":
+            raise UsageError("--for applies to 'on' and 'off' only")
+        args["for_s"] = parse_duration_option("--for", for_)
+        if args["for_s"] <= 0:
+            raise UsageError(f"invalid --for {for_!r}: the override must last longer than 0 s")
+    state = call(ctx, f"{name}.set", args, names=OPTION_NAMES)
+    _show(name, state, json_, quiet)
+
+
+def _add_mode_commands(sub: typer.Typer, name: str) -> None:
+    """``on``, ``off`` and ``auto``."""
 
     @sub.command(
         "on",
@@ -62,7 +73,7 @@ def _make(name: str) -> typer.Typer:
         quiet: bool = quiet_option(),
     ) -> None:
         """Force ON (manual override); still switched off by every safety rule."""
-        _set(ctx, "on", for_, json_, quiet)
+        _set(ctx, name, "on", for_, json_, quiet)
 
     @sub.command(
         "off",
@@ -76,7 +87,7 @@ def _make(name: str) -> typer.Typer:
         quiet: bool = quiet_option(),
     ) -> None:
         """Force OFF (manual override)."""
-        _set(ctx, "off", for_, json_, quiet)
+        _set(ctx, name, "off", for_, json_, quiet)
 
     @sub.command(
         "auto",
@@ -89,7 +100,11 @@ def _make(name: str) -> typer.Typer:
         quiet: bool = quiet_option(),
     ) -> None:
         """Back to automatic control; re-evaluates at once."""
-        _set(ctx, "auto", None, json_, quiet)
+        _set(ctx, name, "auto", None, json_, quiet)
+
+
+def _add_state_commands(sub: typer.Typer, name: str) -> None:
+    """``status`` and ``reset``."""
 
     @sub.command(
         "status",
@@ -119,8 +134,6 @@ def _make(name: str) -> typer.Typer:
         """Clear a latched safety fault (refused while the cause is still present)."""
         state = call(ctx, f"{name}.reset")
         _show(name, state, json_, quiet)
-
-    return sub
 
 
 def _show(name: str, state: dict[str, Any] | None, json_: bool, quiet: bool) -> None:

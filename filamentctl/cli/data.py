@@ -16,8 +16,6 @@ from filamentctl.cli.common import (
     ctx_of,
     describe_reading,
     examples,
-    fmt_age,
-    fmt_num,
     parse_duration_option,
     parse_since,
     print_json,
@@ -28,6 +26,8 @@ from filamentctl.errors import EXIT_FAILED, ServiceNotRunning, UsageError, UserE
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
 MAX_WATCH_INTERVAL_S = 3600.0
+# What the user typed for each wire argument of ``history``, so a refusal names the option.
+HISTORY_OPTIONS = {"since_s": "--since", "step_s": "--every", "limit": "--limit"}
 
 
 class HistoryFormat(StrEnum):
@@ -150,7 +150,7 @@ def _check(state: dict[str, Any], json_: bool, quiet: bool) -> None:
         say(quiet, "unhealthy: " + "; ".join(found))
     else:
         reading = state.get("reading") or {}
-        say(quiet, f"healthy: reading {fmt_age(reading.get('age_s'))} old, no faults or alerts")
+        say(quiet, f"healthy: reading {display.age(reading.get('age_s'))} old, no faults or alerts")
     if found:
         raise typer.Exit(EXIT_FAILED)
 
@@ -167,13 +167,12 @@ def render_status(s: dict[str, Any]) -> str:
     r = s.get("reading") or {}
     sensor = s.get("sensor") or {}
     lines.append(
-        f"filamentctl {s.get('version', '?')} — up {fmt_age(s.get('uptime_s'))}, "
+        f"filamentctl {s.get('version', '?')} — up {display.age(s.get('uptime_s'))}, "
         f"{s.get('readings_total', 0)} readings" + (" (simulated)" if s.get("simulated") else "")
     )
     if r:
-        lines.append(
-            f"  reading   {describe_reading(r)}  — {fmt_age(r.get('age_s'))} old (#{r.get('seq')})"
-        )
+        age = display.age(r.get("age_s"))
+        lines.append(f"  reading   {describe_reading(r)}  — {age} old (#{r.get('seq')})")
     else:
         lines.append("  reading   none yet")
     err = f", last error: {sensor.get('last_error')}" if sensor.get("last_error") else ""
@@ -200,9 +199,10 @@ def render_status(s: dict[str, Any]) -> str:
     drying = s.get("drying")
     if isinstance(drying, dict):
         expected = drying.get("expected") or {}
+        target = display.num(drying.get("target_c"), 1, " °C")
+        elapsed, most = display.age(drying.get("elapsed_s")), display.age(drying.get("max_s"))
         lines.append(
-            f"  drying    {drying.get('material')} at {fmt_num(drying.get('target_c'), ' °C')}, "
-            f"{fmt_age(drying.get('elapsed_s'))} of {fmt_age(drying.get('max_s'))}; expected to "
+            f"  drying    {drying.get('material')} at {target}, {elapsed} of {most}; expected to "
             f"end ({expected.get('reason', '?')}) by {display.iso_clock(expected.get('at'))}"
         )
     st = s.get("storage") or {}
@@ -211,7 +211,7 @@ def render_status(s: dict[str, Any]) -> str:
         conn = "local history only"
     lines.append(
         f"  storage   {st.get('backend', '?')} ({conn}): backlog {st.get('backlog', 0)}"
-        f" (oldest {fmt_age(st.get('oldest_unsent_age_s'))}), written {st.get('written', 0)},"
+        f" (oldest {display.age(st.get('oldest_unsent_age_s'))}), written {st.get('written', 0)},"
         f" dropped {st.get('dropped', 0)}, rejected {st.get('rejected', 0)},"
         f" dead-letter {st.get('dead_letter', 0)}"
     )
@@ -219,7 +219,7 @@ def render_status(s: dict[str, Any]) -> str:
         retry = st.get("next_retry_s")
         lines.append(
             f"            last error: {st['last_error']}"
-            + (f" — retry in {fmt_age(retry)}" if retry else "")
+            + (f" — retry in {display.age(retry)}" if retry else "")
         )
     alert = st.get("alert")
     if alert:
@@ -242,7 +242,7 @@ def _notifications_lines(n: dict[str, Any]) -> list[str]:
         retry = n.get("next_retry_s")
         out.append(
             f"            last error: {n['last_error']}"
-            + (f" — retry in {fmt_age(retry)}" if retry is not None else "")
+            + (f" — retry in {display.age(retry)}" if retry is not None else "")
         )
     return out
 
@@ -459,7 +459,7 @@ def history(
         if args["step_s"] < 1:
             raise UsageError(f"invalid --every {every!r}: use at least 1s")
     try:
-        rows = call(ctx, "history", args, timeout=30.0)
+        rows = call(ctx, "history", args, timeout=30.0, names=HISTORY_OPTIONS)
     except ServiceNotRunning:
         from filamentctl.service.direct import history_direct
 
@@ -489,10 +489,10 @@ def history(
         )
         for row in rows:
             sys.stdout.write(
-                f"{row['time']:<27}{row['seq']:>8}{fmt_num(row.get('temperature_c'), digits=2):>8}"
-                f"{fmt_num(row.get('humidity'), digits=1):>8}{fmt_num(row.get('dew_point_c')):>8}"
-                f"{fmt_num(row.get('absolute_humidity_g_m3'), digits=2):>8}"
-                f"{fmt_num(row.get('pressure_hpa')):>9}\n"
+                f"{row['time']:<27}{row['seq']:>8}{display.num(row.get('temperature_c'), 2):>8}"
+                f"{display.num(row.get('humidity')):>8}{display.num(row.get('dew_point_c')):>8}"
+                f"{display.num(row.get('absolute_humidity_g_m3'), 2):>8}"
+                f"{display.num(row.get('pressure_hpa')):>9}\n"
             )
         if not rows:
             sys.stderr.write(f"no readings in the last {since}\n")

@@ -92,7 +92,7 @@ def root(
             raise UsageError(f"--box: {exc}") from None
         # Every command finds its files through the environment: so do its child processes.
         os.environ[BOX_ENV] = box
-    ctx.obj = common.Ctx(socket=socket, debug=debug)
+    ctx.obj = common.CliContext(socket=socket, debug=debug)
 
 
 EXAMPLES = common.examples(

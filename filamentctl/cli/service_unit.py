@@ -254,28 +254,52 @@ def install(
     opts = _build_options(user, simulate, box_name)
     text = _unit.render_unit(opts)
     # Gateways have units for the default box only (see docs/operations.md).
-    enabled = _gateways_enabled(root) if not opts.template else {}
+    enabled = (_gateways_enabled(root) if not opts.template else {}) or {}
     gateways = {
         name: _unit.render_gateway_unit(name, opts, GATEWAY_UNITS[name])
-        for name, on in (enabled or {}).items()
+        for name, on in enabled.items()
         if on
     }
     path = _unit_path(root, opts.file_name)
     if dry_run:
-        sys.stdout.write(text)
-        for name, gateway_text in gateways.items():
-            sys.stdout.write(f"\n# ---- {_gateway_unit_path(root, name)} ----\n{gateway_text}")
-        paths = [path, *(_gateway_unit_path(root, name) for name in gateways)]
-        _note(
-            f"dry run: would write {', '.join(map(str, paths))} and enable "
-            f"{opts.instance_name}; nothing was changed"
-        )
+        _show_dry_run(root, opts, path, text, gateways)
         return
     _require_root(root, "service install")
     if root == Path("/"):
         _ensure_user(user, opts.group_name)
     for directory in (_unit.CONFIG_DIR, _unit.STATE_DIR, *_box_dirs(box_name)):
         _prepare_dir(_under(root, directory), user)
+    steps = _write_units(root, opts, path, text, gateways)
+    for name, on in enabled.items():
+        if not on:
+            _remove_gateway_unit(root, name, f"{name}.enabled is false")
+    _start(root, opts, steps)
+    _note(f"configure it as the service user:  {_configure_hint(user, box_name)}")
+    _note(
+        f"reach it over SSH without sudo: sudo usermod -aG {opts.group_name} YOUR_USER "
+        "(then log in again)"
+    )
+
+
+def _show_dry_run(
+    root: Path, opts: _unit.UnitOptions, path: Path, text: str, gateways: dict[str, str]
+) -> None:
+    """``install --dry-run``: every unit on stdout, what would happen on stderr."""
+    sys.stdout.write(text)
+    for name, gateway_text in gateways.items():
+        sys.stdout.write(f"\n# ---- {_gateway_unit_path(root, name)} ----\n{gateway_text}")
+    paths = [path, *(_gateway_unit_path(root, name) for name in gateways)]
+    _note(
+        f"dry run: would write {', '.join(map(str, paths))} and enable "
+        f"{opts.instance_name}; nothing was changed"
+    )
+
+
+def _write_units(
+    root: Path, opts: _unit.UnitOptions, path: Path, text: str, gateways: dict[str, str]
+) -> list[list[str]]:
+    """Write the service's unit and each enabled gateway's; the systemctl commands that
+    enable and (re)start them."""
     changed = _write_atomically(path, text)
     _note(f"{'wrote' if changed else 'unchanged:'} {path}")
     steps = [
@@ -289,9 +313,11 @@ def install(
         _note(f"{'wrote' if changed else 'unchanged:'} {gateway_path}")
         unit_name = _unit.gateway_unit_name(name)
         steps += [["systemctl", "enable", unit_name], ["systemctl", "restart", unit_name]]
-    for name, on in (enabled or {}).items():
-        if not on:
-            _remove_gateway_unit(root, name, f"{name}.enabled is false")
+    return steps
+
+
+def _start(root: Path, opts: _unit.UnitOptions, steps: list[list[str]]) -> None:
+    """Run ``steps`` when systemd runs here; otherwise say what to run."""
     if _systemd_running(root):
         for cmd in steps:
             _run(cmd)
@@ -300,11 +326,6 @@ def install(
         _note("systemd is not running here; to start the service run:")
         for cmd in steps:
             _note("  " + " ".join(cmd))
-    _note(f"configure it as the service user:  {_configure_hint(user, box_name)}")
-    _note(
-        f"reach it over SSH without sudo: sudo usermod -aG {opts.group_name} YOUR_USER "
-        "(then log in again)"
-    )
 
 
 def _remove_gateway_unit(root: Path, name: str, why: str) -> None:

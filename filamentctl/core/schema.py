@@ -1135,6 +1135,15 @@ def format_value(name: str, value: Any) -> str:
     return str(value)
 
 
+def masked(name: str, value: Any, reveal: bool) -> bool:
+    """Whether ``value`` of key ``name`` is hidden wherever it is shown or written out: a secret
+    with a value, unless the user asked to ``reveal`` it. An empty secret is shown (there is
+    nothing to hide, and "not set" is worth seeing); a name not in the schema counts as secret.
+    """
+    k = SCHEMA.get(name)
+    return (k is None or k.secret) and bool(value) and not reveal
+
+
 def min_read_interval(sensor_type: str) -> float:
     """The shortest ``sensor.read_interval`` the sensor type allows (s)."""
     return sensors.min_read_interval(sensor_type)

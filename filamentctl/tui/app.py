@@ -1,28 +1,29 @@
 """The dashboard (``filamentctl tui``): a Textual app that is only a client of the service socket.
 
-Socket I/O runs in worker threads that post messages (``tui/messages.py``) to the app; the app
-keeps the latest state and sets widget attributes (attributes down, messages up). One thread holds
-a ``subscribe`` stream; when it ends or cannot connect, the app shows a DISCONNECTED banner, marks
-values stale and the thread reconnects with backoff. User requests (``heater.set``, ``flush``, …)
-each use their own short connection, so a slow request never stalls the live stream.
+The app holds the keys, the link to the service and the user's requests; the dashboard screen
+(``screens/dashboard.py``) shows what the service sends. Socket I/O runs in worker threads that
+post messages (``tui/messages.py``): one thread holds a ``subscribe`` stream and posts what it
+hears to the screen; when the stream ends or cannot connect, the screen shows a DISCONNECTED
+banner and marks values stale while the thread reconnects with backoff. User requests
+(``heater.set``, ``flush``, …) each use their own short connection, so a slow request never
+stalls the live stream; their replies come back to the app.
 
 Importing this module loads Textual; the CLI imports it only inside the ``tui``/``demo`` commands.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App as TextualApp
-from textual.app import SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -34,39 +35,29 @@ from filamentctl.tui.messages import (
     CommandFinished,
     FlushProgressed,
     HistoryLoaded,
-    ReadingReceived,
     ServiceDisconnected,
-    ServiceEventReceived,
     StatusReceived,
+    event_message,
 )
+from filamentctl.tui.notes import RELAYS, flush_note, relay_reply_note
+from filamentctl.tui.payloads import clean_section, clean_status
 from filamentctl.tui.screens.confirm import ConfirmScreen
-from filamentctl.tui.screens.dashboard import DashboardScreen
+from filamentctl.tui.screens.dashboard import CHART_RANGES, DashboardScreen
 from filamentctl.tui.screens.drying import DryStartScreen
 from filamentctl.tui.screens.flush import FlushScreen
 from filamentctl.tui.screens.help import HelpScreen
-from filamentctl.tui.widgets.banner import ConnectionBanner
-from filamentctl.tui.widgets.chart import HistoryChart
 from filamentctl.tui.widgets.drying import DryingPanel
-from filamentctl.tui.widgets.eventlog import EventLog
-from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.relay import RelayPanel
-from filamentctl.tui.widgets.storage import StoragePanel
 
-log = logging.getLogger("filamentctl.tui")
-
-#: Chart ranges ``c`` cycles through (seconds).
-CHART_RANGES = (3600.0, 6 * 3600.0, 24 * 3600.0)
 #: At most this many readings per history request: bounds the reply at a few MB even at 1 s
 #: reads over 24 h (the chart needs a few hundred points; the rest is averaged away).
-HISTORY_LIMIT = 20_000
+CHART_HISTORY_LIMIT = 20_000
 CHART_POINTS = 720  # buckets per chart range, more than any terminal is wide
-#: A reading older than this is stale when the service does not say otherwise.
-DEFAULT_STALE_AFTER_S = 30.0
 NEXT_MODE = {"auto": "on", "on": "off", "off": "auto"}
 THEMES = ("textual-dark", "textual-light")
 
 
-class App(TextualApp[None]):
+class DashboardApp(App[None]):
     """The dashboard. ``socket_path`` None means the usual places (own service, then system).
 
     ``clock`` (monotonic seconds) ages readings and ``wall_clock`` (Unix seconds) stamps log
@@ -117,39 +108,50 @@ class App(TextualApp[None]):
         self.status_every_s = status_every_s
         self.rand = rand
         self.hint = hint
-        #: Ticks so far: tests wait for the next one instead of sleeping past the interval.
-        self.ticks = 0
-        # Built in get_default_screen: a screen must be created while the app is running.
-        self.dashboard: DashboardScreen = None  # type: ignore[assignment]
-        self.connected = False
-        self.status: dict[str, Any] = {}
-        self.reading: dict[str, Any] | None = None
-        self.reading_received_at = 0.0
-        self.reading_age_at_receipt = 0.0
-        self.history: list[dict[str, Any]] = []
-        self.chart_range_s = CHART_RANGES[0]
+        # Made in get_default_screen, when the app starts (see the `dashboard` property).
+        self._dashboard: DashboardScreen | None = None
         self.flush_screen: FlushScreen | None = None
         self._link_closing = threading.Event()
         self._stream_lock = threading.Lock()
         self._stream: Client | None = None
-        self._was_connected = False
 
     # -- lifecycle --------------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
-        self.dashboard = DashboardScreen()
-        return self.dashboard
+        self._dashboard = DashboardScreen(
+            clock=self.clock, wall_clock=self.wall_clock, tick_s=self.tick_s
+        )
+        return self._dashboard
+
+    @property
+    def dashboard(self) -> DashboardScreen:
+        """The dashboard screen; RuntimeError before the app has started."""
+        if self._dashboard is None:
+            raise RuntimeError("the dashboard screen exists once the app runs")
+        return self._dashboard
+
+    @property
+    def connected(self) -> bool:
+        """Whether the service is there: its status has arrived since the link last failed."""
+        return self._dashboard is not None and self._dashboard.connected
+
+    def _showing(self) -> bool:
+        """Whether the dashboard's widgets are there to update (not while shutting down)."""
+        return self._dashboard is not None and self._dashboard.showing
 
     def on_mount(self) -> None:
         self.theme = THEMES[0]
 
     def on_dashboard_screen_ready(self) -> None:
-        self.sub_title = "connecting…"
-        self._banner().message = "Connecting to the service…"
         if self.hint:
-            self._note(self.hint)
+            self.dashboard.note(self.hint)
         self._keep_linked()
         self._poll_status()
-        self.set_interval(self.tick_s, self._on_tick)
+
+    def on_dashboard_screen_connected(self, message: DashboardScreen.Connected) -> None:
+        self._load_history(message.range_s)
+
+    def on_dashboard_screen_status_outdated(self) -> None:
+        self._refresh_status()
 
     def on_unmount(self) -> None:
         self._close_link()
@@ -166,32 +168,10 @@ class App(TextualApp[None]):
         if stream is not None:
             stream.interrupt()
 
-    # -- widgets ----------------------------------------------------------------------------
-    def _showing(self) -> bool:
-        """Whether the dashboard's widgets are there to update: a worker's message can still
-        arrive while the app is shutting down and the widgets are already gone."""
-        dashboard = self.dashboard
-        return (
-            dashboard is not None
-            and dashboard.is_attached
-            and bool(dashboard.query(ConnectionBanner))
-        )
-
-    def _banner(self) -> ConnectionBanner:
-        return self.dashboard.query_one(ConnectionBanner)
-
-    def _readings(self) -> ReadingsPanel:
-        return self.dashboard.query_one(ReadingsPanel)
-
-    def _charts(self) -> list[HistoryChart]:
-        # Two: one per layout (wide and narrow); both are kept current.
-        return list(self.dashboard.query(HistoryChart))
-
-    def _relay(self, name: str) -> RelayPanel:
-        return self.dashboard.query_one(f"#{name}", RelayPanel)
-
-    def _note(self, text: str, at: str | None = None) -> None:
-        self.dashboard.query_one(EventLog).add(at or fmt.clock_time(self.wall_clock()), text)
+    def _to_dashboard(self, message: Message) -> None:
+        """Post what the service said to the dashboard screen (from any thread)."""
+        if self._dashboard is not None:
+            self._dashboard.post_message(message)
 
     # -- the link: one subscription, reconnecting with backoff ------------------------------
     @work(thread=True, exclusive=True, group="link", name="service link")
@@ -212,7 +192,7 @@ class App(TextualApp[None]):
                         break
                     for name, data in client.subscribe():
                         failures = 0
-                        self.post_message(_event_message(name, data))
+                        self._to_dashboard(event_message(name, data))
                 except (UserError, OSError, ValueError) as exc:
                     reason = str(exc) or type(exc).__name__
                 finally:
@@ -225,135 +205,8 @@ class App(TextualApp[None]):
             delay = backoff_delay(
                 failures, self.reconnect_base_s, self.reconnect_max_s, self.rand()
             )
-            self.post_message(ServiceDisconnected(reason, delay, failures))
+            self._to_dashboard(ServiceDisconnected(reason, delay, failures))
             self._link_closing.wait(delay)
-
-    def on_status_received(self, message: StatusReceived) -> None:
-        if not self._showing():
-            return  # a late reply while the app shuts down
-        status = message.status
-        first = not self.connected
-        self.connected = True
-        self.status = status
-        self._banner().message = ""
-        reading = status.get("reading")
-        if isinstance(reading, dict):
-            self._set_reading(reading, float(reading.get("age_s") or 0.0))
-        for name in ("heater", "fan"):
-            self._relay(name).state = status.get(name)
-        self.dashboard.query_one(StoragePanel).state = status.get("storage")
-        self.dashboard.query_one(DryingPanel).state = status.get("drying")
-        self._show_subtitle()
-        if first:
-            self._note(
-                f"connected to filamentctl {status.get('version', '?')}"
-                + (" (simulated)" if status.get("simulated") else "")
-            )
-            self._was_connected = True
-            self._load_history(self.chart_range_s)
-        self._tick()
-
-    def on_service_disconnected(self, message: ServiceDisconnected) -> None:
-        if not self._showing():
-            return  # a late reply while the app shuts down
-        if self.connected or message.attempt == 1:
-            self._note(f"disconnected: {message.reason}")
-        self.connected = False
-        # What and when first: the reason can be long and the banner is at most two lines.
-        self._banner().message = (
-            f"DISCONNECTED — retrying in {message.retry_in_s:.0f} s (attempt {message.attempt}):"
-            f" {message.reason}"
-        )
-        self.sub_title = "disconnected"
-        self._tick()
-
-    def on_reading_received(self, message: ReadingReceived) -> None:
-        if not self._showing():
-            return  # a late reply while the app shuts down
-        self._set_reading(message.reading, 0.0)
-        self.history.append(message.reading)
-        self._trim_history()
-        for chart in self._charts():
-            chart.readings = self.history
-        self._tick()
-
-    def on_service_event_received(self, message: ServiceEventReceived) -> None:
-        if not self._showing():
-            return  # a late reply while the app shuts down
-        name, data = message.name, message.data
-        d = data if isinstance(data, dict) else {}
-        if name == "relay":
-            relay = str(d.get("relay", "?"))
-            word = "ON" if d.get("on") else "OFF"
-            self._note(f"{relay} {word}: {d.get('reason', '')}", at=fmt.iso_clock(d.get("time")))
-            if relay in ("heater", "fan"):
-                panel = self._relay(relay)
-                state = dict(panel.state or {})
-                state.update(on=bool(d.get("on")), reason=d.get("reason", state.get("reason")))
-                panel.state = state
-                self._refresh_status()
-        elif name == "sensor":
-            self._note(f"sensor: {d.get('message', d.get('event', ''))}")
-        elif name == "alert":
-            self._note(f"ALERT: {d.get('message', '')}")
-            self._refresh_status()
-        elif name == "storage.dropped":
-            self._note(f"storage: {d.get('dropped', '?')} readings dropped (backlog full)")
-        elif name == "storage.rejected":
-            self._note(
-                f"storage: {d.get('backend', '?')} rejected {d.get('count', '?')} readings"
-                f" ({d.get('status', '?')}): {d.get('error', '')}"
-            )
-        elif name.startswith("drying."):
-            self._note(str(d.get("message") or name))
-            self._refresh_status()
-        elif name == "storage.recovered":
-            self._note(f"storage: delivery recovered after {d.get('failures', '?')} failures")
-            self._refresh_status()
-        else:
-            self._note(f"{name}: {d.get('message', '') if d else data}")
-
-    # -- periodic ----------------------------------------------------------------------------
-    def _on_tick(self) -> None:
-        self.ticks += 1
-        if self._showing():
-            self._tick()
-
-    def _tick(self) -> None:
-        """Age the reading locally between events; mark it and the relays stale when old or
-        disconnected."""
-        for name in ("heater", "fan"):
-            self._relay(name).stale = not self.connected
-        panel = self._readings()
-        if self.reading is None:
-            panel.stale = not self.connected
-            return
-        age = self.reading_age_at_receipt + max(0.0, self.clock() - self.reading_received_at)
-        panel.age_s = round(age, 1)
-        panel.stale = not self.connected or age > self._stale_after()
-
-    def _stale_after(self) -> float:
-        for name in ("heater", "fan"):
-            th = (self.status.get(name) or {}).get("thresholds") or {}
-            value = th.get("stale_after_s")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-        return DEFAULT_STALE_AFTER_S
-
-    def _set_reading(self, reading: dict[str, Any], age_s: float) -> None:
-        self.reading = reading
-        self.reading_received_at = self.clock()
-        self.reading_age_at_receipt = age_s
-        self._readings().reading = reading
-
-    def _show_subtitle(self) -> None:
-        st = self.status
-        parts = [f"service {st.get('version', '?')}"]
-        if st.get("simulated"):
-            parts.append("simulated")
-        if isinstance(st.get("uptime_s"), (int, float)):
-            parts.append(f"up {fmt.age(st['uptime_s'])}")
-        self.sub_title = " · ".join(parts)
 
     def _refresh_status(self) -> None:
         """A status now (after a relay switch or an alert), besides the periodic one."""
@@ -387,7 +240,7 @@ class App(TextualApp[None]):
                     client = None
                     continue
                 if isinstance(status, dict):
-                    self.post_message(StatusReceived(clean_status(status)))
+                    self._to_dashboard(StatusReceived(clean_status(status)))
         finally:
             if client is not None:
                 client.close()
@@ -400,9 +253,8 @@ class App(TextualApp[None]):
         except (UserError, OSError, ValueError):
             return  # the link notices a dead service and says so; no second banner here
         if isinstance(status, dict):
-            self.post_message(StatusReceived(clean_status(status)))
+            self._to_dashboard(StatusReceived(clean_status(status)))
 
-    # -- history -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="history", name="history")
     def _load_history(self, range_s: float) -> None:
         try:
@@ -410,47 +262,18 @@ class App(TextualApp[None]):
                 # Averaged by the service into CHART_POINTS buckets: 24 h of 1 s readings would
                 # otherwise be 86,400 rows for a chart a few hundred cells wide.
                 step_s = max(1.0, range_s / CHART_POINTS)
-                args = {"since_s": range_s, "step_s": step_s, "limit": HISTORY_LIMIT}
+                args = {"since_s": range_s, "step_s": step_s, "limit": CHART_HISTORY_LIMIT}
                 rows = client.call("history", args)
         except (UserError, OSError, ValueError) as exc:
             self.post_message(CommandFinished("history", error=str(exc)))
             return
         readings = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-        self.post_message(HistoryLoaded(range_s, readings))
-
-    def on_history_loaded(self, message: HistoryLoaded) -> None:
-        if not self._showing():
-            return  # a late reply while the app shuts down
-        if message.range_s != self.chart_range_s:
-            return  # the user switched range again meanwhile
-        known = {r.get("seq") for r in message.readings}
-        # Readings that arrived while the request was under way are kept.
-        newer = [r for r in self.history if r.get("seq") not in known]
-        last_seq = max((r.get("seq") or 0 for r in message.readings), default=0)
-        self.history = message.readings + [r for r in newer if (r.get("seq") or 0) > last_seq]
-        self._trim_history()
-        for chart in self._charts():
-            chart.range_s = self.chart_range_s
-            chart.readings = self.history
-
-    def _trim_history(self) -> None:
-        if not self.history:
-            return
-        latest = self.history[-1].get("time_ns")
-        if not isinstance(latest, int):
-            return
-        cutoff = latest - int(self.chart_range_s * 1e9)
-        start = 0
-        while start < len(self.history) and (self.history[start].get("time_ns") or 0) < cutoff:
-            start += 1
-        if start:
-            del self.history[:start]
+        self._to_dashboard(HistoryLoaded(range_s, readings))
 
     # -- user actions ------------------------------------------------------------------------
     def action_cycle(self, relay: str) -> None:
         """``h``/``f``: auto → on → off → auto, from the mode the service reports."""
-        state = self._relay(relay).state or {}
-        current = str(state.get("override") or "auto")
+        current = str(self.dashboard.relay_state(relay).get("override") or "auto")
         self.request_mode(relay, NEXT_MODE.get(current, "auto"))
 
     def request_mode(self, relay: str, mode: str) -> None:
@@ -463,7 +286,7 @@ class App(TextualApp[None]):
                 if yes:
                     self._send(f"{relay}.set", {"mode": mode})
                 else:
-                    self._note("heater ON cancelled")
+                    self.dashboard.note("heater ON cancelled")
 
             self.push_screen(
                 ConfirmScreen(
@@ -481,9 +304,7 @@ class App(TextualApp[None]):
         if not self._require_connection():
             return
         targets = [
-            name
-            for name in ("heater", "fan")
-            if (self._relay(name).state or {}).get("mode") == "fault"
+            name for name in RELAYS if self.dashboard.relay_state(name).get("mode") == "fault"
         ]
         for name in targets or ["heater"]:
             self._send(f"{name}.reset", {})
@@ -506,11 +327,10 @@ class App(TextualApp[None]):
     def action_chart_range(self, range_s: float | None = None) -> None:
         """``c``: the next chart range (or the one given, from the palette)."""
         if range_s is None:
-            i = CHART_RANGES.index(self.chart_range_s) if self.chart_range_s in CHART_RANGES else 0
+            current = self.dashboard.chart_range_s
+            i = CHART_RANGES.index(current) if current in CHART_RANGES else 0
             range_s = CHART_RANGES[(i + 1) % len(CHART_RANGES)]
-        self.chart_range_s = range_s
-        for chart in self._charts():
-            chart.range_s = range_s
+        self.dashboard.show_range(range_s)
         if self.connected:
             self._load_history(range_s)
 
@@ -527,6 +347,7 @@ class App(TextualApp[None]):
             return False
         return True
 
+    # -- requests and their replies ----------------------------------------------------------
     @work(thread=True, group="commands", name="request")
     def _send(self, op: str, args: dict[str, Any]) -> None:
         def on_event(name: str, data: Any) -> None:
@@ -555,38 +376,27 @@ class App(TextualApp[None]):
         if op == "flush":
             if self.flush_screen is not None and self.flush_screen.is_attached:
                 self.flush_screen.finished(result, error)
-            res = result if isinstance(result, dict) else {}
-            self._note(
-                f"flush failed: {error}"
-                if error
-                else f"flush: {res.get('delivered', 0)} delivered, "
-                f"{res.get('remaining', 0)} left"
-                + (f" ({res.get('error')})" if res.get("error") else "")
-            )
+            self.dashboard.note(flush_note(result, error))
             self._refresh_status()
             return
         if error:
-            self._note(f"{op} failed: {error}")
+            self.dashboard.note(f"{op} failed: {error}")
             self.notify(error, title=f"{op} failed", severity="error")
             return
         if op.startswith("dry."):
             self._dry_finished(op, result)
             return
         relay, _, verb = op.partition(".")
-        if relay in ("heater", "fan") and isinstance(result, dict):
-            self._relay(relay).state = result
-            self.status[relay] = result
-            what = "reset" if verb == "reset" else f"mode {result.get('override') or 'auto'}"
-            self._note(
-                f"{relay} {what}: {'ON' if result.get('on') else 'OFF'}, {result.get('reason', '')}"
-            )
+        if relay in RELAYS and isinstance(result, dict):
+            self.dashboard.show_relay_state(relay, result)
+            self.dashboard.note(relay_reply_note(relay, verb, result))
 
     # -- drying --------------------------------------------------------------------------------
     def action_dry(self) -> None:
         """``d``: pick a material and start drying, or (during a session) confirm stopping it."""
         if not self._require_connection():
             return
-        running = self.dashboard.query_one(DryingPanel).state
+        running = self.dashboard.drying.state
         if not running:
             self._send("dry.profiles", {})  # the picker opens when they arrive
             return
@@ -604,7 +414,6 @@ class App(TextualApp[None]):
 
     def _dry_finished(self, op: str, result: Any) -> None:
         res = result if isinstance(result, dict) else {}
-        panel = self.dashboard.query_one(DryingPanel)
         if op == "dry.profiles":
 
             def chosen(material: str | None) -> None:
@@ -613,86 +422,49 @@ class App(TextualApp[None]):
 
             self.push_screen(DryStartScreen(res), chosen)
         elif op == "dry.start":
-            panel.state = clean_section(res)
+            self.dashboard.drying.state = clean_section(res)
         elif op == "dry.stop":
-            panel.state = None
+            self.dashboard.drying.state = None
         self._refresh_status()
 
     # -- command palette ---------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for relay in ("heater", "fan"):
-            for mode in ("auto", "on", "off"):
-                yield SystemCommand(
-                    f"{relay.capitalize()} {mode}",
-                    f"Set the {relay} to {mode}"
-                    + (" (asks to confirm)" if (relay, mode) == ("heater", "on") else ""),
-                    lambda r=relay, m=mode: self.request_mode(r, m),
-                )
+        yield from palette_commands(self)
+
+
+def palette_commands(app: DashboardApp) -> Iterator[SystemCommand]:
+    """The dashboard's entries in the command palette (ctrl+p): what the keys do, by name."""
+    for relay in RELAYS:
+        for mode in ("auto", "on", "off"):
             yield SystemCommand(
-                f"{relay.capitalize()} reset",
-                f"Clear a latched {relay} fault",
-                lambda r=relay: self.post_message(RelayPanel.ResetRequested(r)),
+                f"{relay.capitalize()} {mode}",
+                f"Set the {relay} to {mode}"
+                + (" (asks to confirm)" if (relay, mode) == ("heater", "on") else ""),
+                lambda r=relay, m=mode: app.request_mode(r, m),
             )
         yield SystemCommand(
-            "Flush", "Deliver the backlog to the database now, with progress", self.action_flush
+            f"{relay.capitalize()} reset",
+            f"Clear a latched {relay} fault",
+            lambda r=relay: app.post_message(RelayPanel.ResetRequested(r)),
         )
+    yield SystemCommand(
+        "Flush", "Deliver the backlog to the database now, with progress", app.action_flush
+    )
+    yield SystemCommand("Dry: start…", "Pick a material and start a drying session", app.action_dry)
+    yield SystemCommand(
+        "Dry: stop",
+        "End the running drying session",
+        lambda: app.post_message(DryingPanel.StopRequested()),
+    )
+    for range_s in CHART_RANGES:
         yield SystemCommand(
-            "Dry: start…", "Pick a material and start a drying session", self.action_dry
+            f"Chart: last {fmt.range_label(range_s)}",
+            "Show this range in the chart",
+            lambda s=range_s: app.action_chart_range(s),
         )
-        yield SystemCommand(
-            "Dry: stop",
-            "End the running drying session",
-            lambda: self.post_message(DryingPanel.StopRequested()),
-        )
-        for range_s in CHART_RANGES:
-            yield SystemCommand(
-                f"Chart: last {fmt.range_label(range_s)}",
-                "Show this range in the chart",
-                lambda s=range_s: self.action_chart_range(s),
-            )
-        yield SystemCommand("Toggle dark/light", "Switch the theme", self.action_toggle_theme)
-        yield SystemCommand("Help", "Keys and what they do", self.action_help)
-
-
-def _event_message(name: str, data: Any) -> StatusReceived | ReadingReceived | ServiceEventReceived:
-    if name == "status" and isinstance(data, dict):
-        return StatusReceived(clean_status(data))
-    if name == "reading" and isinstance(data, dict):
-        return ReadingReceived(clean_section(data))
-    if name == "relay" and isinstance(data, dict):
-        return ServiceEventReceived(name, clean_section(data))
-    return ServiceEventReceived(name, data)
-
-
-_SECTIONS = ("reading", "sensor", "storage", "heater", "fan", "drying")
-_TEXT_KEYS = frozenset({"time", "reason", "mode", "health", "last_error", "backend", "type"})
-
-
-def clean_section(section: Any) -> dict[str, Any]:
-    """One part of what the service sent, made safe to show: a dict whose numeric fields are
-    numbers (a string or a wrong type becomes None) — the screen never crashes on odd data."""
-    if not isinstance(section, dict):
-        return {}
-    out: dict[str, Any] = {}
-    for key, value in section.items():
-        if key in _TEXT_KEYS or isinstance(value, (dict, list, bool)) or value is None:
-            out[key] = value
-        elif isinstance(value, (int, float)):
-            out[key] = value
-        elif key.endswith(("_s", "_c", "_f", "_ns", "_hpa", "_g_m3", "humidity", "seq")):
-            out[key] = None  # a number field that is not a number
-        else:
-            out[key] = value
-    return out
-
-
-def clean_status(status: dict[str, Any]) -> dict[str, Any]:
-    out = dict(status)
-    for name in _SECTIONS:
-        if name in out and out[name] is not None:
-            out[name] = clean_section(out[name])
-    return out
+    yield SystemCommand("Toggle dark/light", "Switch the theme", app.action_toggle_theme)
+    yield SystemCommand("Help", "Keys and what they do", app.action_help)
 
 
 def run_dashboard(socket_path: Path | None, hint: str | None = None) -> None:
@@ -702,4 +474,4 @@ def run_dashboard(socket_path: Path | None, hint: str | None = None) -> None:
     Never fails because the service is missing: the dashboard shows DISCONNECTED and keeps
     retrying.
     """
-    App(socket_path, hint=hint).run()
+    DashboardApp(socket_path, hint=hint).run()

@@ -31,8 +31,7 @@ class BoxProcess(ServiceProcess):
 
 
 def fc(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
-    env["FILAMENTCTL_HOME"] = str(home)
+    env = {**os.environ, "FILAMENTCTL_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "filamentctl", *args],
         env=env,

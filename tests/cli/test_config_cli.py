@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,7 @@ TOKEN = "s3cr3t-influx-token-9d1e"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # The commands read os.environ; start from a clean slate of FILAMENTCTL_* variables.
-    for var in list(os.environ):
-        if var.startswith("FILAMENTCTL_"):
-            monkeypatch.delenv(var)
+    # The commands read os.environ (tests/conftest.py starts every test without FILAMENTCTL_*).
     monkeypatch.setenv("FILAMENTCTL_HOME", str(tmp_path / "box"))
     return tmp_path / "box"
 

@@ -19,9 +19,6 @@ from tests.helpers import REPO
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith("FILAMENTCTL_"):
-            monkeypatch.delenv(var)
     monkeypatch.setenv("FILAMENTCTL_HOME", str(tmp_path / "box"))
     assert run("init").exit_code == 0
     return tmp_path / "box"
@@ -132,8 +129,7 @@ def first_configuration_block() -> list[str]:
 
 
 def test_the_user_guide_first_configuration_works_as_written(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
-    env["FILAMENTCTL_HOME"] = str(tmp_path / "box")
+    env = {**os.environ, "FILAMENTCTL_HOME": str(tmp_path / "box")}
     lines = first_configuration_block()
     assert lines[0] == "filamentctl config init"
     assert any(line.count("heater.") >= 3 for line in lines)  # the band in one command

@@ -6,7 +6,6 @@ Through the real Typer sub-app with FILAMENTCTL_HOME in a tmp dir; the store is 
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from pathlib import Path
@@ -22,9 +21,6 @@ MEASUREMENT = "plain-text-canary-4b2e"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("FILAMENTCTL_", "VAULT_")):
-            monkeypatch.delenv(var)
     monkeypatch.setenv("FILAMENTCTL_HOME", str(tmp_path / "box"))
     # No service runs here; make sure `config set` does not find a real one either.
     monkeypatch.setenv("FILAMENTCTL_SOCKET", str(tmp_path / "no.sock"))

@@ -25,9 +25,6 @@ SECRETS = (STORED_PASSWORD, STORED_TOKEN, ENV_TOKEN, NEW_PASSWORD)
 @pytest.fixture
 def box() -> Iterator[ServiceProcess]:
     proc = ServiceProcess(args=("--simulate", "--debug"))
-    for var in list(proc.env):
-        if var.startswith("VAULT_") or var == "FILAMENTCTL_CONFIG_KEY" or "__" in var:
-            proc.env.pop(var)
     yield proc
     proc.cleanup()
 

@@ -8,7 +8,6 @@ real ``filamentctl run --simulate`` process started with the same environment.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,6 @@ ENV_KEY_HEX = "3f" * 32
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    for var in list(os.environ):
-        if var.startswith(("FILAMENTCTL_", "VAULT_")):
-            monkeypatch.delenv(var)
     box = short_home()  # short: the service's socket lives under it
     monkeypatch.setenv("FILAMENTCTL_HOME", str(box))
     yield box

@@ -94,11 +94,8 @@ def test_a_backend_change_swaps_the_sink_without_losing_the_backlog(
 
 @pytest.fixture
 def box() -> Iterator[ServiceProcess]:
+    # Only this test's home decides (tests/conftest.py keeps the outer FILAMENTCTL_*, VAULT_* out).
     proc = ServiceProcess()
-    # Only this test's home decides: no key, Vault or key overrides from the outer environment.
-    for var in list(proc.env):
-        if var.startswith("VAULT_") or var == "FILAMENTCTL_CONFIG_KEY" or "__" in var:
-            proc.env.pop(var)
     yield proc
     proc.cleanup()
 

@@ -74,8 +74,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILAMENTCTL_", "VAULT_"))}
-    env["FILAMENTCTL_HOME"] = str(home)
+    env = {**os.environ, "FILAMENTCTL_HOME": str(home)}
     env["FILAMENTCTL_SOCKET"] = str(home / "no-service.sock")
     return subprocess.run(
         [sys.executable, "-m", "filamentctl", *args],

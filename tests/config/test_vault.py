@@ -22,9 +22,6 @@ SECRET = "db-pass-0c5e7a"
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for var in list(os.environ):
-        if var.startswith(("FILAMENTCTL_", "VAULT_")):
-            monkeypatch.delenv(var)
     monkeypatch.setenv("FILAMENTCTL_HOME", str(tmp_path / "box"))
     monkeypatch.setenv("FILAMENTCTL_SOCKET", str(tmp_path / "no.sock"))
     return tmp_path / "box"

@@ -427,19 +427,15 @@ def test_a_user_other_than_the_services_gets_exit_4_and_one_line(tmp_path: Any) 
     import subprocess
     import sys
 
-    from tests.helpers import REPO, in_process_service, settings
-    from tests.service.test_gateway_settings import _can_run_as_nobody
+    from tests.helpers import REPO, in_process_service, need_another_user, settings
 
-    if not _can_run_as_nobody():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with setpriv: this test must run there")
-        pytest.skip("needs root and an interpreter that another user can run")
+    need_another_user()
     with in_process_service(settings(sensor__read_interval=0.1)) as service:
         sock = service.paths.socket
         for d in (sock.parent, sock.parent.parent):  # as a member of the service's group
             os.chmod(d, 0o755)
         os.chmod(sock, 0o666)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
+        env = {**os.environ}
         env.update(FILAMENTCTL_SOCKET=str(sock), HOME=str(tmp_path))
         os.chmod(tmp_path, 0o777)
         out = subprocess.run(

@@ -87,7 +87,7 @@ def test_dry_run_shows_the_gateway_unit_only_when_mqtt_is_enabled(tmp_path: Path
 
 def _config(root: Path, *args: str) -> None:
     """``filamentctl config ...`` on the configuration the installed service would read."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
+    env = {**os.environ}
     env["CONFIGURATION_DIRECTORY"] = str(root / "etc/filamentctl")
     env["STATE_DIRECTORY"] = str(root / "var/lib/filamentctl")
     proc = subprocess.run(

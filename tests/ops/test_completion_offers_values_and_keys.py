@@ -6,7 +6,6 @@ the completion function, fish through ``complete -C``, zsh interactively in a te
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -160,10 +159,3 @@ def test_zsh_completes_choices_and_pair_values(zsh: ZshTerminal) -> None:
     screen = zsh.complete(line, "simulated")
     assert "bme280" in screen and "dht22" in screen
     zsh.complete("filamentctl sim set --fault sta", "--fault stale")
-
-
-@pytest.fixture(autouse=True)
-def _shells_exist_on_ci() -> None:
-    if os.environ.get("CI") == "true":
-        for tool in ("bash", "fish", "zsh", "tmux"):
-            need(tool)

@@ -17,6 +17,7 @@ import pytest
 import typer
 
 from filamentctl.cli.main import app
+from tests.servers import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 GENERATED_DIRS = ("completions", "man")
@@ -25,9 +26,7 @@ GENERATED_DIRS = ("completions", "man")
 def need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is missing on CI")
-        pytest.skip(f"{tool} is not installed")
+        unavailable(f"{tool} is not installed")
     return path
 
 

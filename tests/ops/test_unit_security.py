@@ -9,7 +9,6 @@ systemd as PID 1 and tests must not change the host.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import stat
@@ -29,6 +28,7 @@ from filamentctl.service.unit import (
     quote_exec_arg,
     render_unit,
 )
+from tests.servers import unavailable
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
@@ -36,9 +36,7 @@ EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
 
 def need_systemd_analyze() -> str:
     if SYSTEMD_ANALYZE is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("systemd-analyze is missing (apt install systemd)")
-        pytest.skip("systemd-analyze is not installed")
+        unavailable("systemd-analyze is not installed (apt install systemd)")
     return SYSTEMD_ANALYZE
 
 

@@ -118,8 +118,11 @@ def test_the_wheel_runs_with_the_runtime_lock_alone(dists: dict[str, Path]) -> N
 
     command = str(venv / "bin" / "filamentctl")
     assert run([command, "--version"], base).strip() == f"filamentctl {__version__}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FILAMENTCTL_", "VAULT_"))}
-    env |= {"FILAMENTCTL_HOME": str(base / "home"), "FILAMENTCTL_SENSOR__TYPE": "simulated"}
+    env = {
+        **os.environ,
+        "FILAMENTCTL_HOME": str(base / "home"),
+        "FILAMENTCTL_SENSOR__TYPE": "simulated",
+    }
     proc = subprocess.run(
         [command, "read", "--direct", "--json"],
         cwd=base,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -44,7 +43,6 @@ def _status(socket_path: str) -> dict[str, Any]:
         text=True,
         timeout=30,
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")},
     )
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)

@@ -318,19 +318,22 @@ def test_loading_without_a_database_does_not_import_sqlcipher(tmp_path: Path) ->
         "s = load_settings(); assert s.source == 'defaults', s.source; "
         "print('sqlcipher3' in sys.modules)"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
-    env["FILAMENTCTL_HOME"] = str(tmp_path)
+    env = {**os.environ, "FILAMENTCTL_HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user (setpriv)")
 def test_an_unreadable_configuration_is_an_error_not_defaults(tmp_path: Path) -> None:
     """Started as the wrong user, the service must not run on the default settings."""
     import subprocess
     import sys
+
+    from tests.servers import unavailable
+
+    if os.geteuid() != 0:
+        unavailable("needs root to act as another user (setpriv)")
 
     home = tmp_path / "home"
     env = {**os.environ, "FILAMENTCTL_HOME": str(home)}
@@ -344,7 +347,7 @@ def test_an_unreadable_configuration_is_an_error_not_defaults(tmp_path: Path) ->
         cwd="/",
     )
     if probe.returncode != 0:  # e.g. a pyenv build whose libpython sits under /root
-        pytest.skip(f"this interpreter cannot run as another user: {probe.stderr.strip()[:120]}")
+        unavailable(f"this interpreter cannot run as another user: {probe.stderr.strip()[:120]}")
     subprocess.run([*cli, "config", "init"], env=env, check=True, capture_output=True)
     (home / "config").chmod(0o700)
     tmp_path.chmod(0o755)

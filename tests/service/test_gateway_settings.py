@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from filamentctl.core import schema
-from tests.helpers import in_process_service, raw_request, settings
+from tests.helpers import in_process_service, need_another_user, raw_request, settings
 
 REQUEST = b'{"id":1,"op":"gateway.settings","args":{"gateway":"mqtt"}}\n'
 
@@ -39,27 +39,8 @@ def test_bad_arguments_are_refused(args: str) -> None:
     assert reply["error"]["code"] == "invalid_args"
 
 
-def _can_run_as_nobody() -> bool:
-    probe = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        sys.executable,
-        "-c",
-        "",
-    ]
-    try:
-        return os.geteuid() == 0 and subprocess.run(probe, capture_output=True).returncode == 0
-    except FileNotFoundError:
-        return False
-
-
 def test_another_user_in_the_socket_group_is_refused() -> None:
-    if not _can_run_as_nobody():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with setpriv: this test must run there")
-        pytest.skip("needs root and an interpreter that another user can run")
+    need_another_user()
     with in_process_service(settings(sensor__read_interval=0.1)) as service:
         sock: Path = service.paths.socket
         # Let uid 65534 reach the socket, as a member of the service's group would.

@@ -176,7 +176,7 @@ def test_config_refuses_a_cutoff_the_sensor_cannot_measure(tmp_path: Path) -> No
 
 
 def relays_off(home: Path, *extra_env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FILAMENTCTL_")}
+    env = {**os.environ}
     env.update({"FILAMENTCTL_HOME": str(home), "GPIOZERO_PIN_FACTORY": "mock", **dict(extra_env)})
     return subprocess.run(
         [sys.executable, "-m", "filamentctl", "relays-off", "--json"],

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, ServiceProcess, short_home
+from tests.helpers import REPO, ServiceProcess, need_another_user, short_home
+from tests.servers import unavailable
 
 VICTIM = "IMPORTANT DATA OF SOMEONE ELSE\n"
 NOBODY = 65534
@@ -102,7 +103,7 @@ def test_a_directory_others_can_write_is_refused(
 
 def test_a_home_owned_by_another_user_is_refused(home: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("needs root to give the directory to another user")
+        unavailable("needs root to give the directory to another user")
     os.chown(home, NOBODY, NOBODY)
     done = _run(home)
     assert done.returncode == 4, done.stderr
@@ -173,24 +174,9 @@ def test_a_regular_file_at_the_socket_path_is_refused_and_kept(home: Path) -> No
     assert (home / "run" / "filamentctl.sock").read_text() == VICTIM
 
 
-def _can_run_as_nobody() -> bool:
-    probe = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-    try:
-        return (
-            os.geteuid() == 0
-            and subprocess.run([*probe, sys.executable, "-c", ""], capture_output=True).returncode
-            == 0
-        )
-    except FileNotFoundError:
-        return False
-
-
 def test_a_client_refuses_a_socket_another_user_put_in_a_shared_place() -> None:
     """The attack: another user binds a fake service in a world-writable directory."""
-    if not _can_run_as_nobody():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with setpriv: this test must run there")
-        pytest.skip("needs root and an interpreter that another user can run")
+    need_another_user()
     shared = short_home()
     os.chmod(shared, 0o1777)
     path = shared / "fake.sock"

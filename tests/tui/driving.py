@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from filamentctl.tui.app import App
+from filamentctl.tui.app import DashboardApp
 from tests.tui.fakeserver import READING
 
 #: Fixed clocks, so ages and log times in screenshots never move.
@@ -22,7 +22,7 @@ FROZEN_MONOTONIC = 1000.0
 FROZEN_WALL = READING["time_ns"] / 1e9
 
 
-def make_app(socket_path: Path, **kwargs: Any) -> App:
+def make_app(socket_path: Path, **kwargs: Any) -> DashboardApp:
     """The real app: frozen clocks, no jitter, quick reconnect; the periodic tick and status
     refresh are off unless a test asks for them (``tick_s=``, ``status_every_s=``)."""
     kwargs.setdefault("clock", lambda: FROZEN_MONOTONIC)
@@ -32,7 +32,7 @@ def make_app(socket_path: Path, **kwargs: Any) -> App:
     kwargs.setdefault("tick_s", 3600.0)
     kwargs.setdefault("status_every_s", 3600.0)
     kwargs.setdefault("rand", lambda: 0.0)
-    return App(socket_path, **kwargs)
+    return DashboardApp(socket_path, **kwargs)
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -58,7 +58,7 @@ _SVG_TEXT = re.compile(
 )
 
 
-def screen_text(app: App) -> str:
+def screen_text(app: DashboardApp) -> str:
     """The screen as plain text, exactly as a terminal without colour would show it.
 
     Read from ``App.export_screenshot()`` (Textual's public screenshot, an SVG): each run of

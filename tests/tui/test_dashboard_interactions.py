@@ -11,7 +11,7 @@ import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import Button, Digits
 
-from filamentctl.tui.app import App
+from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.flush import FlushScreen
 from filamentctl.tui.screens.help import HelpScreen
@@ -24,20 +24,22 @@ from tests.tui.driving import make_app, run, screen_text, wait_for
 from tests.tui.fakeserver import FakeService
 
 
-def log_text(app: App) -> str:
+def log_text(app: DashboardApp) -> str:
     return "\n".join(app.dashboard.query_one(EventLog).entries)
 
 
-def relay(app: App, name: str) -> dict[str, Any]:
+def relay(app: DashboardApp, name: str) -> dict[str, Any]:
     return app.dashboard.query_one(f"#{name}", RelayPanel).state or {}
 
 
 async def connected(pilot: Any) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.connected and app.history, "the first status and history")
+    await wait_for(
+        pilot, lambda: app.connected and app.dashboard.history, "the first status and history"
+    )
 
 
-def palette_offers(app: App, prompt: str) -> bool:
+def palette_offers(app: DashboardApp, prompt: str) -> bool:
     """The open command palette has ``prompt`` highlighted (so enter runs it)."""
     if not isinstance(app.screen, CommandPalette):
         return False
@@ -94,7 +96,7 @@ def test_reading_and_relay_events_update_values_chart_and_log(
         app = make_app(socket_path)
         async with app.run_test(size=(80, 24)) as pilot:
             await connected(pilot)
-            before = len(app.history)
+            before = len(app.dashboard.history)
             service.push(
                 "reading",
                 {
@@ -424,9 +426,9 @@ def test_odd_data_from_the_service_never_crashes_the_dashboard(
                 {"heater": "off", "fan": [1], "reading": "none", "storage": {"backlog": "many"}},
             )
             service.push("storage.rejected", "not an object")
-            ticks = app.ticks
+            ticks = app.dashboard.ticks
             # Past a few ticks that age the (odd) reading and mark the panels.
-            await wait_for(pilot, lambda: app.ticks >= ticks + 3, "three more ticks")
+            await wait_for(pilot, lambda: app.dashboard.ticks >= ticks + 3, "three more ticks")
             assert app.is_running
             service.push(
                 "reading",

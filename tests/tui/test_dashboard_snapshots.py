@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from filamentctl.tui.app import App
+from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.help import HelpScreen
 from tests.tui.driving import make_app, run, screen_text, update_snapshots, wait_for
@@ -35,8 +35,8 @@ def check(name: str, text: str, socket_path: Path) -> None:
     assert text == expected, f"screen differs from {path.name} (see the diff above)"
 
 
-async def settled(pilot: object, app: App) -> None:
-    await wait_for(pilot, lambda: app.connected and app.history, "status and history")
+async def settled(pilot: object, app: DashboardApp) -> None:
+    await wait_for(pilot, lambda: app.connected and app.dashboard.history, "status and history")
     await wait_for(pilot, lambda: "Temperature  19.0" in screen_text(app), "the chart")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from filamentctl.tui.app import App
+from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.drying import DryStartScreen
 from filamentctl.tui.widgets.drying import DryingPanel
@@ -18,17 +18,19 @@ from tests.tui.driving import make_app, run, screen_text, wait_for
 from tests.tui.fakeserver import FakeService, drying_section
 
 
-def panel(app: App) -> DryingPanel:
+def panel(app: DashboardApp) -> DryingPanel:
     return app.dashboard.query_one(DryingPanel)
 
 
-def log_text(app: App) -> str:
+def log_text(app: DashboardApp) -> str:
     return "\n".join(line.text for line in app.dashboard.query_one(EventLog).lines)
 
 
 async def connected(pilot: Any) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.connected and app.history, "the first status and history")
+    await wait_for(
+        pilot, lambda: app.connected and app.dashboard.history, "the first status and history"
+    )
 
 
 def test_the_panel_is_hidden_while_no_session_runs(service: FakeService, socket_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from filamentctl.tui.app import App
+from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.widgets.chart import bar_rows, scale
 from tests.tui.driving import make_app, run, screen_text, wait_for
 from tests.tui.fakeserver import READING, FakeService
@@ -29,7 +29,9 @@ def test_below_78_columns_one_column_keeps_the_relay_states_on_screen(
     async def scenario() -> None:
         app = make_app(socket_path)
         async with app.run_test(size=size) as pilot:
-            await wait_for(pilot, lambda: app.connected and app.history, "status and history")
+            await wait_for(
+                pilot, lambda: app.connected and app.dashboard.history, "status and history"
+            )
             await pilot.pause()
             text = screen_text(app)
             assert app.dashboard.has_class("-narrow")
@@ -61,8 +63,8 @@ def test_the_narrow_column_scrolls_to_the_chart_and_events(
     run(scenario)
 
 
-async def settled_narrow(pilot: object, app: App) -> None:
-    await wait_for(pilot, lambda: app.connected and app.history, "status and history")
+async def settled_narrow(pilot: object, app: DashboardApp) -> None:
+    await wait_for(pilot, lambda: app.connected and app.dashboard.history, "status and history")
     await wait_for(pilot, lambda: len(relay_lines(screen_text(app))) == 2, "both relays")
 
 
@@ -111,7 +113,7 @@ def test_relay_reasons_refresh_from_status_without_any_event(
 
 
 def test_the_dashboard_refreshes_every_second_by_default() -> None:
-    defaults = inspect.signature(App).parameters
+    defaults = inspect.signature(DashboardApp).parameters
     assert defaults["status_every_s"].default == 1.0
     assert defaults["tick_s"].default == 1.0
 
@@ -157,7 +159,9 @@ def test_the_chart_shows_its_scale_and_a_flat_history_half_high(
     async def scenario() -> None:
         app = make_app(socket_path)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.connected and app.history, "status and history")
+            await wait_for(
+                pilot, lambda: app.connected and app.dashboard.history, "status and history"
+            )
             await wait_for(pilot, lambda: "22.5┤" in screen_text(app), "the temperature scale")
             text = screen_text(app)
             assert "21.5┤" in text and "42.5┤" in text and "37.5┤" in text

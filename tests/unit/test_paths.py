@@ -39,25 +39,13 @@ def test_systemd_directories_are_used_under_a_unit() -> None:
 def test_user_directories_match_platformdirs(
     monkeypatch: pytest.MonkeyPatch, xdg: dict[str, str]
 ) -> None:
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
-        monkeypatch.delenv(var, raising=False)
     for var, value in xdg.items():
         monkeypatch.setenv(var, value)
     import os
 
-    p = paths.resolve(
-        {
-            k: v
-            for k, v in os.environ.items()
-            if k
-            not in (
-                "FILAMENTCTL_HOME",
-                "STATE_DIRECTORY",
-                "CONFIGURATION_DIRECTORY",
-                "XDG_RUNTIME_DIR",
-            )
-        }
-    )
+    # FILAMENTCTL_* and XDG_* start unset (tests/conftest.py); systemd's directories too.
+    systemd = ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY")
+    p = paths.resolve({k: v for k, v in os.environ.items() if k not in systemd})
     assert p.config_dir == Path(platformdirs.user_config_dir("filamentctl"))
     assert p.state_dir == Path(platformdirs.user_state_dir("filamentctl"))
     assert p.key_dir == Path(platformdirs.user_data_dir("filamentctl")) / "secrets"

@@ -318,3 +318,21 @@ def test_an_enabled_heater_needs_frequent_readings(changes: dict[str, Any], rule
     problems = validate({"heater.enabled": True, **changes})
     assert any(rule in p and "heater.enabled" in p for p in problems), problems
     assert validate({"heater.enabled": False, **changes}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reveal", "hidden"),
+    [
+        ("database.influxdb_v1.password", "pw", False, True),
+        ("database.influxdb_v1.password", "pw", True, False),  # --reveal
+        ("database.influxdb_v1.password", "", False, False),  # not set: nothing to hide
+        ("mqtt.password", "vault:secret/box#mqtt", False, True),  # a reference is hidden too
+        ("heater.min_temp_c", 45.0, False, False),  # not a secret
+        ("data.measurement", "dry_box", False, False),
+        ("no.such_key", "x", False, True),  # unknown: treated as a secret
+    ],
+)
+def test_masked_hides_a_secret_with_a_value_unless_revealed(
+    name: str, value: Any, reveal: bool, hidden: bool
+) -> None:
+    assert schema.masked(name, value, reveal) is hidden
