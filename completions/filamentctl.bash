@@ -17,7 +17,7 @@ _filamentctl_subcommands() {
 
 _filamentctl_options() {
     case "$1" in
-        "") echo "--socket --box --debug --version -h --help" ;;
+        "") echo "--socket --box --system --debug --version -h --help" ;;
         "boxes") echo "--json -h --help" ;;
         "config") echo "-h --help" ;;
         "config edit") echo "-h --help" ;;

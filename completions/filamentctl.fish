@@ -289,6 +289,7 @@ complete -c filamentctl -n "__filamentctl_at ''" -a tui -d 'Open the live dashbo
 complete -c filamentctl -n "__filamentctl_at ''" -a web -d 'Serve the web dashboard and HTTP API (a gateway of the service).'
 complete -c filamentctl -n "__filamentctl_at ''" -l socket -r -F -d 'Service socket to talk to (default: your own service\'s, then the system service\'s).'
 complete -c filamentctl -n "__filamentctl_at ''" -l box -x -d 'Which box on this machine (its own configuration, history and socket; default: the box named \'default\'). See \'filamentctl boxes\'.'
+complete -c filamentctl -n "__filamentctl_at ''" -l system -d 'Act on the system service (filamentctl.service, or filamentctl@BOX with --box): its socket and its files in /etc/filamentctl and /var/lib/filamentctl.'
 complete -c filamentctl -n "__filamentctl_at ''" -l debug -d 'Show tracebacks for errors.'
 complete -c filamentctl -n "__filamentctl_at ''" -l version -d 'Print the version and exit.'
 complete -c filamentctl -n "__filamentctl_at ''" -s h -l help -d 'Show the help and exit.'

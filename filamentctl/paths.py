@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,12 +218,7 @@ def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
     user_env = {k: v for k, v in env.items() if k not in _SYSTEMD_VARS}
     user = resolve(user_env)
     scan("user", user_env, [user.config_dir, user.state_dir])
-    system_env = {
-        "CONFIGURATION_DIRECTORY": str(SYSTEM_CONFIG_DIR),
-        "STATE_DIRECTORY": str(SYSTEM_STATE_DIR),
-        "RUNTIME_DIRECTORY": str(SYSTEM_RUNTIME_ROOT),
-    }
-    add(DEFAULT_BOX, "system", resolve(system_env))
+    add(DEFAULT_BOX, "system", system_paths())
     prefix = f"{APP}-"
     running = {
         n[len(prefix) :] for n in _named_dirs(SYSTEM_RUNTIME_ROOT.parent) if n.startswith(prefix)
@@ -232,19 +227,55 @@ def known_boxes(env: Mapping[str, str] | None = None) -> list[BoxLocation]:
     for name in sorted(instances):
         if not _BOX_NAME.fullmatch(name):
             continue
-        add(
-            name,
-            "system",
-            resolve(
-                {
-                    "CONFIGURATION_DIRECTORY": str(SYSTEM_CONFIG_DIR / name),
-                    "STATE_DIRECTORY": str(SYSTEM_STATE_DIR / name),
-                    "RUNTIME_DIRECTORY": str(system_runtime_dir(name)),
-                    BOX_ENV: name,
-                }
-            ),
-        )
+        add(name, "system", system_paths(name))
     return found
+
+
+#: Set (to "1") by the CLI's ``--system``, beside the systemd directory variables it sets.
+SYSTEM_SWITCH_ENV = "FILAMENTCTL_SYSTEM"
+
+
+def use_system_paths(env: MutableMapping[str, str], box: str = DEFAULT_BOX) -> Paths:
+    """Point ``env`` at the system service's directories for ``box``, as its unit's are set
+    (``--system``): what resolves from it afterwards is that service's files and socket.
+    ``FILAMENTCTL_HOME`` is dropped: the switch says which files, explicitly."""
+    system = system_paths(box)
+    env.pop("FILAMENTCTL_HOME", None)
+    env.pop("CREDENTIALS_DIRECTORY", None)
+    env.update(
+        {
+            "CONFIGURATION_DIRECTORY": str(system.config_dir),
+            "STATE_DIRECTORY": str(system.state_dir),
+            "RUNTIME_DIRECTORY": str(system.runtime_dir),
+            SYSTEM_SWITCH_ENV: "1",
+        }
+    )
+    return system
+
+
+def owner_of(path: Path) -> int | None:
+    """The uid owning ``path``, or None when it does not exist (or cannot be looked at)."""
+    try:
+        return path.stat().st_uid
+    except OSError:
+        return None
+
+
+def system_paths(box: str = DEFAULT_BOX) -> Paths:
+    """The system service's directories for ``box`` (what its unit, ``filamentctl.service`` or
+    ``filamentctl@BOX.service``, is given by systemd), wherever this process runs."""
+    if box == DEFAULT_BOX:
+        config, state = SYSTEM_CONFIG_DIR, SYSTEM_STATE_DIR
+    else:
+        config, state = SYSTEM_CONFIG_DIR / box, SYSTEM_STATE_DIR / box
+    return resolve(
+        {
+            "CONFIGURATION_DIRECTORY": str(config),
+            "STATE_DIRECTORY": str(state),
+            "RUNTIME_DIRECTORY": str(system_runtime_dir(box)),
+            BOX_ENV: box,
+        }
+    )
 
 
 _SYSTEMD_VARS = ("STATE_DIRECTORY", "CONFIGURATION_DIRECTORY", "RUNTIME_DIRECTORY")

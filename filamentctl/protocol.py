@@ -51,7 +51,7 @@ OP_ARGS: dict[str, tuple[str, ...]] = {
     "deadletter.replay": ("ids",),
     "deadletter.purge": ("ids",),
     "config.reload": (),
-    "config.get": ("keys",),
+    "config.get": ("keys", "reveal"),
     "config.set": ("values", "unset"),
     "gateway.settings": ("gateway",),
     "notify.test": (),

@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,6 +49,7 @@ from filamentctl.errors import (
 )
 
 if TYPE_CHECKING:
+    from filamentctl.client import Client
     from filamentctl.store.config_files import ImportReport
 
 MASK = "••••"
@@ -107,9 +109,53 @@ def _user_errors() -> Iterator[None]:
             raise typer.Exit(EXIT_FAILED) from None
 
 
-def _context() -> tuple[_paths.Paths, Mapping[str, str]]:
+def _context(writes: bool = False) -> tuple[_paths.Paths, Mapping[str, str]]:
+    """The files a command works on: your own, ``FILAMENTCTL_HOME``'s, or with the root's
+    ``--system`` the system service's, for the selected box.
+
+    ``writes``: refuse root writing the system service's files that belong to its user: the
+    new files would be root's and the service could not read them.
+    """
     env = os.environ
-    return _paths.resolve(env), env
+    paths = _paths.resolve(env)
+    if writes and env.get(_paths.SYSTEM_SWITCH_ENV) and os.geteuid() == 0:
+        owner = _paths.owner_of(paths.state_dir)
+        if owner not in (None, 0):
+            raise UsageError(
+                f"{paths.state_dir} belongs to the service's user (uid {owner}): run this as "
+                "that user so the service can read what is written, e.g. `sudo -u filamentctl "
+                "filamentctl --system config ...`"
+            )
+    return paths, env
+
+
+@contextmanager
+def _running_service(ctx: typer.Context) -> Iterator[Client | None]:
+    """A connection to the service whose configuration a command changes, or None when none
+    runs (the command then works on files).
+
+    A service that runs but refuses this user (not in its group) is an error (exit 4), not a
+    reason to change other files it does not read.
+    """
+    from filamentctl.cli.common import ctx_of
+    from filamentctl.client import Client
+    from filamentctl.errors import ServiceNotRunning
+
+    try:
+        client = Client.connect(ctx_of(ctx).socket, timeout=30.0)
+    except ServiceNotRunning:
+        yield None
+        return
+    with client:
+        yield client
+
+
+def _which(reply: Mapping[str, Any]) -> str:
+    """The running service's configuration, as named in what config commands say."""
+    box = reply.get("box") or _paths.DEFAULT_BOX
+    where = f"box {box}, " if box != _paths.DEFAULT_BOX else ""
+    pid, config = reply.get("pid"), reply.get("config")
+    return f"the running service's configuration ({where}pid {pid}: {config})"
 
 
 def _shown(name: str, value: Any, reveal: bool) -> str:
@@ -149,7 +195,7 @@ def init(
     FILAMENTCTL_CONFIG_KEY is set (then that key is used) or a key already exists (Vault, key
     file). With --vault the new key is stored in Vault and no key file is written.
     """
-    paths, env = _context()
+    paths, env = _context(writes=True)
     with _user_errors():
         from filamentctl.store.settings import init_config
 
@@ -166,6 +212,30 @@ def init(
         typer.echo(f"encrypted with the key from {result.key_source}")
 
 
+@dataclass(frozen=True, slots=True)
+class _View:
+    """Effective values and their sources, from the running service or from files."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    service: str | None = None  # which running service's configuration, when it is one
+    no_config: bool = False  # files: no configuration yet, defaults shown
+
+    @classmethod
+    def load(cls, ctx: typer.Context, reveal: bool, keys: list[str] | None = None) -> _View:
+        """Ask the running service, or read the files when none runs (raises UserError)."""
+        with _running_service(ctx) as client:
+            if client is not None:
+                reply = client.call("config.get", {"keys": keys, "reveal": reveal})
+                return cls(reply["values"], reply["sources"], _which(reply))
+        paths, env = _context()
+        from filamentctl.store.settings import load_settings
+
+        settings = load_settings(paths, env, check_rules=False)
+        _warn_rules(settings)
+        return cls(dict(settings), settings.sources, None, settings.source == "defaults")
+
+
 @app.command(
     "list",
     short_help="Every key: its value, where it comes from, and help.",
@@ -176,66 +246,75 @@ def init(
     ),
 )
 def list_(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
     reveal: Annotated[bool, typer.Option("--reveal", help="Show secrets in clear.")] = False,
     show_all: Annotated[
         bool, typer.Option("--all", help="Include the keys of unselected database backends.")
     ] = False,
 ) -> None:
-    """Every key with its effective value, where it comes from (default, stored, env), and help.
+    """Every key with its effective value, where it comes from (default, stored, env, override),
+    and help: the running service's values when one runs, else the stored configuration's.
 
     With --json: {"key": {"value", "source", "default", "type", "secret", "masked", "help"}};
     a masked secret has "value": null and "masked": true.
     """
-    paths, env = _context()
     with _user_errors():
-        from filamentctl.store.settings import load_settings
-
-        settings = load_settings(paths, env, check_rules=False)
-    names = [n for n in settings if _visible(n, settings["database.type"], show_all)]
+        view = _View.load(ctx, reveal)
+    db_type = str(view.values.get("database.type", ""))
+    names = [n for n in view.values if _visible(n, db_type, show_all)]
     if as_json:
-        doc: dict[str, Any] = {}
-        for name in names:
-            k, value = schema.SCHEMA[name], settings[name]
-            masked = schema.masked(name, value, reveal)
-            doc[name] = {
-                "value": None if masked else value,
-                "source": settings.sources[name],
-                "default": None if schema.masked(name, k.default, reveal) else k.default,
-                "type": k.type,
-                "secret": k.secret,
-                "masked": masked,
-                "help": k.help,
-            }
-        typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(_list_document(view, names, reveal), indent=2, ensure_ascii=False))
     else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        table.add_column("key", no_wrap=True)
-        table.add_column("value", overflow="fold")
-        table.add_column("source", no_wrap=True)
-        table.add_column("help", overflow="fold")
-        for name in names:
-            origin = settings.sources[name]
-            table.add_row(
-                name,
-                _shown(name, settings[name], reveal),
-                origin,
-                schema.SCHEMA[name].help,
-                style=None if origin == "default" else "bold",
-            )
-        Console(soft_wrap=False).print(table)
-        hidden = len(settings) - len(names)
+        _list_table(view, names, reveal)
+        hidden = len(view.values) - len(names)
         if hidden:
             typer.echo(f"({hidden} keys of other database backends hidden; --all shows them)")
-        if settings.source == "defaults":
-            typer.echo(
-                "(no configuration yet: showing defaults; `filamentctl config init` creates it)",
-                err=True,
-            )
-    _warn_rules(settings)
+    if view.service:
+        typer.echo(f"(values of {view.service})", err=True)
+    elif view.no_config:
+        typer.echo(
+            "(no configuration yet: showing defaults; `filamentctl config init` creates it)",
+            err=True,
+        )
+
+
+def _list_document(view: _View, names: list[str], reveal: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for name in names:
+        k, value = schema.SCHEMA[name], view.values[name]
+        masked = schema.masked(name, value, reveal)
+        doc[name] = {
+            "value": None if masked else value,
+            "source": view.sources[name],
+            "default": None if schema.masked(name, k.default, reveal) else k.default,
+            "type": k.type,
+            "secret": k.secret,
+            "masked": masked,
+            "help": k.help,
+        }
+    return doc
+
+
+def _list_table(view: _View, names: list[str], reveal: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source", no_wrap=True)
+    table.add_column("help", overflow="fold")
+    for name in names:
+        origin = view.sources[name]
+        table.add_row(
+            name,
+            _shown(name, view.values[name], reveal),
+            origin,
+            schema.SCHEMA[name].help,
+            style=None if origin == "default" else "bold",
+        )
+    Console(soft_wrap=False).print(table)
 
 
 @app.command(
@@ -247,6 +326,7 @@ def list_(
     ),
 )
 def get(
+    ctx: typer.Context,
     key: Annotated[
         str,
         typer.Argument(
@@ -258,20 +338,19 @@ def get(
     ] = False,
     reveal: Annotated[bool, typer.Option("--reveal", help="Show a secret in clear.")] = False,
 ) -> None:
-    """Print one key's effective value (plain text, for scripts)."""
-    paths, env = _context()
+    """Print one key's effective value (plain text, for scripts): the running service's when
+    one runs, else the stored configuration's. --reveal through the service needs root or the
+    service's own user."""
     with _user_errors():
         k = schema.key(key)
-        from filamentctl.store.settings import load_settings
-
-        settings = load_settings(paths, env, check_rules=False)
-    value = settings[k.name]
+        view = _View.load(ctx, reveal, [k.name])
+    value = view.values[k.name]
     masked = schema.masked(k.name, value, reveal)
     if as_json:
         doc = {
             "key": k.name,
             "value": None if masked else value,
-            "source": settings.sources[k.name],
+            "source": view.sources[k.name],
             "secret": k.secret,
             "masked": masked,
         }
@@ -323,22 +402,53 @@ def set_(
 
     Related keys can change in one step, e.g. both ends of the heater band, where either change
     alone would break `heater.min_temp_c < heater.max_temp_c`.
+
+    When a service runs, its configuration is changed through its socket and applied at once
+    (root or the service's own user only: other members of its group get exit 4); otherwise
+    the stored configuration (yours, or the system service's with `filamentctl --system`).
     """
-    paths, env = _context()
     with _user_errors():
         items = _pairs(list(pairs))
+        with _running_service(ctx) as client:
+            if client is not None:
+                reply = client.call("config.set", {"values": [list(i) for i in items]})
+                _say_changed(reply, quiet)
+                return
+        paths, env = _context(writes=True)
         from filamentctl.store.settings import set_values
 
         stored = set_values(paths, env, items)
     for name, value in stored.items():
         say(quiet, f"{name} = {_shown(name, value, False)}")
-        if schema.SCHEMA[name].env in env:
-            typer.echo(
-                f"note: the environment variable {schema.SCHEMA[name].env} overrides this "
-                "stored value",
-                err=True,
-            )
-    _reload_service(ctx, quiet)
+        _note_env_override(name, env)
+    say(quiet, f"stored in {paths.config_db} (no service is running)")
+
+
+def _note_env_override(name: str, env: Mapping[str, str]) -> None:
+    if schema.SCHEMA[name].env in env:
+        typer.echo(
+            f"note: the environment variable {schema.SCHEMA[name].env} overrides this stored value",
+            err=True,
+        )
+
+
+def _say_changed(reply: Mapping[str, Any], quiet: bool) -> None:
+    """What ``config.set`` changed in the running service's configuration, and what it applied."""
+    for name, value in (reply.get("values") or {}).items():
+        say(quiet, f"{name} = {_shown(name, value, False)}")
+    for name in reply.get("unset") or []:
+        if name in schema.SCHEMA:
+            default = _shown(name, schema.SCHEMA[name].default, False)
+            say(quiet, f"{name} unset (default: {default})")
+        else:
+            say(quiet, f"removed the unknown key {name}")
+    say(quiet, f"changed {_which(reply)}")
+    for name in reply.get("env_overrides") or []:
+        typer.echo(
+            f"note: the service's environment variable {schema.SCHEMA[name].env} overrides {name}",
+            err=True,
+        )
+    _say_reloaded(reply.get("reload"), quiet)
 
 
 def _pairs(words: list[str]) -> list[tuple[str, str]]:
@@ -390,9 +500,18 @@ def unset(
     ],
     quiet: bool = quiet_option(),
 ) -> None:
-    """Remove a stored value, so the key takes its default again."""
-    paths, env = _context()
+    """Remove a stored value, so the key takes its default again: in the running service's
+    configuration when one runs (applied at once), else in the stored one."""
     with _user_errors():
+        with _running_service(ctx) as client:
+            if client is not None:
+                reply = client.call("config.set", {"unset": [key]})
+                if reply.get("unset"):
+                    _say_changed(reply, quiet)
+                else:
+                    say(quiet, f"{key} was not set in {_which(reply)}")
+                return
+        paths, env = _context(writes=True)
         from filamentctl.store.settings import unset_value
 
         removed = unset_value(paths, env, key)
@@ -401,8 +520,7 @@ def unset(
         return
     default = _shown(key, schema.SCHEMA[key].default, False)
     if removed:
-        say(quiet, f"{key} unset (default: {default})")
-        _reload_service(ctx, quiet)
+        say(quiet, f"{key} unset (default: {default}) in {paths.config_db}")
     else:
         say(quiet, f"{key} was not set (default: {default})")
 
@@ -476,6 +594,11 @@ def _reload_service(ctx: typer.Context, quiet: bool = False) -> None:
     except UserError as exc:
         typer.echo(f"warning: could not reach the running service to apply it: {exc}", err=True)
         return
+    _say_reloaded(result, quiet)
+
+
+def _say_reloaded(result: object, quiet: bool) -> None:
+    """What a running service did with a reload: applied, waiting for a restart, refused."""
     if not isinstance(result, dict):
         return
     if result.get("applied"):
@@ -569,7 +692,7 @@ def import_(
     Every key is mapped to ours and the report lists what could not be mapped. An invalid value
     exits 2 and nothing is stored.
     """
-    paths, env = _context()
+    paths, env = _context(writes=True)
     with _user_errors():
         from filamentctl.store.config_files import import_file
 
@@ -644,7 +767,7 @@ def edit(ctx: typer.Context) -> None:
     Invalid files show the problems and offer to edit again; nothing changes until the file is
     valid. The temporary file is private (0600) and removed afterwards.
     """
-    paths, env = _context()
+    paths, env = _context(writes=True)
     with _user_errors():
         from filamentctl.store.settings import replace_stored, stored_values
 
@@ -719,7 +842,7 @@ def rekey(
     The old file is kept until the new one has been decrypted and compared; on any failure the
     old key and file are put back.
     """
-    paths, env = _context()
+    paths, env = _context(writes=True)
     with _user_errors():
         text: str | None = None
         if new_key is not None:

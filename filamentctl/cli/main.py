@@ -77,6 +77,12 @@ def root(
         help="Which box on this machine (its own configuration, history and socket; "
         "default: the box named 'default'). See 'filamentctl boxes'.",
     ),
+    system: bool = typer.Option(
+        False,
+        "--system",
+        help="Act on the system service (filamentctl.service, or filamentctl@BOX with --box): "
+        "its socket and its files in /etc/filamentctl and /var/lib/filamentctl.",
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -92,6 +98,10 @@ def root(
             raise UsageError(f"--box: {exc}") from None
         # Every command finds its files through the environment: so do its child processes.
         os.environ[BOX_ENV] = box
+    if system:
+        from filamentctl.paths import box_name, use_system_paths
+
+        use_system_paths(os.environ, box_name())
     ctx.obj = common.CliContext(socket=socket, debug=debug)
 
 

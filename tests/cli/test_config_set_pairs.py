@@ -52,6 +52,7 @@ def test_a_whole_heater_band_in_one_command_on_a_fresh_config(home: Path) -> Non
         "heater.min_temp_c = 45.0",
         "heater.max_temp_c = 50.0",
         "heater.cutoff_temp_c = 70.0",
+        f"stored in {home / 'config' / 'config.db'} (no service is running)",
     ]
     assert (value("heater.min_temp_c"), value("heater.max_temp_c")) == ("45.0", "50.0")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ServiceProcess, raw_request, wait_until
+from tests.helpers import ServiceProcess, need_another_user, raw_request, wait_until
 
 
 @pytest.fixture
@@ -68,27 +68,8 @@ def test_secrets_are_hidden_when_read_back(box: ServiceProcess) -> None:
     assert secret not in box.log()
 
 
-def _as_nobody_works() -> bool:
-    probe = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        sys.executable,
-        "-c",
-        "",
-    ]
-    try:
-        return os.geteuid() == 0 and subprocess.run(probe, capture_output=True).returncode == 0
-    except FileNotFoundError:
-        return False
-
-
 def test_another_member_of_the_socket_group_may_read_but_not_change(box: ServiceProcess) -> None:
-    if not _as_nobody_works():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with setpriv: this test must run there")
-        pytest.skip("needs root and an interpreter that another user can run")
+    need_another_user()
     for d in (box.socket.parent, box.home):
         os.chmod(d, 0o755)
     os.chmod(box.socket, 0o666)

@@ -30,8 +30,9 @@ class ConfigOps:
         }
 
     def get(self, req: Request, conn: Connection) -> object:
-        """The running configuration: every key (or ``keys``), where each value came from,
-        secrets masked. Anyone who may use the socket may read it."""
+        """The running configuration: every key (or ``keys``), where each value came from
+        (``sources``: default, stored, env, override) and which keys are stored. Secrets are
+        ``(hidden)`` unless ``reveal``, which only root or the service's own user may ask."""
         from filamentctl.core import schema
 
         keys = req.args.get("keys")
@@ -39,51 +40,73 @@ class ConfigOps:
             not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
         ):
             raise ProtocolError(protocol.INVALID_ARGS, "'keys' must be a list of key names")
+        reveal = req.args.get("reveal", False)
+        if not isinstance(reveal, bool):
+            raise ProtocolError(protocol.INVALID_ARGS, "'reveal' must be true or false")
+        if reveal:
+            _require_admin(conn, "reveal the running service's secrets")
         wanted = list(schema.SCHEMA) if keys is None else keys
         for name in wanted:
             if name not in schema.SCHEMA:
                 raise ProtocolError(protocol.INVALID_ARGS, schema.unknown_key_message(name))
-        running = self._service.settings
-        values = {name: _shown(name, running.get(name)) for name in wanted}
-        return {**self._where(), "values": values, "stored": self._stored_keys()}
+        running, stored = self._service.settings, self._stored_keys()
+        values = {name: _shown(name, running.get(name), reveal) for name in wanted}
+        sources = {name: self._source(name, stored) for name in wanted}
+        return {**self._where(), "values": values, "sources": sources, "stored": stored}
+
+    def _source(self, name: str, stored: list[str]) -> str:
+        """Where the running value of ``name`` comes from, in the store's order of priority."""
+        from filamentctl.core import schema
+
+        if name in self._service.overrides:
+            return "override"
+        if schema.SCHEMA[name].env in os.environ:
+            return "env"
+        return "stored" if name in stored else "default"
 
     def set(self, req: Request, conn: Connection) -> object:
-        """Store ``values`` (``{key: text}``, validated together: all or nothing) and/or remove
-        ``unset`` keys in the service's own configuration, then apply them as a reload does.
+        """Store ``values`` (``[[key, text], ...]`` or ``{key: text}``, validated together: all
+        or nothing) and/or remove ``unset`` keys in the service's own configuration, then apply
+        them as a reload does.
 
         An administrator's act (a key like ``retry.alert_command`` runs a program as the
         service user): only root or the service's own user (``permission_denied`` otherwise).
         Logged with the peer and the key names, never the values.
         """
+        from filamentctl.core import schema
         from filamentctl.errors import UserError
         from filamentctl.store.settings import set_values, unset_value
 
         _require_admin(conn, "change the running service's configuration")
-        values = req.args.get("values") or {}
+        pairs = _pairs(req.args.get("values") or [])
         unset = req.args.get("unset") or []
-        if not isinstance(values, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in values.items()
-        ):
-            raise ProtocolError(protocol.INVALID_ARGS, "'values' must map key names to text")
         if not isinstance(unset, list) or not all(isinstance(k, str) for k in unset):
             raise ProtocolError(protocol.INVALID_ARGS, "'unset' must be a list of key names")
-        if not values and not unset:
+        if not pairs and not unset:
             raise ProtocolError(protocol.INVALID_ARGS, "give 'values' to set or 'unset' keys")
         paths, env = self._service.paths, dict(os.environ)
         try:
-            if values:
-                set_values(paths, env, list(values.items()))
-            for name in unset:
-                unset_value(paths, env, name)
+            stored = set_values(paths, env, pairs) if pairs else {}
+            removed = [name for name in unset if unset_value(paths, env, name)]
         except UserError as exc:
             code = protocol.INVALID_ARGS if exc.exit_code == 2 else protocol.REFUSED
             raise ProtocolError(code, str(exc)) from None
         from filamentctl.service.reload import reload_from_store
 
         result = reload_from_store(self._service)
-        changed = ", ".join(sorted(values) + [f"-{k}" for k in unset])
+        changed = ", ".join(sorted(stored) + [f"-{k}" for k in removed]) or "nothing"
         self._service.control.audit.record("config.set", conn.peer, f"config set: {changed}")
-        return {**self._where(), "set": sorted(values), "unset": unset, "reload": result}
+        overridden = [
+            n for n in [*stored, *removed] if n in schema.SCHEMA and schema.SCHEMA[n].env in env
+        ]
+        return {
+            **self._where(),
+            "set": list(stored),
+            "values": {name: _shown(name, value, False) for name, value in stored.items()},
+            "unset": removed,
+            "env_overrides": overridden,
+            "reload": result,
+        }
 
     def _where(self) -> dict[str, object]:
         paths = self._service.paths
@@ -150,10 +173,21 @@ def _require_admin(conn: Connection, what: str) -> None:
         )
 
 
-def _shown(name: str, value: object) -> object:
+def _pairs(values: object) -> list[tuple[str, str]]:
+    """The wire's ``values`` (a list of ``[key, text]`` pairs, or an object) as pairs; a list
+    keeps a key given twice, so the store can refuse it as it does on the command line."""
+    if isinstance(values, dict):
+        values = [[k, v] for k, v in values.items()]
+    if not isinstance(values, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in values
+    ):
+        raise ProtocolError(
+            protocol.INVALID_ARGS, "'values' must be [key, text] pairs or map key names to text"
+        )
+    return [(k, v) for k, v in values]
+
+
+def _shown(name: str, value: object, reveal: bool) -> object:
     from filamentctl.core import schema
 
-    key = schema.SCHEMA[name]
-    if key.secret and value:
-        return "(hidden)"
-    return value
+    return "(hidden)" if schema.masked(name, value, reveal) else value
