@@ -128,7 +128,7 @@ class DeliveryWorker:
             self._name,
             config.alert_threshold,
             config.alert_command,
-            backlog=functools.partial(history.backlog_count, self._name),
+            backlog=lambda: history.backlog_count(self._name),
             emit=self._emit,
             wall_clock_ns=wall_clock_ns,
             run_command=run_alert,
