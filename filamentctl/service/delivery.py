@@ -101,7 +101,8 @@ class DeliveryWorker:
     receives ``("alert" | "recovered" | "rejected" | "dropped", details)`` from the delivery
     thread (or the thread calling ``flush``) and must not block. ``run_alert`` replaces how
     ``retry.alert_command`` is started (it receives the FILAMENTCTL_ALERT_* variables).
-    Raises KeyError/ValueError for settings without the ``writer.*``/``retry.*`` keys.
+    Raises KeyError, TypeError or ValueError for missing or non-numeric ``writer.*``/``retry.*``
+    settings.
     """
 
     def __init__(
