@@ -83,7 +83,7 @@ class DeliveryHolder:
         sink = self.make_sink(settings)
         old = self.worker
         if old is not None:
-            old.stop(SWAP_DRAIN_S)
+            old.stop(SWAP_DRAIN_S, report_stuck=False)
             # Two workers must never drain the same cursor: wait until the old one has finished
             # its last request (bounded by the HTTP timeout), even if that outlasts the drain.
             if not old.join(join_timeout_s):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from filamentctl.core.reading import Reading, Sample
 from filamentctl.core.validation import HealthEvent, ReadingFilter, SensorHealth
 from filamentctl.service.bus import EventBus
+from filamentctl.service.upkeep import RETENTION_INTERVAL_S
 
 if TYPE_CHECKING:
     from filamentctl.hw.sensor import Sensor
@@ -33,7 +34,6 @@ log = logging.getLogger("filamentctl.service")
 # from a long interval to a short one applies within this long, not after the old interval.
 SAMPLER_RECHECK_S = 1.0
 CONFIRM_AFTER_S = 0.5  # the read that confirms a first sample comes this soon (or the sensor's min)
-RETENTION_EVERY_S = 3600.0  # without a database, the sampler applies the history's retention
 
 
 class Sampler:
@@ -81,7 +81,7 @@ class Sampler:
 
         min_interval = float(getattr(self.sensor, "min_interval_s", 0))
         last_commit = self._clock()
-        last_retention = self._clock() - RETENTION_EVERY_S  # run once at start
+        last_retention = self._clock() - RETENTION_INTERVAL_S  # run once at start
         next_at = self._clock()
         previous: Sample | None = None
         while not self._stopping.is_set():
@@ -92,7 +92,7 @@ class Sampler:
             if now - last_commit >= commit_every or self._batch_due(now):
                 self.commit()
                 last_commit = now
-            if self._delivery() is None and now - last_retention >= RETENTION_EVERY_S:
+            if self._delivery() is None and now - last_retention >= RETENTION_INTERVAL_S:
                 # With a database the delivery worker does this; without one, we do.
                 last_retention = now
                 self._apply_retention()

@@ -2,8 +2,10 @@
 
 The sink here is an in-test class that records every batch and answers with scripted
 WriteResults: these tests are about what the engine does with each answer (the real database
-servers are exercised in tests/sinks/). History is real SQLite and the worker a real thread.
-Deadlines run on a hand-driven clock where a test needs to step over a backoff.
+servers are exercised in tests/sinks/). History is real SQLite. Tests about when a batch goes
+out drive the engine one ``step()`` at a time on a hand clock, without its thread, and check what
+each step sent and how long it says to wait; the others run the real thread, with the hand clock
+where a test needs to step over a backoff.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from filamentctl.core.outcome import ACKED, Outcome, WriteResult
 from filamentctl.core.reading import Reading
 from filamentctl.service.delivery import DeliveryWorker
 from filamentctl.store.history import History
+from tests.helpers import wait_until
 
 T0 = 1_780_000_000 * 1_000_000_000
 RETRY_503 = WriteResult(Outcome.RETRY, 503, "service unavailable")
@@ -78,15 +81,6 @@ class HandClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Wait for the delivery thread to get somewhere (a real thread: bounded polling)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def failures_are(worker: DeliveryWorker, n: int) -> Callable[[], bool]:
@@ -160,31 +154,76 @@ def commit(history: History, n: int) -> None:
 def test_full_batches_go_out_at_once_and_the_rest_waits_for_the_interval(
     history: History, engine: Engine
 ) -> None:
+    """Driven one step at a time on a hand clock (no thread): what each look sends, and how long
+    it says to wait before the next."""
     clock = HandClock()
     sink = ScriptedSink()
     worker = engine(sink, clock, writer__flush_interval=60.0)
-    worker.start()
     commit(history, 7)
-    worker.wake()
-    wait_until(lambda: len(sink.batches) == 2, "two full batches")
+    assert worker.step() == 0.0  # a full batch went out: look again at once
+    assert worker.step() == 0.0
     assert sink.batches == [[1, 2, 3], [4, 5, 6]]
-    worker.wake()
-    assert worker.status()["backlog"] == 1
 
-    clock.advance(61)
-    worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "the interval flush")
+    assert worker.step() > 0.0  # reading 7 alone: its interval has only begun
+    clock.advance(59.0)
+    assert worker.step() == pytest.approx(1.0)  # the wait ends exactly at the interval
+    assert sink.batches == [[1, 2, 3], [4, 5, 6]]
+
+    clock.advance(1.0)
+    assert worker.step() == 0.0
     assert sink.batches == [[1, 2, 3], [4, 5, 6], [7]]
+    assert worker.status()["backlog"] == 0
 
 
 def test_a_small_backlog_is_sent_after_the_flush_interval(history: History, engine: Engine) -> None:
+    clock = HandClock()
     sink = ScriptedSink()
-    worker = engine(sink, writer__batch_size=100, writer__flush_interval=0.05)
-    worker.start()
+    worker = engine(sink, clock, writer__batch_size=100, writer__flush_interval=8.0)
     commit(history, 2)
-    worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "interval batch")
+    assert worker.step() == pytest.approx(8.0)
+    clock.advance(7.5)
+    assert worker.step() == pytest.approx(0.5)
+    assert sink.batches == []
+    assert worker.status()["backlog"] == 2
+
+    clock.advance(0.5)
+    assert worker.step() == 0.0
     assert sink.batches == [[1, 2]]
+    assert worker.status()["backlog"] == 0
+
+
+def test_the_interval_runs_from_when_the_oldest_reading_was_taken(
+    history: History, engine: Engine
+) -> None:
+    """The sampler tells when the readings of a commit were taken: a partial batch is due that
+    long after, not after the commit."""
+    clock = HandClock()
+    sink = ScriptedSink()
+    worker = engine(sink, clock, writer__batch_size=100, writer__flush_interval=8.0)
+    commit(history, 2)
+    worker.committed(2, clock() - 6.0)
+    assert worker.step() == pytest.approx(2.0)
+    assert sink.batches == []
+    clock.advance(2.0)
+    assert worker.step() == 0.0
+    assert sink.batches == [[1, 2]]
+
+
+def test_a_backoff_holds_the_next_attempt_until_it_is_over(
+    history: History, engine: Engine
+) -> None:
+    clock = HandClock()
+    busy = WriteResult(Outcome.RETRY, 503, "busy", retry_after_s=4.0)
+    sink = ScriptedSink(Script([busy]))
+    worker = engine(sink, clock)
+    commit(history, 3)
+    assert worker.step() == 0.0
+    assert worker.step() == pytest.approx(4.0)  # waiting out Retry-After, nothing sent
+    assert sink.batches == [[1, 2, 3]]
+    clock.advance(4.0)
+    assert worker.step() == 0.0
+    assert sink.batches == [[1, 2, 3], [1, 2, 3]]
+    assert worker.status()["backlog"] == 0
 
 
 def test_a_backlog_from_before_the_start_drains_without_waiting(
@@ -194,7 +233,7 @@ def test_a_backlog_from_before_the_start_drains_without_waiting(
     sink = ScriptedSink()
     worker = engine(sink, HandClock(), writer__flush_interval=3600.0)
     worker.start()
-    wait_until(lambda: worker.status()["backlog"] == 0, "the old backlog to drain")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="the old backlog to drain")
     assert sink.batches == [[1, 2, 3], [4, 5, 6], [7, 8]]
 
 
@@ -206,7 +245,7 @@ def test_acknowledged_readings_leave_the_backlog_and_are_counted(
     worker.start()
     commit(history, 6)
     worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "delivery")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="delivery")
     status = worker.status()
     assert status["written"] == 6
     assert status["connected"] is True
@@ -246,7 +285,7 @@ def test_a_transient_failure_keeps_the_batch_and_honours_retry_after(
     worker.start()
     commit(history, 3)
     worker.wake()
-    wait_until(lambda: worker.status()["consecutive_failures"] == 1, "the failure")
+    wait_until(lambda: worker.status()["consecutive_failures"] == 1, what="the failure")
     status = worker.status()
     assert status["backlog"] == 3
     assert status["connected"] is False
@@ -258,7 +297,7 @@ def test_a_transient_failure_keeps_the_batch_and_honours_retry_after(
     assert worker.status()["next_retry_s"] == pytest.approx(1.0)
     clock.advance(1.5)
     worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "the retry")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="the retry")
     assert sink.batches == [[1, 2, 3], [1, 2, 3]]
     assert worker.status()["next_retry_s"] is None
 
@@ -272,7 +311,7 @@ def test_backoff_grows_with_consecutive_failures(history: History, engine: Engin
     worker.wake()
     waits: list[float | None] = []
     for failures in (1, 2, 3):
-        wait_until(failures_are(worker, failures), "a failure")
+        wait_until(failures_are(worker, failures), what="a failure")
         waits.append(worker.status()["next_retry_s"])
         clock.advance(100)
         worker.wake()
@@ -295,12 +334,12 @@ def test_a_sink_that_raises_is_retried_and_loses_nothing(history: History, engin
     worker.start()
     commit(history, 3)
     worker.wake()
-    wait_until(lambda: worker.status()["consecutive_failures"] == 1, "the failure")
+    wait_until(lambda: worker.status()["consecutive_failures"] == 1, what="the failure")
     assert "RuntimeError: socket went away" in worker.status()["last_error"]
     assert worker.status()["backlog"] == 3
     clock.advance(10)
     worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "the retry")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="the retry")
     assert worker.status()["written"] == 3
 
 
@@ -312,7 +351,7 @@ def test_too_large_batches_are_halved_until_the_backend_takes_them(
     worker = engine(sink, writer__batch_size=8)
     commit(history, 8)
     worker.start()
-    wait_until(lambda: worker.status()["backlog"] == 0, "delivery in halves")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="delivery in halves")
     accepted = [b for b in sink.batches if len(b) <= 2]
     assert accepted == [[1, 2], [3, 4], [5, 6], [7, 8]]
     assert sink.batches[0] == [1, 2, 3, 4, 5, 6, 7, 8]
@@ -327,7 +366,7 @@ def test_a_single_reading_still_too_large_goes_to_dead_letter(
     worker = engine(sink, writer__batch_size=2)
     commit(history, 2)
     worker.start()
-    wait_until(lambda: worker.status()["backlog"] == 0, "dead-lettering")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="dead-lettering")
     status = worker.status()
     assert (status["rejected"], status["dead_letter"], status["written"]) == (2, 2, 0)
     assert [e["status"] for e in history.deadletter_list()] == [413, 413]
@@ -341,7 +380,7 @@ def test_rejected_data_goes_to_dead_letter_and_delivery_continues(
     worker = engine(sink)
     commit(history, 6)
     worker.start()
-    wait_until(lambda: worker.status()["backlog"] == 0, "delivery")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="delivery")
     status = worker.status()
     assert (status["written"], status["rejected"], status["dead_letter"]) == (3, 3, 1)
     assert status["connected"] is True
@@ -358,7 +397,7 @@ def test_dead_letters_can_be_replayed_once_the_backend_accepts_them(
     worker = engine(sink)
     commit(history, 3)
     worker.start()
-    wait_until(lambda: worker.status()["dead_letter"] == 1, "dead-lettering")
+    wait_until(lambda: worker.status()["dead_letter"] == 1, what="dead-lettering")
     result = worker.replay_dead_letters()
     assert result == {"replayed": 1, "readings": 3, "failed": [], "ok": True, "error": None}
     assert sink.batches[-1] == [1, 2, 3]
@@ -376,7 +415,7 @@ def test_an_auth_failure_keeps_the_data_and_raises_one_auth_alert(
     worker.start()
     commit(history, 3)
     worker.wake()
-    wait_until(lambda: worker.status()["consecutive_failures"] == 1, "the failure")
+    wait_until(lambda: worker.status()["consecutive_failures"] == 1, what="the failure")
     status = worker.status()
     assert status["backlog"] == 3
     assert status["alert"]["kind"] == "auth"
@@ -385,13 +424,13 @@ def test_an_auth_failure_keeps_the_data_and_raises_one_auth_alert(
     for failures in (2, 3, 4):
         clock.advance(10)
         worker.wake()
-        wait_until(failures_are(worker, failures), "a retry")
+        wait_until(failures_are(worker, failures), what="a retry")
     assert [a["kind"] for a in engine.named("alert")] == ["auth"]  # once per episode
 
     sink.respond = lambda batch: ACKED
     clock.advance(10)
     worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "recovery")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="recovery")
     assert worker.status()["alert"] is None
     assert engine.named("recovered")[0]["failures"] == 4
 
@@ -413,17 +452,17 @@ def test_the_alert_command_runs_once_per_failure_episode_with_the_details(
     worker.wake()
 
     def fail_until(target: int) -> None:
-        wait_until(lambda: worker.status()["consecutive_failures"] >= 1, "a failure")
+        wait_until(lambda: worker.status()["consecutive_failures"] >= 1, what="a failure")
         while (current := worker.status()["consecutive_failures"]) < target:
             clock.advance(10)  # past the backoff
             worker.wake()
-            wait_until(lambda: worker.status()["consecutive_failures"] > current, "a retry")
+            wait_until(lambda: worker.status()["consecutive_failures"] > current, what="a retry")
 
     def lines() -> list[str]:
         return out.read_text().splitlines() if out.exists() else []
 
     fail_until(4)
-    wait_until(lambda: len(lines()) == 1, "the alert command")
+    wait_until(lambda: len(lines()) == 1, what="the alert command")
     kind, failures, backend, backlog, message = lines()[0].split("|")
     assert (kind, failures, backend, backlog) == ("delivery", "2", "scripted", "3")
     assert "HTTP 503: service unavailable" in message
@@ -432,14 +471,14 @@ def test_the_alert_command_runs_once_per_failure_episode_with_the_details(
     sink.respond = lambda batch: ACKED  # episode ends
     clock.advance(10)
     worker.wake()
-    wait_until(lambda: worker.status()["backlog"] == 0, "recovery")
+    wait_until(lambda: worker.status()["backlog"] == 0, what="recovery")
     assert worker.status()["alert"] is None
 
     sink.respond = lambda batch: RETRY_503  # a new episode alerts again
     commit(history, 3)
     worker.wake()
     fail_until(2)
-    wait_until(lambda: len(lines()) == 2, "the second alert command")
+    wait_until(lambda: len(lines()) == 2, what="the second alert command")
     assert lines()[1].startswith("delivery|2|scripted|3|")
     assert len(engine.named("alert")) == 2
 
@@ -451,7 +490,7 @@ def test_stop_with_an_unreachable_backend_keeps_everything(
     worker = engine(sink)
     commit(history, 5)
     worker.start()
-    wait_until(lambda: worker.status()["consecutive_failures"] >= 1, "a failure")
+    wait_until(lambda: worker.status()["consecutive_failures"] >= 1, what="a failure")
     worker.stop(1.0)
     assert history.backlog_count(sink.name) == 5
     assert [r.seq for r in history.backlog(sink.name, 10)] == [1, 2, 3, 4, 5]
@@ -462,22 +501,28 @@ def test_stop_delivers_what_is_committed_before_returning(history: History, engi
     worker = engine(sink, HandClock(), writer__flush_interval=3600.0)
     worker.start()
     commit(history, 2)  # not due yet: below batch size, interval far away
-    worker.stop(5.0)
+    assert worker.stop(5.0) is True
     assert sink.batches == [[1, 2]]
     assert history.backlog_count(sink.name) == 0
 
 
-def test_stop_returns_in_time_even_if_the_backend_hangs(history: History, engine: Engine) -> None:
+def test_stop_returns_in_time_even_if_the_backend_hangs_and_says_so(
+    history: History, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     sink = ScriptedSink()
     sink.gate = threading.Event()
     worker = engine(sink)
     commit(history, 3)
     worker.start()
-    wait_until(lambda: len(sink.batches) == 1, "the write to start")
-    worker.stop(0.2)
+    wait_until(lambda: len(sink.batches) == 1, what="the write to start")
+    with caplog.at_level(logging.ERROR, logger="filamentctl.delivery"):
+        assert worker.stop(0.2) is False
+    [report] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "still running" in report.getMessage()
     assert history.backlog_count(sink.name) == 3  # nothing acknowledged, nothing lost
     sink.gate.set()  # let the stuck write finish before the history closes
-    wait_until(lambda: not any(t.name == "delivery" for t in threading.enumerate()), "thread exit")
+    assert worker.join(10.0) is True
+    assert not any(t.name == "delivery" for t in threading.enumerate())
 
 
 def test_flush_delivers_everything_now_and_reports_progress(
@@ -507,7 +552,7 @@ def test_flush_ignores_the_current_backoff(history: History, engine: Engine) -> 
     worker.start()
     commit(history, 3)
     worker.wake()
-    wait_until(lambda: worker.status()["consecutive_failures"] == 1, "the failure")
+    wait_until(lambda: worker.status()["consecutive_failures"] == 1, what="the failure")
     assert worker.status()["next_retry_s"] == pytest.approx(600.0)
     result = worker.flush(5.0)
     assert result["ok"] is True and result["delivered"] == 3
@@ -550,7 +595,7 @@ def test_a_backlog_over_the_cap_drops_the_oldest_and_reports_once(
         worker = engine(sink, clock)
         commit(history, 8)
         worker.start()
-        wait_until(lambda: worker.status()["consecutive_failures"] == 1, "a failure")
+        wait_until(lambda: worker.status()["consecutive_failures"] == 1, what="a failure")
         status = worker.status()
         assert (status["dropped"], status["backlog"]) == (3, 5)
         assert engine.named("dropped") == [{"backend": "scripted", "dropped": 3}]
@@ -590,7 +635,9 @@ def test_the_alert_command_does_not_inherit_the_services_secrets(
     worker.start()
     commit(history, 3)  # a full batch: sent at once
     worker.wake()
-    wait_until(lambda: out.exists() and "FILAMENTCTL_ALERT_KIND" in out.read_text(), "the alert")
+    wait_until(
+        lambda: out.exists() and "FILAMENTCTL_ALERT_KIND" in out.read_text(), what="the alert"
+    )
     text = out.read_text()
     assert "FILAMENTCTL_CONFIG_KEY" not in text and "hvs.secret-token" not in text
     assert "PATH=" in text
@@ -612,7 +659,7 @@ def test_an_unexpected_error_is_logged_once_and_backed_off(
     worker = engine(ScriptedSink(), retry__backoff_base=0.05, retry__backoff_max=0.2)
     with caplog.at_level(logging.DEBUG, logger="filamentctl.delivery"):
         worker.start()
-        wait_until(lambda: calls >= 4, "several attempts")
+        wait_until(lambda: calls >= 4, what="several attempts")
     tracebacks = [r for r in caplog.records if r.exc_info and "unexpected" in r.getMessage()]
     assert len(tracebacks) == 1
     st = worker.status()

@@ -8,7 +8,6 @@ which order is observable; one test runs against a real VictoriaMetrics.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from filamentctl.sinks import victoriametrics
 from filamentctl.sinks.base import PipelinedSink
 from filamentctl.store.history import History
 from tests.faultproxy import FaultProxy, drop, respond
+from tests.helpers import wait_until
 from tests.servers import MS, VictoriaMetricsServer
 
 BATCH = 10
@@ -194,12 +194,11 @@ def test_the_delivery_thread_drains_a_backlog_in_full_batches_then_the_rest(
     worker = worker_for(history, proxy.url)
     worker.start()
     try:
-        deadline = time.monotonic() + 20
-        while history.backlog_count("victoriametrics") and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(
+            lambda: history.backlog_count("victoriametrics") == 0, timeout=20, what="the drain"
+        )
     finally:
-        worker.stop(5)
-    assert history.backlog_count("victoriametrics") == 0
+        assert worker.stop(5)
     writes = [s.body for s in proxy.seen if s.route == "/write"]
     assert writes == [encoded(b) for b in batches(readings)]
 

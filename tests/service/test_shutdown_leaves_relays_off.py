@@ -138,14 +138,14 @@ def _driver() -> None:
     elif mode == "delivery":
         from filamentctl.service.delivery import DeliveryWorker
 
-        real_cycle = DeliveryWorker._cycle
+        real_step = DeliveryWorker.step
 
-        def cycle(self: DeliveryWorker) -> float:
+        def step(self: DeliveryWorker) -> float:
             if triggered():
                 raise InjectedCrash("injected failure in the delivery thread")
-            return real_cycle(self)
+            return real_step(self)
 
-        DeliveryWorker._cycle = cycle  # type: ignore[method-assign]
+        DeliveryWorker.step = step  # type: ignore[method-assign]
     elif mode == "accept":
         from filamentctl.service import server
 
