@@ -31,6 +31,7 @@ from filamentctl import display as fmt
 from filamentctl.client import Client
 from filamentctl.core.backoff import backoff_delay
 from filamentctl.errors import UserError
+from filamentctl.paths import BoxLocation, box_name, known_boxes
 from filamentctl.tui.messages import (
     CommandFinished,
     FlushProgressed,
@@ -41,6 +42,7 @@ from filamentctl.tui.messages import (
 )
 from filamentctl.tui.notes import RELAYS, flush_note, relay_reply_note
 from filamentctl.tui.payloads import clean_section, clean_status
+from filamentctl.tui.screens.boxes import BoxScreen
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.dashboard import CHART_RANGES, DashboardScreen
 from filamentctl.tui.screens.drying import DryStartScreen
@@ -77,6 +79,7 @@ class DashboardApp(App[None]):
         Binding("r", "reset", "Reset"),
         Binding("c", "chart_range", "Chart"),
         Binding("d", "dry", "Dry", show=False),
+        Binding("b", "boxes", "Boxes", show=False),
         Binding("t", "toggle_theme", "Theme"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("f1", "help", "Help", show=False),
@@ -97,9 +100,12 @@ class DashboardApp(App[None]):
         status_every_s: float = 1.0,
         rand: Callable[[], float] = random.random,
         hint: str | None = None,
+        box: str | None = None,
     ) -> None:
         super().__init__()
         self.socket_path = socket_path
+        #: The box shown (``--box``; another one after ``b``); None: the selected one.
+        self.box = box or box_name()
         self.clock = clock
         self.wall_clock = wall_clock
         self.reconnect_base_s = reconnect_base_s
@@ -118,7 +124,7 @@ class DashboardApp(App[None]):
     # -- lifecycle --------------------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
         self._dashboard = DashboardScreen(
-            clock=self.clock, wall_clock=self.wall_clock, tick_s=self.tick_s
+            clock=self.clock, wall_clock=self.wall_clock, tick_s=self.tick_s, box=self.box
         )
         return self._dashboard
 
@@ -168,20 +174,24 @@ class DashboardApp(App[None]):
         if stream is not None:
             stream.interrupt()
 
-    def _to_dashboard(self, message: Message) -> None:
-        """Post what the service said to the dashboard screen (from any thread)."""
-        if self._dashboard is not None:
+    def _to_dashboard(self, message: Message, socket: Path | None) -> None:
+        """Post what the service at ``socket`` said to the dashboard screen (from any thread);
+        dropped when the dashboard has switched to another box meanwhile."""
+        if self._dashboard is not None and socket == self.socket_path:
             self._dashboard.post_message(message)
 
     # -- the link: one subscription, reconnecting with backoff ------------------------------
     @work(thread=True, exclusive=True, group="link", name="service link")
     def _keep_linked(self) -> None:
+        """Subscribe to the service at the current socket; a box switch starts a new link (this
+        group is exclusive: the old one is cancelled and its stream interrupted)."""
         worker = get_current_worker()
+        socket = self.socket_path
         failures = 0
         while not self._link_closing.is_set() and not worker.is_cancelled:
             reason = "the service closed the connection"
             try:
-                client = Client.connect(self.socket_path, timeout=None)
+                client = Client.connect(socket, timeout=None)
             except UserError as exc:
                 reason = str(exc)
             else:
@@ -192,20 +202,21 @@ class DashboardApp(App[None]):
                         break
                     for name, data in client.subscribe():
                         failures = 0
-                        self._to_dashboard(event_message(name, data))
+                        self._to_dashboard(event_message(name, data), socket)
                 except (UserError, OSError, ValueError) as exc:
                     reason = str(exc) or type(exc).__name__
                 finally:
                     with self._stream_lock:
-                        self._stream = None
+                        if self._stream is client:  # not a newer link's (box switch)
+                            self._stream = None
                     client.close()
-            if self._link_closing.is_set():
+            if self._link_closing.is_set() or worker.is_cancelled:
                 break
             failures += 1
             delay = backoff_delay(
                 failures, self.reconnect_base_s, self.reconnect_max_s, self.rand()
             )
-            self._to_dashboard(ServiceDisconnected(reason, delay, failures))
+            self._to_dashboard(ServiceDisconnected(reason, delay, failures), socket)
             self._link_closing.wait(delay)
 
     def _refresh_status(self) -> None:
@@ -230,6 +241,9 @@ class DashboardApp(App[None]):
                         client = None
                     continue
                 try:
+                    if client is not None and client.socket_path != self.socket_path:
+                        client.close()  # the dashboard switched boxes
+                        client = None
                     if client is None:
                         client = Client.connect(self.socket_path, timeout=5.0)
                     status = client.call("status")
@@ -240,25 +254,27 @@ class DashboardApp(App[None]):
                     client = None
                     continue
                 if isinstance(status, dict):
-                    self._to_dashboard(StatusReceived(clean_status(status)))
+                    self._to_dashboard(StatusReceived(clean_status(status)), client.socket_path)
         finally:
             if client is not None:
                 client.close()
 
     @work(thread=True, exclusive=True, group="status", name="status refresh")
     def _fetch_status(self) -> None:
+        socket = self.socket_path
         try:
-            with Client.connect(self.socket_path, timeout=5.0) as client:
+            with Client.connect(socket, timeout=5.0) as client:
                 status = client.call("status")
         except (UserError, OSError, ValueError):
             return  # the link notices a dead service and says so; no second banner here
         if isinstance(status, dict):
-            self._to_dashboard(StatusReceived(clean_status(status)))
+            self._to_dashboard(StatusReceived(clean_status(status)), socket)
 
     @work(thread=True, exclusive=True, group="history", name="history")
     def _load_history(self, range_s: float) -> None:
+        socket = self.socket_path
         try:
-            with Client.connect(self.socket_path, timeout=30.0) as client:
+            with Client.connect(socket, timeout=30.0) as client:
                 # Averaged by the service into CHART_POINTS buckets: 24 h of 1 s readings would
                 # otherwise be 86,400 rows for a chart a few hundred cells wide.
                 step_s = max(1.0, range_s / CHART_POINTS)
@@ -268,7 +284,7 @@ class DashboardApp(App[None]):
             self.post_message(CommandFinished("history", error=str(exc)))
             return
         readings = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-        self._to_dashboard(HistoryLoaded(range_s, readings))
+        self._to_dashboard(HistoryLoaded(range_s, readings), socket)
 
     # -- user actions ------------------------------------------------------------------------
     def action_cycle(self, relay: str) -> None:
@@ -333,6 +349,30 @@ class DashboardApp(App[None]):
         self.dashboard.show_range(range_s)
         if self.connected:
             self._load_history(range_s)
+
+    def action_boxes(self) -> None:
+        """``b``: pick another box on this machine to show."""
+        boxes = known_boxes()
+        if len(boxes) < 2:
+            self.dashboard.note("no other box on this machine (filamentctl --box NAME run)")
+            return
+        self.push_screen(BoxScreen(boxes, self.socket_path), self._switch_to)
+
+    def _switch_to(self, box: BoxLocation | None) -> None:
+        if box is None or box.paths.socket == self.socket_path:
+            return
+        self.switch_box(box.name, box.paths.socket)
+
+    def switch_box(self, name: str, socket: Path) -> None:
+        """Show the box whose service listens at ``socket``: the dashboard starts afresh and a
+        new link replaces the old one (whose late messages are dropped)."""
+        self.box, self.socket_path = name, socket
+        self.dashboard.post_message(DashboardScreen.BoxSwitched(name))
+        with self._stream_lock:
+            stream = self._stream
+        if stream is not None:
+            stream.interrupt()
+        self._keep_linked()
 
     def action_toggle_theme(self) -> None:
         self.theme = THEMES[1] if self.theme == THEMES[0] else THEMES[0]
@@ -463,6 +503,7 @@ def palette_commands(app: DashboardApp) -> Iterator[SystemCommand]:
             "Show this range in the chart",
             lambda s=range_s: app.action_chart_range(s),
         )
+    yield SystemCommand("Switch box…", "Show another box on this machine", app.action_boxes)
     yield SystemCommand("Toggle dark/light", "Switch the theme", app.action_toggle_theme)
     yield SystemCommand("Help", "Keys and what they do", app.action_help)
 

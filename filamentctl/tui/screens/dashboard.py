@@ -27,6 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from filamentctl import display as fmt
+from filamentctl.paths import DEFAULT_BOX
 from filamentctl.tui.messages import (
     HistoryLoaded,
     ReadingReceived,
@@ -68,6 +69,12 @@ class DashboardScreen(Screen[None]):
 
         range_s: float
 
+    @dataclass
+    class BoxSwitched(Message):
+        """The app now shows box ``name``: start afresh (nothing of the old box stays)."""
+
+        name: str
+
     class StatusOutdated(Message):
         """An event changed what the status shows (a relay switched, an alert, a drying step):
         a fresh status is worth fetching now rather than at the next periodic one."""
@@ -78,8 +85,10 @@ class DashboardScreen(Screen[None]):
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         tick_s: float,
+        box: str = DEFAULT_BOX,
     ) -> None:
         super().__init__()
+        self.box = box
         self.clock = clock
         self.wall_clock = wall_clock
         self.tick_s = tick_s
@@ -118,6 +127,23 @@ class DashboardScreen(Screen[None]):
         self.query_one(ConnectionBanner).message = "Connecting to the service…"
         self.set_interval(self.tick_s, self._on_tick)
         self.post_message(self.Ready())
+
+    def on_dashboard_screen_box_switched(self, message: BoxSwitched) -> None:
+        """Forget the old box's data, so none of it is shown as the new box's."""
+        self.box = message.name
+        self.connected = False
+        self.status, self.reading, self.history = {}, None, []
+        for name in RELAYS:
+            self._relay(name).state = None
+        self.drying.state = None
+        self.query_one(StoragePanel).state = None
+        self.query_one(ReadingsPanel).reading = None
+        for chart in self._charts():
+            chart.readings = []
+        self.query_one(ConnectionBanner).message = f"Connecting to box {message.name}…"
+        self.sub_title = f"box {message.name} · connecting…"
+        self.note(f"showing box {message.name}")
+        self.tick()
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width)
@@ -292,7 +318,8 @@ class DashboardScreen(Screen[None]):
 
     def _show_subtitle(self) -> None:
         st = self.status
-        parts = [f"service {st.get('version', '?')}"]
+        parts = [] if self.box == DEFAULT_BOX else [f"box {self.box}"]
+        parts.append(f"service {st.get('version', '?')}")
         if st.get("simulated"):
             parts.append("simulated")
         if isinstance(st.get("uptime_s"), (int, float)):

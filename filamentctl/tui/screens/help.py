@@ -16,6 +16,7 @@ filamentctl dashboard — a client of the running service
   r        reset a latched safety fault (heater, and fan if latched)
   c        chart range: 1 h → 6 h → 24 h
   d        drying: pick a material and start; during a session, stop it
+  b        another box on this machine (filamentctl --box NAME run)
   t        switch theme (dark / light)
   ctrl+p   command palette: every action, including flush
   ? / F1   this help
