@@ -271,6 +271,11 @@ class SocketServer:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
 
+    def running(self, op: str) -> int:
+        """How many ``op`` requests (a long op: flush, subscribe, ...) are being handled now."""
+        with self._lock:
+            return self._running.get(op, 0)
+
     def connections(self) -> int:
         """How many clients are connected now."""
         with self._lock:

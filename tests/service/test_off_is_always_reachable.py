@@ -80,9 +80,14 @@ def test_flushes_whose_clients_hung_up_free_their_slots(service: Any) -> None:
     request = json.dumps(
         {"id": 1, "op": "flush", "args": {"timeout": protocol.MAX_FLUSH_TIMEOUT_S}}
     ).encode()
-    for c in clients:
+    # The first few take every flush slot (each confirmed running before the rest ask, as the
+    # server handles connections in parallel, in no set order) ...
+    for c in clients[: LONG_OPS["flush"]]:
         c.sendall(request + b"\n")
-    # Only a few flushes run at once; the rest are told busy at once.
+    wait_until(lambda: service.server.running("flush") == LONG_OPS["flush"], what="the flushes")
+    # ... and the rest are told busy at once.
+    for c in clients[LONG_OPS["flush"] :]:
+        c.sendall(request + b"\n")
     busy = 0
     for c in clients[LONG_OPS["flush"] :]:
         reply = json.loads(c.makefile("rb").readline())
