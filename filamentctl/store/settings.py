@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from filamentctl.store.config_store import ConfigStore
 
 Origin = Literal["default", "stored", "env", "override"]
+#: A validated setting's value: what the schema's key types hold (a ``json_object`` key holds a
+#: JSON object, e.g. ``data.tags``).
+SettingValue = bool | int | float | str | dict[str, object]
 #: ``Settings.key_info`` when no configuration database (hence no key) was used.
 NO_KEY: Mapping[str, str | None] = {"key_source": None, "key_location": None, "vault_addr": None}
 
@@ -46,7 +49,7 @@ class Settings(Mapping[str, Any]):
 
     def __init__(
         self,
-        values: Mapping[str, Any],
+        values: Mapping[str, SettingValue],
         sources: Mapping[str, Origin],
         source: Literal["store", "defaults"],
         key_source: str | None,
