@@ -151,15 +151,8 @@ class Database:
         Anything raised inside (or by the COMMIT: a full disk, an I/O error) rolls the whole
         transaction back and propagates: either every statement is stored or none is.
         """
-        with self.lock:
-            conn = self.connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+        with self.lock, transaction(self.connection()) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
@@ -243,15 +236,10 @@ class Database:
                 f"(schema {version}, this version knows {SCHEMA_VERSION}); upgrade filamentctl"
             )
         for target in range(int(version), SCHEMA_VERSION):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 for statement in _MIGRATIONS[target]:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {target + 1}")
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
 
     def _set_aside(self, reason: str) -> None:
         """Rename the damaged file (and its WAL) out of the way; drop its shared-memory index."""
@@ -275,6 +263,22 @@ class Database:
             kept,
         )
         self.recovered = {"kept": str(kept), "reason": reason}
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` on ``conn`` (opened with ``isolation_level=None``).
+
+    Anything raised inside, or by the COMMIT itself (a full disk, an I/O error), rolls the whole
+    transaction back and propagates. The caller holds whatever lock guards ``conn``.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
 
 
 def meta_add(conn: sqlite3.Connection, key: str, amount: int) -> None:
