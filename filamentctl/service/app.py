@@ -171,12 +171,8 @@ class Service:
         self._state_lock.acquire()
         try:
             self._build_control()
-            history = History(
-                self.paths.history_db,
-                max_backlog=int(s["storage.max_backlog"]),
-                retention_days=float(s["storage.retention_days"]),
-                recover_corrupt=True,  # a damaged history is kept aside, never fatal
-            )
+            # A damaged history is kept aside, never fatal.
+            history = History.from_settings(self.paths.history_db, s, recover_corrupt=True)
             history.open()
             # Only an open history is kept: stop() after a failed open must not try to commit.
             self._history = history

@@ -435,7 +435,7 @@ class DeliveryWorker:
         failed: list[int] = []
         error: str | None = None
         for entry in wanted:
-            readings = self._history.deadletter_replay([entry])
+            readings = self._history.deadletter_readings([entry])
             if not readings:
                 continue
             with self._send_lock:

@@ -88,11 +88,7 @@ def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) 
     lock = StateLock(paths.state_dir)
     lock.acquire("a direct flush")
     try:
-        history = History(
-            paths.history_db,
-            max_backlog=int(settings["storage.max_backlog"]),
-            retention_days=float(settings["storage.retention_days"]),
-        )
+        history = History.from_settings(paths.history_db, settings)
         history.open()
         try:
             sink = create_sink(with_secrets(settings, "database."))

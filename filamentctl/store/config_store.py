@@ -17,16 +17,48 @@ import json
 import os
 import secrets
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from filamentctl.errors import ConfigDecryptError, UserError
 from filamentctl.store.keys import ENV_KEY, KEY_BYTES, key_material
 
 FORMAT_VERSION = 1  # PRAGMA user_version of a filamentctl configuration
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class _Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store uses of an ``sqlcipher3`` connection: the stdlib ``sqlite3`` API, which
+    ``sqlcipher3`` copies (it ships no type information of its own)."""
+
+    def execute(self, sql: str, parameters: Sequence[object] = ..., /) -> _Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[object]], /) -> _Cursor: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Connection: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> object: ...
 
 
 def _key_pragma(key: bytes | str) -> str:
@@ -50,7 +82,7 @@ def _uri(path: Path) -> str:
 class ConfigStore:
     """An open configuration database. Use :meth:`open`; close it (or use ``with``)."""
 
-    def __init__(self, conn: Any, path: Path) -> None:
+    def __init__(self, conn: Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
 
@@ -217,11 +249,11 @@ def _db_error() -> type[Exception]:
     return error
 
 
-def _connect(path: Path, pragma: str) -> Any:
+def _connect(path: Path, pragma: str) -> Connection:
     import sqlcipher3
 
     # Default isolation: reads and PRAGMAs run outside transactions; `with conn` wraps writes.
-    conn = sqlcipher3.connect(_uri(path), uri=True, timeout=5.0)
+    conn: Connection = sqlcipher3.connect(_uri(path), uri=True, timeout=5.0)
     try:
         # Without this SQLCipher prints its own errors (e.g. on a wrong key) to stderr.
         conn.execute("PRAGMA cipher_log_level = NONE")

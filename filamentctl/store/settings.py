@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from filamentctl.store.config_store import ConfigStore
 
 Origin = Literal["default", "stored", "env", "override"]
+#: A validated setting's value: what the schema's key types hold (a ``json_object`` key holds a
+#: JSON object, e.g. ``data.tags``).
+SettingValue = bool | int | float | str | dict[str, object]
 #: ``Settings.key_info`` when no configuration database (hence no key) was used.
 NO_KEY: Mapping[str, str | None] = {"key_source": None, "key_location": None, "vault_addr": None}
 
@@ -46,7 +49,7 @@ class Settings(Mapping[str, Any]):
 
     def __init__(
         self,
-        values: Mapping[str, Any],
+        values: Mapping[str, SettingValue],
         sources: Mapping[str, Origin],
         source: Literal["store", "defaults"],
         key_source: str | None,
@@ -427,11 +430,21 @@ def rekey(paths: _paths.Paths, env: Mapping[str, str], new_key: str | None = Non
     swapped-in file with the key found the normal way; only then delete the ``*.old`` copies. On
     any failure the old files are put back and a UserError says what happened.
     """
-    from filamentctl.store.config_store import ConfigStore
-
     store, found = open_store(paths, env)
     with store:
         items = store.items()
+    material = _new_material(found, new_key)
+    files = _RekeyFiles.beside(paths)
+    files.check_no_leftovers()
+    _write_copy(files.new_db, material, items)
+    _swap(paths, env, found, material, items, files)
+    _remove(files.old_db)
+    _remove(files.old_key)
+    return RekeyResult(found.source, found.kind, len(items))
+
+
+def _new_material(found: keys.FoundKey, new_key: str | None) -> bytes | str:
+    """The new key's material; UsageError when there is none to use or it changes nothing."""
     if found.kind == "env" and new_key is None:
         raise UsageError(
             f"the key comes from {keys.ENV_KEY}; give the new key on stdin "
@@ -442,18 +455,44 @@ def rekey(paths: _paths.Paths, env: Mapping[str, str], new_key: str | None = Non
         raise UsageError("the new key is empty")
     if material == found.material:
         raise UsageError("the new key is the current key; nothing to do")
+    return material
 
-    db = paths.config_db
-    token = secrets.token_hex(6)
-    new_db = db.with_name(f".{db.name}.rekey-{token}")
-    old_db = db.with_name(db.name + ".old")
-    old_key = paths.key_file.with_name(paths.key_file.name + ".old")
-    for leftover in (old_db, old_key):
-        if os.path.lexists(leftover):
-            raise UserError(
-                f"{leftover} is left from an earlier rekey; check which key opens which file, "
-                "then move it away"
-            )
+
+@dataclass(frozen=True, slots=True)
+class _RekeyFiles:
+    """The files a rekey creates next to the configuration and its key file."""
+
+    new_db: Path  # the re-encrypted copy, until it is swapped in
+    old_db: Path  # the old database, kept until the swap is verified
+    old_key: Path  # the old key file, likewise
+    new_key: Path  # the new key file, until it is swapped in
+
+    @classmethod
+    def beside(cls, paths: _paths.Paths) -> _RekeyFiles:
+        db, key = paths.config_db, paths.key_file
+        token = secrets.token_hex(6)
+        return cls(
+            new_db=db.with_name(f".{db.name}.rekey-{token}"),
+            old_db=db.with_name(db.name + ".old"),
+            old_key=key.with_name(key.name + ".old"),
+            new_key=key.with_name(f".{key.name}.new-{token}"),
+        )
+
+    def check_no_leftovers(self) -> None:
+        """UserError when an earlier rekey left its ``*.old`` copies behind."""
+        for leftover in (self.old_db, self.old_key):
+            if os.path.lexists(leftover):
+                raise UserError(
+                    f"{leftover} is left from an earlier rekey; check which key opens which "
+                    "file, then move it away"
+                )
+
+
+def _write_copy(new_db: Path, material: bytes | str, items: Mapping[str, Any]) -> None:
+    """Copy ``items`` into a new database at ``new_db`` under ``material`` and read it back;
+    UserError (and no file left) when the copy differs."""
+    from filamentctl.store.config_store import ConfigStore
+
     try:
         with ConfigStore.open(new_db, material, create=True, key_source="the new key") as fresh:
             fresh.set_many(items)
@@ -466,40 +505,48 @@ def rekey(paths: _paths.Paths, env: Mapping[str, str], new_key: str | None = Non
         _remove(new_db)
         raise
 
+
+def _swap(
+    paths: _paths.Paths,
+    env: Mapping[str, str],
+    found: keys.FoundKey,
+    material: bytes | str,
+    items: Mapping[str, Any],
+    files: _RekeyFiles,
+) -> None:
+    """Put the re-encrypted copy and the new key where the old ones were (kept as ``*.old``),
+    then decrypt the result with the key found the normal way. On any failure the old files
+    (and the old Vault key) are put back; a UserError then says the rekey failed."""
     new_text = material.hex() if isinstance(material, bytes) else material
     vault_old: str | None = None
-    new_key_tmp = paths.key_file.with_name(f".{paths.key_file.name}.new-{token}")
     try:
-        os.link(db, old_db)
+        os.link(paths.config_db, files.old_db)
         if found.kind == "file":
             if isinstance(material, bytes):
-                keys.write_key_file(new_key_tmp, material)
+                keys.write_key_file(files.new_key, material)
             else:
                 raise UsageError("a key file holds a 64-hex-character key, not a passphrase")
-            os.link(paths.key_file, old_key)
+            os.link(paths.key_file, files.old_key)
         elif found.kind == "vault":
             vault_old = keys.read_vault_key(env)
             keys.store_vault_key(env, new_text)
         if found.kind == "file":
-            os.replace(new_key_tmp, paths.key_file)
-        os.replace(new_db, db)
+            os.replace(files.new_key, paths.key_file)
+        os.replace(files.new_db, paths.config_db)
         check_env = {**env, keys.ENV_KEY: new_text} if found.kind == "env" else env
         again, _ = open_store(paths, check_env)
         with again:
             if again.items() != items:
                 raise UserError("the re-encrypted configuration differs after the swap")
     except BaseException as exc:
-        _restore(paths, found, env, old_db, old_key, vault_old)
-        _remove(new_db)
-        _remove(new_key_tmp)
+        _restore(paths, found, env, files.old_db, files.old_key, vault_old)
+        _remove(files.new_db)
+        _remove(files.new_key)
         if isinstance(exc, UserError):
             raise UserError(
                 f"rekey failed, the old key and configuration are back: {exc}"
             ) from None
         raise
-    _remove(old_db)
-    _remove(old_key)
-    return RekeyResult(found.source, found.kind, len(items))
 
 
 def _restore(

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from filamentctl.core.schema import VAULT_REF_PREFIX, parse_vault_ref
 from filamentctl.errors import ConfigError, UserError
@@ -96,10 +96,49 @@ def key_ref(env: Mapping[str, str]) -> VaultRef:
         raise ConfigError(f"{ENV_PATH}: {exc}") from None
 
 
+class _KvV2(Protocol):
+    def read_secret_version(
+        self, path: str, mount_point: str, raise_on_deleted_version: bool
+    ) -> Any: ...
+
+    def create_or_update_secret(
+        self, path: str, secret: Mapping[str, object], mount_point: str
+    ) -> object: ...
+
+
+class _Kv(Protocol):
+    @property
+    def v2(self) -> _KvV2: ...
+
+
+class _Secrets(Protocol):
+    @property
+    def kv(self) -> _Kv: ...
+
+
+class _AppRole(Protocol):
+    def login(self, role_id: str, secret_id: str) -> object: ...
+
+
+class _Auth(Protocol):
+    @property
+    def approle(self) -> _AppRole: ...
+
+
+class HvacClient(Protocol):
+    """The part of ``hvac.Client`` this module uses (hvac ships no type information)."""
+
+    @property
+    def secrets(self) -> _Secrets: ...
+
+    @property
+    def auth(self) -> _Auth: ...
+
+
 class VaultClient:
     """An authenticated connection to one Vault. Use :meth:`connect`."""
 
-    def __init__(self, client: Any, addr: str) -> None:
+    def __init__(self, client: HvacClient, addr: str) -> None:
         self._client = client
         self.addr = addr
 
@@ -129,7 +168,7 @@ class VaultClient:
             )
         # An explicit token ("" when using AppRole) stops hvac reading ~/.vault-token behind
         # our back.
-        client = hvac.Client(
+        client: HvacClient = hvac.Client(
             url=addr,
             token="" if role_id else token,
             verify=verify,

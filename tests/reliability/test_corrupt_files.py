@@ -139,8 +139,8 @@ def test_a_healthy_history_after_a_crash_mid_checkpoint_is_not_called_damaged(
     for seq in range(1, 2001):
         history.add(Reading(1_700_000_000_000_000_000 + seq * 10**9, seq, 20.0, 50.0))
     history.commit()
-    with history._lock:
-        history._require().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    with history.database.lock:
+        history.database.connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     crashed = tmp_path / "crashed" / "history.db"
     crashed.parent.mkdir()
     crashed.write_bytes(live.read_bytes()[: 4096 * 3])

@@ -117,8 +117,9 @@ def full_disk_service(
             if request.param == "filesystem":
                 fillers.append(_fill(paths.state_dir))
             else:
-                conn = svc.history._conn  # the history's own connection (see module docstring)
-                with svc.history._lock:
+                database = svc.history.database  # its own connection (see module docstring)
+                with database.lock:
+                    conn = database.connection()
                     (pages,) = conn.execute("PRAGMA page_count").fetchone()
                     conn.execute(f"PRAGMA max_page_count = {int(pages)}")
 
@@ -127,8 +128,8 @@ def full_disk_service(
                 for filler in fillers:
                     filler.unlink()
             else:
-                with svc.history._lock:
-                    svc.history._conn.execute("PRAGMA max_page_count = 1073741823")
+                with svc.history.database.lock:
+                    svc.history.database.connection().execute("PRAGMA max_page_count = 1073741823")
 
         yield svc, factory, fill, free
 

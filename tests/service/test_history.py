@@ -118,8 +118,7 @@ def test_a_failed_commit_writes_nothing_and_keeps_the_readings_for_the_next_one(
     add(history, 2000)
     # Real SQLite, made to report "database or disk is full": the page limit is a per-connection
     # pragma, so it has to be set on the history's own connection.
-    conn = history._conn
-    assert conn is not None
+    conn = history.database.connection()
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages}")
 
@@ -140,8 +139,7 @@ def test_a_failed_commit_writes_nothing_and_keeps_the_readings_for_the_next_one(
 def test_while_the_disk_stays_full_memory_holds_a_bounded_number_of_readings(db: Path) -> None:
     h = History(db, max_backlog=0, retention_days=0, max_buffer=1000)
     h.open()
-    conn = h._conn  # see above: the only way to make real SQLite report a full disk
-    assert conn is not None
+    conn = h.database.connection()  # see above: the only way to make real SQLite report a full disk
     (pages,) = conn.execute("PRAGMA page_count").fetchone()
     conn.execute(f"PRAGMA max_page_count = {pages}")
     add(h, 1000)
@@ -343,9 +341,9 @@ def test_rejected_batch_goes_to_dead_letter_and_can_be_replayed_or_purged(
     counters = history.counters()
     assert (counters["rejected"], counters["dead_letter"]) == (3, 1)
 
-    assert history.deadletter_replay([entry]) == batch
-    assert history.deadletter_replay() == batch
-    assert len(history.deadletter_list()) == 1  # replay alone removes nothing
+    assert history.deadletter_readings([entry]) == batch
+    assert history.deadletter_readings() == batch
+    assert len(history.deadletter_list()) == 1  # reading them back removes nothing
 
     assert history.deadletter_purge([entry], delivered=True) == 1
     assert history.deadletter_list() == []
