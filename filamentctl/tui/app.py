@@ -169,10 +169,12 @@ class DashboardApp(App[None]):
     def _close_link(self) -> None:
         """Stop the link thread: wake its backoff wait and end its blocking read."""
         self._link_closing.set()
+        self._interrupt_stream()
+
+    def _interrupt_stream(self) -> None:
         with self._stream_lock:
-            stream = self._stream
-        if stream is not None:
-            stream.interrupt()
+            if self._stream is not None:
+                self._stream.interrupt()
 
     def _to_dashboard(self, message: Message, socket: Path | None) -> None:
         """Post what the service at ``socket`` said to the dashboard screen (from any thread);
@@ -262,26 +264,21 @@ class DashboardApp(App[None]):
     @work(thread=True, exclusive=True, group="status", name="status refresh")
     def _fetch_status(self) -> None:
         socket = self.socket_path
-        try:
-            with Client.connect(socket, timeout=5.0) as client:
-                status = client.call("status")
-        except (UserError, OSError, ValueError):
-            return  # the link notices a dead service and says so; no second banner here
+        # On failure, the link notices a dead service and says so: no second banner here.
+        status, _ = ask(socket, "status", timeout=5.0)
         if isinstance(status, dict):
             self._to_dashboard(StatusReceived(clean_status(status)), socket)
 
     @work(thread=True, exclusive=True, group="history", name="history")
     def _load_history(self, range_s: float) -> None:
         socket = self.socket_path
-        try:
-            with Client.connect(socket, timeout=30.0) as client:
-                # Averaged by the service into CHART_POINTS buckets: 24 h of 1 s readings would
-                # otherwise be 86,400 rows for a chart a few hundred cells wide.
-                step_s = max(1.0, range_s / CHART_POINTS)
-                args = {"since_s": range_s, "step_s": step_s, "limit": CHART_HISTORY_LIMIT}
-                rows = client.call("history", args)
-        except (UserError, OSError, ValueError) as exc:
-            self.post_message(CommandFinished("history", error=str(exc)))
+        # Averaged by the service into CHART_POINTS buckets: 24 h of 1 s readings would
+        # otherwise be 86,400 rows for a chart a few hundred cells wide.
+        step_s = max(1.0, range_s / CHART_POINTS)
+        args = {"since_s": range_s, "step_s": step_s, "limit": CHART_HISTORY_LIMIT}
+        rows, error = ask(socket, "history", args, timeout=30.0)
+        if error is not None:
+            self.post_message(CommandFinished("history", error=error))
             return
         readings = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
         self._to_dashboard(HistoryLoaded(range_s, readings), socket)
@@ -356,22 +353,16 @@ class DashboardApp(App[None]):
         if len(boxes) < 2:
             self.dashboard.note("no other box on this machine (filamentctl --box NAME run)")
             return
-        self.push_screen(BoxScreen(boxes, self.socket_path), self._switch_to)
+        self.push_screen(BoxScreen(boxes, self.socket_path), self.switch_box)
 
-    def _switch_to(self, box: BoxLocation | None) -> None:
+    def switch_box(self, box: BoxLocation | None) -> None:
+        """Show ``box`` (None: stay): the dashboard starts afresh and a new link replaces the
+        old one (whose late messages are dropped)."""
         if box is None or box.paths.socket == self.socket_path:
             return
-        self.switch_box(box.name, box.paths.socket)
-
-    def switch_box(self, name: str, socket: Path) -> None:
-        """Show the box whose service listens at ``socket``: the dashboard starts afresh and a
-        new link replaces the old one (whose late messages are dropped)."""
-        self.box, self.socket_path = name, socket
-        self.dashboard.post_message(DashboardScreen.BoxSwitched(name))
-        with self._stream_lock:
-            stream = self._stream
-        if stream is not None:
-            stream.interrupt()
+        self.box, self.socket_path = box.name, box.paths.socket
+        self.dashboard.post_message(DashboardScreen.BoxSwitched(box.name))
+        self._interrupt_stream()
         self._keep_linked()
 
     def action_toggle_theme(self) -> None:
@@ -397,13 +388,8 @@ class DashboardApp(App[None]):
                 )
 
         timeout = float(args.get("timeout", 0)) + 10.0
-        try:
-            with Client.connect(self.socket_path, timeout=timeout) as client:
-                result = client.call(op, args, on_event)
-        except (UserError, OSError, ValueError) as exc:
-            self.post_message(CommandFinished(op, error=str(exc)))
-            return
-        self.post_message(CommandFinished(op, result=result))
+        result, error = ask(self.socket_path, op, args, timeout=timeout, on_event=on_event)
+        self.post_message(CommandFinished(op, result=result, error=error))
 
     def on_flush_progressed(self, message: FlushProgressed) -> None:
         if self.flush_screen is not None and self.flush_screen.is_attached:
@@ -471,6 +457,22 @@ class DashboardApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield from palette_commands(self)
+
+
+def ask(
+    socket: Path | None,
+    op: str,
+    args: dict[str, Any] | None = None,
+    *,
+    timeout: float,
+    on_event: Callable[[str, Any], None] | None = None,
+) -> tuple[Any, str | None]:
+    """One request on a short connection of its own: ``(result, None)``, or ``(None, why)``."""
+    try:
+        with Client.connect(socket, timeout=timeout) as client:
+            return client.call(op, args, on_event), None
+    except (UserError, OSError, ValueError) as exc:
+        return None, str(exc)
 
 
 def palette_commands(app: DashboardApp) -> Iterator[SystemCommand]:
