@@ -107,3 +107,8 @@ def downsample(values: list[float], points: int) -> list[float]:
         if chunk:
             out.append(sum(chunk) / len(chunk))
     return out
+
+
+def plural(count: int, word: str) -> str:
+    """``1 reading``, ``2 readings``: the count and the word, in the plural unless it is one."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"

@@ -475,6 +475,11 @@ def _pairs(words: list[str]) -> list[tuple[str, str]]:
                 raise UsageError("only one value can come from stdin (-) per command")
             from_stdin = True
             value = _read_stdin()
+            if not value:
+                raise UsageError(
+                    f"nothing on stdin for {k.name}; pipe the value in, or use `filamentctl "
+                    f"config unset {k.name}` to remove a stored one"
+                )
         elif k.secret:
             raise UsageError(
                 f"{k.name} is a secret and is not accepted on the command line (shell history, "

@@ -168,7 +168,8 @@ def render_status(s: dict[str, Any]) -> str:
     sensor = s.get("sensor") or {}
     lines.append(
         f"filamentctl {s.get('version', '?')} — up {display.age(s.get('uptime_s'))}, "
-        f"{s.get('readings_total', 0)} readings" + (" (simulated)" if s.get("simulated") else "")
+        + display.plural(s.get("readings_total") or 0, "reading")
+        + (" (simulated)" if s.get("simulated") else "")
     )
     if r:
         age = display.age(r.get("age_s"))

@@ -57,7 +57,7 @@ def test(
     if json_:
         print_json({**result, "ok": ok})
     else:
-        via = "the running service" if result.get("via") == "service" else "directly"
+        via = "through the running service" if result.get("via") == "service" else "directly"
         sys.stdout.write(f"test notification from box '{result.get('box')}', sent {via}:\n")
         for r in results:
             line = "delivered" if r.get("ok") else f"FAILED: {r.get('error')}"

@@ -1022,6 +1022,8 @@ def parse(name: str, text: str) -> Any:
             raise _bad(k, shown)
         value = int(raw)
     elif k.type == "float":
+        if "_" in raw:  # Python's float() takes "1_0" as 10: a typo, not a number to store
+            raise _bad(k, shown)
         try:
             value = float(raw)
         except ValueError:

@@ -121,6 +121,14 @@ def test_only_one_value_can_come_from_stdin(home: Path) -> None:
     assert "only one value can come from stdin" in result.stderr
 
 
+def test_nothing_on_stdin_stores_nothing(home: Path) -> None:
+    """An empty pipe (a failed command before it, say) would have stored an empty secret."""
+    result = run("set", "database.influxdb_v2.token", "-", input="")
+    assert result.exit_code == 2
+    assert "nothing on stdin for database.influxdb_v2.token" in result.stderr
+    assert value("database.influxdb_v2.token") == ""
+
+
 def first_configuration_block() -> list[str]:
     """The commands of the user guide's "First configuration" section, as a user types them."""
     text = (REPO / "docs" / "user-guide.md").read_text(encoding="utf-8")

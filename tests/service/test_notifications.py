@@ -86,12 +86,15 @@ def test_notify_test_delivers_one_post_via_the_service_and_directly(
     [post] = cap.delivered()
     assert "test notification" in post["title"] and "Box 'default'" in post["message"]
     assert cap.posts[0].path == f"/{TOKEN}"
+    text = proc.cli("notify", "test").stdout
+    assert text.startswith("test notification from box 'default', sent through the running service")
+    assert cap.count() == 2
 
     proc.stop()
     direct = proc.cli("notify", "test")
     assert direct.returncode == 0, direct
     assert "sent directly" in direct.stdout and "target 1 (JSON): delivered" in direct.stdout
-    assert cap.count() == 2
+    assert cap.count() == 3
     assert TOKEN not in direct.stdout + direct.stderr + result.stdout + result.stderr
 
 

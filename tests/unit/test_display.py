@@ -35,3 +35,11 @@ def test_a_latch_shows_since_when_with_a_date_and_its_cause(utc: None) -> None:
 @pytest.mark.parametrize("relay", [{}, {"latched": None}, None, "x"])
 def test_no_latch_no_text(relay: object) -> None:
     assert display.latch(relay) is None
+
+
+def test_counts_take_the_plural_unless_one() -> None:
+    assert [display.plural(n, "reading") for n in (0, 1, 2)] == [
+        "0 readings",
+        "1 reading",
+        "2 readings",
+    ]

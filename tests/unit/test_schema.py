@@ -89,7 +89,8 @@ def test_out_of_range_numbers_say_the_range_and_unit() -> None:
 def test_floats_accept_integers_and_refuse_nan_and_infinity() -> None:
     assert parse("sensor.read_interval", "2") == 2.0
     assert isinstance(parse("sensor.read_interval", "2"), float)
-    for bad in ("nan", "inf", "-inf", "2s", ""):
+    # "1_0" is 10 to Python's float(): a typo here, refused rather than stored as 10.
+    for bad in ("nan", "inf", "-inf", "2s", "", "1_0"):
         with pytest.raises(ConfigError, match="sensor.read_interval"):
             parse("sensor.read_interval", bad)
 
