@@ -12,7 +12,7 @@ Start-up, in order, each failure one UserError line with its exit code:
 
 Then the gateway runs until a stop signal, surviving the service going away and coming back
 (the link reconnects; pages show "disconnected" meanwhile). Changed ``web.*`` settings take
-effect when the gateway restarts.
+effect on SIGHUP (``systemctl reload filamentctl-web``) or when the gateway restarts.
 """
 
 from __future__ import annotations
