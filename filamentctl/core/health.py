@@ -36,12 +36,12 @@ def problems(status: Mapping[str, Any]) -> list[str]:
         out.append("sensor FAULT" + (f": {error}" if error else ""))
     for name in RELAYS:
         relay = _section(status, name)
-        if not relay or relay.get("enabled") is False:
-            continue
-        if relay.get("latched"):
+        if relay.get("latched"):  # even on a disabled relay: a latch waits for a person
             out.append(
                 f"{name} latched: {relay['latched']} (clear with 'filamentctl {name} reset')"
             )
+        elif relay.get("enabled") is False:
+            continue
         elif relay.get("mode") == "fault":
             out.append(f"{name} in safety fault: {relay.get('reason') or 'no reason given'}")
     storage = _section(status, "storage")

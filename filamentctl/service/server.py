@@ -238,9 +238,16 @@ class SocketServer:
         probe.settimeout(0.5)
         try:
             probe.connect(str(self.path))
-        except OSError:
-            self.path.unlink(missing_ok=True)  # left behind by a crash
+        except ConnectionRefusedError:
+            self.path.unlink(missing_ok=True)  # nobody listens: left behind by a crash
             return
+        except (TimeoutError, BlockingIOError):
+            pass  # a listener too busy to accept: a live service, never to be unlinked
+        except OSError as exc:
+            raise UserError(
+                f"cannot check whether a service already listens on {self.path}: "
+                f"{exc.strerror or exc}; check the directory's permissions"
+            ) from None
         finally:
             probe.close()
         raise UserError(

@@ -145,7 +145,7 @@ def home() -> Iterator[Path]:
 
 
 def _one_error_line(stderr: str) -> str:
-    errors = [line for line in stderr.splitlines() if line.startswith(("filamentctl: ", "error: "))]
+    errors = [line for line in stderr.splitlines() if line.startswith("filamentctl: ")]
     assert len(errors) == 1, stderr
     assert stderr.rstrip("\n").splitlines()[-1] == errors[0], stderr
     assert "internal error" not in stderr and "Traceback" not in stderr, stderr

@@ -229,3 +229,30 @@ def test_an_unreachable_vault_at_boot_does_not_stop_the_service(
         storage = service.status()["storage"]
         assert storage["backend"] == "victoriametrics" and storage["connected"] is False
         assert "vault" in (storage["last_error"] or "").lower()
+
+
+def test_notify_urls_from_vault_reach_the_target(bao: OpenBaoServer, unique_name: str) -> None:
+    """``notify.urls`` may be a ``vault:`` reference (a URL often carries a token): the running
+    service resolves it when it sends, and the URL shows nowhere."""
+    from tests.capture import CaptureServer
+    from tests.helpers import ServiceProcess
+
+    with CaptureServer() as cap:
+        url = cap.url("tok-5e1f9a")
+        bao.api("POST", f"secret/data/{unique_name}", {"data": {"urls": url}})
+        svc = ServiceProcess(env={**token_env(bao), "FILAMENTCTL_SENSOR__READ_INTERVAL": "0.2"})
+        try:
+            svc.env.pop("FILAMENTCTL_CONFIG_KEY", None)
+            svc.home.mkdir(exist_ok=True)
+            assert svc.cli("config", "init").returncode == 0
+            reference = f"vault:secret/{unique_name}#urls\n"
+            stored = svc.cli("config", "set", "notify.urls", "-", input=reference)
+            assert stored.returncode == 0, stored.stderr
+            svc.start()
+            sent = svc.cli("notify", "test")
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            assert "through the running service" in sent.stdout and cap.count() == 1
+            shown = sent.stdout + sent.stderr + svc.log() + svc.cli("status", "--json").stdout
+            assert "tok-5e1f9a" not in shown
+        finally:
+            svc.cleanup()

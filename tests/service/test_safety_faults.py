@@ -107,6 +107,35 @@ def test_a_runaway_latch_survives_a_restart_until_heater_reset(box: ServiceProce
     assert_latched_after_restart(box, "runaway")
 
 
+@pytest.mark.parametrize("damage", ["garbage", "symlink", "no cause"])
+def test_a_damaged_latch_file_keeps_the_heater_latched_off(
+    box: ServiceProcess, damage: str
+) -> None:
+    """When unsure, OFF: a latch file that cannot be read counts as a latch, until a person
+    looks and runs `heater reset` (which replaces it)."""
+    state = box.home / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    latch = state / "heater-latch.json"
+    if damage == "garbage":
+        latch.write_bytes(b"\x00{not json")
+    elif damage == "symlink":
+        (box.home / "elsewhere.json").write_text('{"cause": "x", "since_ns": 1}\n')
+        latch.symlink_to(box.home / "elsewhere.json")
+    else:
+        latch.write_text('{"since_ns": 1}\n')
+    box.start()
+    wait_until(lambda: status(box)["reading"] is not None, what="the first reading")
+    h = heater(box)
+    assert (h["on"], h["mode"]) == (False, "fault"), h
+    assert h["latched"].startswith("the stored latch could not be read"), h
+    refused = box.cli("heater", "on")
+    assert refused.returncode == 1 and "latched" in refused.stderr
+    assert "heater latch file damaged" in box.log()
+    cli_ok(box, "heater", "reset")
+    wait_until(lambda: heater(box)["on"], what="the heater back ON after the reset")
+    assert not latch.is_symlink() and not latch.exists()
+
+
 def test_a_reading_above_the_sensor_range_latches_within_one_read(box: ServiceProcess) -> None:
     box.start()
     wait_until(lambda: heater(box)["on"], what="the heater ON")
@@ -206,6 +235,36 @@ def test_relays_off_after_the_service_died_drives_both_pins_off(box: ServiceProc
     levels = {r["relay"]: (r["gpio_pin"], r["level"], r["off"]) for r in out["relays"]}
     # Heater on an active-low board (OFF = level 1), fan active-high (OFF = level 0).
     assert levels == {"heater": (16, 1, True), "fan": (20, 0, True)}
+
+
+def test_relays_off_for_a_named_box_drives_that_boxs_pins(tmp_path: Path) -> None:
+    """``filamentctl@a``'s ExecStopPost runs ``relays-off`` with FILAMENTCTL_BOX=a: it must find
+    box a's record (its own pins), not the default box's."""
+    home = tmp_path / "h"
+    svc = ServiceProcess(
+        home=home,
+        env={**HEATER_ON_ENV, "FILAMENTCTL_BOX": "a", "FILAMENTCTL_HEATER__GPIO_PIN": "21"},
+    )
+    try:
+        svc.start(wait=False)
+        socket = home / "boxes" / "a" / "run" / "filamentctl.sock"
+        wait_until(socket.exists, what="box a's socket")
+
+        def heater_a() -> dict[str, Any]:
+            out = svc.cli("status", "--json")
+            return dict(json.loads(out.stdout)["heater"]) if out.returncode == 0 else {}
+
+        wait_until(lambda: heater_a().get("on"), what="box a's heater ON")
+        svc.kill9()
+        result = relays_off(home, ("FILAMENTCTL_BOX", "a"))
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert out["source"] == "record"
+        assert [(r["relay"], r["gpio_pin"], r["off"]) for r in out["relays"]][:1] == [
+            ("heater", 21, True)
+        ]
+    finally:
+        svc.cleanup()
 
 
 def test_relays_off_without_a_record_uses_the_configuration(tmp_path: Path) -> None:

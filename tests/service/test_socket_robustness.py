@@ -165,3 +165,39 @@ def test_the_documented_operations_are_exactly_what_the_service_handles(service)
     documented = (REPO / "docs" / "protocol.md").read_text()
     for op in protocol.OPS:
         assert f"`{op}`" in documented, op
+
+
+def test_a_live_socket_too_busy_to_answer_is_never_taken_over(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Starting a second server on a socket whose listener has a full queue: the probe's connect
+    times out rather than being refused. That is a live service: refused, its socket kept."""
+    from filamentctl.errors import UserError
+    from filamentctl.service.server import SocketServer
+
+    path = tmp_path / "s.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    try:
+        while True:  # fill the queue: the next connect would block
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.setblocking(False)
+            try:
+                c.connect(str(path))
+            except BlockingIOError:
+                c.close()
+                break
+            queued.append(c)
+        server = SocketServer(path, lambda req, conn: None)
+        with pytest.raises(UserError, match="already running"):
+            server.start()
+        assert path.is_socket()
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still the same, live (busy) listener
+            probe.connect(str(path))
+        probe.close()
+    finally:
+        for c in queued:
+            c.close()
+        listener.close()

@@ -50,7 +50,7 @@ class SimOps:
         box.set(temperature_c=t, humidity=h, fault=fault)
         # A pinned value is a deliberate change, not an implausible jump. A fault is not: the
         # filter must meet the injected spikes exactly as it would a real sensor's.
-        if t is not None or h is not None:
+        if (t is not None or h is not None) and fault is None:
             self._service.sampler.filter.trust_next()
         log.info("sim: set %s (peer %s)", dict(args), conn.peer)
         return box.state()
