@@ -985,6 +985,18 @@ def key(name: str) -> Key:
         raise ConfigError(unknown_key_message(name)) from None
 
 
+def number(settings: Mapping[str, object], name: str) -> float:
+    """The numeric setting ``name`` of ``settings`` (typed, as loaded) as a float.
+
+    Raises KeyError when it is missing and TypeError when it holds no number (the schema's
+    validation rules that out for loaded settings).
+    """
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
 def _bad(k: Key, shown: str, allowed: str | None = None) -> ConfigError:
     return ConfigError(f"invalid value {shown} for {k.name}: expected {allowed or k.allowed()}")
 

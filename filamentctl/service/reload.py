@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from filamentctl.service.api import ServiceAPI
@@ -60,6 +60,7 @@ _FILTER_KEYS = frozenset(
     }
 )
 _LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
+_HISTORY_KEYS = frozenset({"storage.max_backlog", "storage.retention_days"})
 # Read from service.settings whenever used (a running drying session follows them at once).
 _LIVE_PREFIXES = ("dry.", "box.")
 _DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
@@ -67,7 +68,7 @@ _DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
 _reload_lock = threading.Lock()  # one reload at a time
 
 
-def _needs_restart(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def _needs_restart(key: str, old: Mapping[str, object], new: Mapping[str, object]) -> bool:
     # Switching a relay OFF for good must never wait for a restart (its pin stays claimed
     # until then, which is harmless); enabling one does, because the pin is claimed at start.
     if key in ("heater.enabled", "fan.enabled") and old.get(key) and not new.get(key):
@@ -75,7 +76,7 @@ def _needs_restart(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> 
     return key in RESTART_KEYS
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def changed_keys(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
     """Keys whose value differs (or exists on one side only), sorted."""
     return sorted(k for k in set(old) | set(new) if old.get(k, _NONE) != new.get(k, _NONE))
 
@@ -83,7 +84,7 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 _NONE = object()
 
 
-def apply_reload(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def apply_reload(service: ServiceAPI, new_settings: Mapping[str, object]) -> dict[str, Any]:
     """Apply ``new_settings`` (complete, validated) to a running :class:`Service`.
 
     Returns ``{"changed": [...], "applied": [...], "restart_required": [...], "errors": [...]}``
@@ -94,7 +95,7 @@ def apply_reload(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[s
         return _apply(service, new_settings)
 
 
-def _apply(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def _apply(service: ServiceAPI, new_settings: Mapping[str, object]) -> dict[str, Any]:
     old = dict(service.settings)
     new = dict(new_settings)
     if service.simulate:
@@ -113,50 +114,44 @@ def _apply(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, An
     service.settings.update({k: effective[k] for k in live if k in effective})
     applied.extend(k for k in live if k in _LIVE_KEYS or k.startswith(_LIVE_PREFIXES))
 
-    control_keys = [
-        k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"
-    ]
-    if control_keys:
+    def apply_part(label: str, keys: list[str], apply: Callable[[], None]) -> None:
+        """Apply one part's changed keys; when that fails, the part keeps its old values (in
+        service.settings too) and the failure is reported, and the other parts still apply."""
+        if not keys:
+            return
         try:
-            _reconfigure_control(service, effective)
-            applied.extend(control_keys)
+            apply()
         except Exception as exc:
-            errors.append(f"control: {exc}")
-            service.settings.update({k: old[k] for k in control_keys if k in old})
+            errors.append(f"{label}: {_one_line(exc)}")
+            service.settings.update({k: old[k] for k in keys if k in old})
+        else:
+            applied.extend(keys)
 
-    sampler_keys = [k for k in live if k in _FILTER_KEYS or k == "sensor.stale_after"]
-    if sampler_keys:
-        service.sampler.reconfigure(effective)
-        applied.extend(k for k in sampler_keys if k not in applied)
-
-    history = service.history
-    if "storage.max_backlog" in live:
-        history.max_backlog = int(effective["storage.max_backlog"])
-        applied.append("storage.max_backlog")
-    if "storage.retention_days" in live:
-        history.retention_days = float(effective["storage.retention_days"])
-        applied.append("storage.retention_days")
-
-    delivery_keys = [k for k in live if k.startswith(_DELIVERY_PREFIXES)]
-    if delivery_keys:
-        try:
-            service.swap_delivery(effective)
-            applied.extend(delivery_keys)
-        except Exception as exc:
-            errors.append(f"delivery: {_one_line(exc)}")
-            service.settings.update({k: old[k] for k in delivery_keys if k in old})
-
-    notify_keys = [k for k in live if k.startswith("notify.")]
-    if notify_keys:
-        try:
-            from filamentctl.service.notify import reconfigure_service
-
-            reconfigure_service(service, effective)
-            applied.extend(notify_keys)
-        except Exception as exc:
-            errors.append(f"notifications: {_one_line(exc)}")
-            service.settings.update({k: old[k] for k in notify_keys if k in old})
-
+    apply_part(
+        "control",
+        [k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"],
+        lambda: service.control.reconfigure(effective, service.clock()),
+    )
+    apply_part(
+        "sensor",
+        [k for k in live if k in _FILTER_KEYS or k == "sensor.stale_after"],
+        lambda: service.sampler.reconfigure(effective),
+    )
+    apply_part(
+        "history",
+        [k for k in live if k in _HISTORY_KEYS],
+        lambda: service.history.reconfigure(effective),
+    )
+    apply_part(
+        "delivery",
+        [k for k in live if k.startswith(_DELIVERY_PREFIXES)],
+        lambda: service.swap_delivery(effective),
+    )
+    apply_part(
+        "notifications",
+        [k for k in live if k.startswith("notify.")],
+        lambda: _reconfigure_notifier(service, effective),
+    )
     if "log.level" in live:
         _apply_log_level(str(old.get("log.level", "info")), str(effective["log.level"]))
         applied.append("log.level")
@@ -182,10 +177,11 @@ def _report(
     }
 
 
-def _reconfigure_control(service: ServiceAPI, settings: Mapping[str, Any]) -> None:
-    """New heater/fan settings into the controllers, re-evaluated and applied to the relays now
-    (ValueError, changing nothing, when they are inconsistent)."""
-    service.control.reconfigure(settings, service.clock())
+def _reconfigure_notifier(service: ServiceAPI, settings: Mapping[str, object]) -> None:
+    # Imported here: without notify.urls the notifier (and Apprise) is never loaded.
+    from filamentctl.service.notify import reconfigure_service
+
+    reconfigure_service(service, settings)
 
 
 def _apply_log_level(old: str, new: str) -> None:
