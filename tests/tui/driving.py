@@ -81,6 +81,12 @@ async def dashboard(
         yield app, pilot
 
 
+def requests_answered(app: DashboardApp) -> bool:
+    """No request of the app is still on its way: every request worker has returned, so what
+    they sent has reached the service (a check that nothing was sent waits for this)."""
+    return not any(w.group == "commands" and not w.is_finished for w in app.workers)
+
+
 def palette_offers(app: DashboardApp, prompt: str) -> bool:
     """The open command palette has ``prompt`` highlighted (so enter runs it)."""
     if not isinstance(app.screen, CommandPalette):

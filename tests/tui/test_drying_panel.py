@@ -13,7 +13,14 @@ from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.drying import DryStartScreen
 from filamentctl.tui.widgets.drying import DryingPanel
 from filamentctl.tui.widgets.eventlog import EventLog
-from tests.tui.driving import dashboard, palette_offers, run, screen_text, wait_for
+from tests.tui.driving import (
+    dashboard,
+    palette_offers,
+    requests_answered,
+    run,
+    screen_text,
+    wait_for,
+)
 from tests.tui.fakeserver import FakeService, drying_section
 
 
@@ -84,7 +91,8 @@ def test_escape_cancels_the_picker(service: FakeService, socket_path: Path) -> N
             await wait_for(pilot, lambda: isinstance(app.screen, DryStartScreen), "the picker")
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, DryStartScreen), "closed")
-            await pilot.pause(0.2)
+            await pilot.pause()  # the picker's answer is handled
+            await wait_for(pilot, lambda: requests_answered(app), "the requests' replies")
             assert "dry.start" not in service.ops()
 
     run(scenario)
@@ -116,7 +124,9 @@ def test_d_during_a_session_asks_before_stopping(service: FakeService, socket_pa
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
             assert "Stop drying PLA now?" in screen_text(app)
             await pilot.press("n")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "closed")
+            await pilot.pause()  # the answer is handled
+            await wait_for(pilot, lambda: requests_answered(app), "the requests' replies")
             assert "dry.stop" not in service.ops()
             await pilot.press("d", "y")
             await wait_for(pilot, lambda: "dry.stop" in service.ops(), "dry.stop")
