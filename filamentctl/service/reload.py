@@ -17,6 +17,7 @@ settings from the store and calls :func:`apply_reload`, which diffs old and new 
 - ``log.level``: the logger's level (unless the service runs with ``--debug``);
 - ``dry.*``, ``box.volume_l``: in ``service.settings``, which a drying session reads on each tick
   (a lower cap lowers a running session's target at once).
+- ``web.*``, ``mqtt.*``: not the service's; the gateways read them when they start.
 
 Keys that need the hardware rebuilt (sensor type and pins, relay enable/pins/polarity, metrics
 listener, log format) keep their running value and are returned in ``restart_required``.
@@ -50,20 +51,43 @@ RESTART_KEYS = frozenset(
         "log.format",
     }
 )
-# The reading filter's keys (applied by the sampler; sensor.stale_after too).
-_FILTER_KEYS = frozenset(
-    {
-        "sensor.temperature_offset",
-        "sensor.humidity_offset",
-        "sensor.max_jump_c",
-        "sensor.max_jump_rh",
-    }
-)
-_LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
-_HISTORY_KEYS = frozenset({"storage.max_backlog", "storage.retention_days"})
-# Read from service.settings whenever used (a running drying session follows them at once).
-_LIVE_PREFIXES = ("dry.", "box.")
-_DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
+# Which part of the running service applies a changed key (unless it needs a restart):
+# "settings" parts read service.settings on every use (the sampler's intervals; a running drying
+# session follows dry.* and box.* at once); "gateway" keys belong to the gateway processes, which
+# read them when they start. Every key of the schema is either here or in RESTART_KEYS (a test
+# checks that).
+_PARTS_OF_KEY: dict[str, tuple[str, ...]] = {
+    "sensor.read_interval": ("settings",),
+    "storage.commit_interval": ("settings",),
+    "sensor.stale_after": ("control", "sensor"),
+    "sensor.temperature_offset": ("sensor",),
+    "sensor.humidity_offset": ("sensor",),
+    "sensor.max_jump_c": ("sensor",),
+    "sensor.max_jump_rh": ("sensor",),
+    "storage.max_backlog": ("history",),
+    "storage.retention_days": ("history",),
+    "log.level": ("log",),
+}
+_PARTS_OF_SECTION: dict[str, tuple[str, ...]] = {
+    "heater": ("control",),
+    "fan": ("control",),
+    "database": ("delivery",),
+    "writer": ("delivery",),
+    "retry": ("delivery",),
+    "data": ("delivery",),
+    "notify": ("notifications",),
+    "dry": ("settings",),
+    "box": ("settings",),
+    "web": ("gateway",),
+    "mqtt": ("gateway",),
+}
+
+
+def parts_of(key: str) -> tuple[str, ...]:
+    """The parts that apply ``key`` when it changes without a restart (empty for a key that
+    only takes effect at the next start)."""
+    return _PARTS_OF_KEY.get(key) or _PARTS_OF_SECTION.get(key.split(".", 1)[0], ())
+
 
 _reload_lock = threading.Lock()  # one reload at a time
 
@@ -110,48 +134,32 @@ def _apply(service: ServiceAPI, new_settings: Mapping[str, object]) -> dict[str,
     if not live:
         return _report(changed, applied, restart, errors)
 
+    def keys_of(part: str) -> list[str]:
+        return [k for k in live if part in parts_of(k)]
+
     # Plain values first: the sampler and status read service.settings.
     service.settings.update({k: effective[k] for k in live if k in effective})
-    applied.extend(k for k in live if k in _LIVE_KEYS or k.startswith(_LIVE_PREFIXES))
+    applied.extend(keys_of("settings"))
 
-    def apply_part(label: str, keys: list[str], apply: Callable[[], None]) -> None:
+    def apply_part(part: str, apply: Callable[[], None]) -> None:
         """Apply one part's changed keys; when that fails, the part keeps its old values (in
         service.settings too) and the failure is reported, and the other parts still apply."""
+        keys = keys_of(part)
         if not keys:
             return
         try:
             apply()
         except Exception as exc:
-            errors.append(f"{label}: {_one_line(exc)}")
+            errors.append(f"{part}: {_one_line(exc)}")
             service.settings.update({k: old[k] for k in keys if k in old})
         else:
             applied.extend(keys)
 
-    apply_part(
-        "control",
-        [k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"],
-        lambda: service.control.reconfigure(effective, service.clock()),
-    )
-    apply_part(
-        "sensor",
-        [k for k in live if k in _FILTER_KEYS or k == "sensor.stale_after"],
-        lambda: service.sampler.reconfigure(effective),
-    )
-    apply_part(
-        "history",
-        [k for k in live if k in _HISTORY_KEYS],
-        lambda: service.history.reconfigure(effective),
-    )
-    apply_part(
-        "delivery",
-        [k for k in live if k.startswith(_DELIVERY_PREFIXES)],
-        lambda: service.swap_delivery(effective),
-    )
-    apply_part(
-        "notifications",
-        [k for k in live if k.startswith("notify.")],
-        lambda: _reconfigure_notifier(service, effective),
-    )
+    apply_part("control", lambda: service.control.reconfigure(effective, service.clock()))
+    apply_part("sensor", lambda: service.sampler.reconfigure(effective))
+    apply_part("history", lambda: service.history.reconfigure(effective))
+    apply_part("delivery", lambda: service.swap_delivery(effective))
+    apply_part("notifications", lambda: _reconfigure_notifier(service, effective))
     if "log.level" in live:
         _apply_log_level(str(old.get("log.level", "info")), str(effective["log.level"]))
         applied.append("log.level")
