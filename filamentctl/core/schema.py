@@ -1136,7 +1136,7 @@ def parse_vault_ref(text: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def format_value(name: str, value: Any) -> str:
+def format_value(value: Any) -> str:
     """A value as text a user could type back into ``config set`` (bools as true/false)."""
     if isinstance(value, bool):
         return "true" if value else "false"
