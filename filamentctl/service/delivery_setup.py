@@ -131,29 +131,16 @@ class DeliveryHolder:
 
     def status(self, backend: str) -> dict[str, Any]:
         """The ``storage`` section of ``status`` (``backend``: the configured database.type)."""
+        from filamentctl.service.delivery import storage_status
+
         history = self._history
         if self.worker is not None:
             out = dict(self.worker.status())
-            out["history_error"] = history.last_commit_error
-            out["history_recovered"] = history.recovered
-            return out
-        counters = history.counters()
-        waiting = self.setup_error
-        return {
-            "history_error": history.last_commit_error,
-            "history_recovered": history.recovered,
-            "consecutive_failures": 0,
-            "errors_total": 0,
-            "alert": None,
-            "last_success": None,
-            "backend": backend if waiting else "none",
-            "connected": False,
-            "backlog": 0,
-            "oldest_unsent_age_s": None,
-            "written": counters.get("written", 0),
-            "dropped": counters.get("dropped", 0),
-            "rejected": counters.get("rejected", 0),
-            "dead_letter": counters.get("dead_letter", 0),
-            "last_error": waiting,
-            "next_retry_s": None,
-        }
+        else:
+            waiting = self.setup_error  # a sink still waiting for its secret (Vault down)
+            out = storage_status(
+                backend if waiting else "none", history.counters(), last_error=waiting
+            )
+        out["history_error"] = history.last_commit_error
+        out["history_recovered"] = history.recovered
+        return out
