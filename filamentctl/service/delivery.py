@@ -480,6 +480,12 @@ class DeliveryWorker:
         )
 
 
+def nothing_to_flush(backend: str) -> dict[str, Any]:
+    """The ``flush`` result when there is nothing to deliver: no database (``backend`` "none"),
+    or no history yet."""
+    return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": backend}
+
+
 def storage_status(
     backend: str,
     counters: Mapping[str, int],

@@ -136,10 +136,29 @@ def test_history_bad_duration_is_usage_error(box) -> None:  # type: ignore[no-un
     assert result.stderr.count("\n") == 1
 
 
+NOTHING_TO_FLUSH = {"delivered": 0, "remaining": 0, "ok": True, "error": None}
+
+
 def test_flush_with_no_database_succeeds(box) -> None:  # type: ignore[no-untyped-def]
     result = box.cli("flush", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["ok"] is True
+    assert json.loads(result.stdout) == {**NOTHING_TO_FLUSH, "backend": "none", "via": "service"}
+
+
+@pytest.mark.parametrize("backend", ["none", "victoriametrics"])
+def test_flush_without_a_service_or_a_history_has_nothing_to_do(backend: str) -> None:
+    # Port 9 (discard): nothing is sent, as there is no history to send from.
+    env = {
+        "FILAMENTCTL_DATABASE__TYPE": backend,
+        "FILAMENTCTL_DATABASE__VICTORIAMETRICS__URL": "http://127.0.0.1:9",
+    }
+    never_started = ServiceProcess(env=env)
+    try:
+        result = never_started.cli("flush", "--json")
+    finally:
+        never_started.cleanup()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {**NOTHING_TO_FLUSH, "backend": backend, "via": "direct"}
 
 
 def test_heater_on_when_disabled_is_refused_with_reason(box) -> None:  # type: ignore[no-untyped-def]
