@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from filamentctl.core.reading import FIELDS
 from tests.helpers import REPO, in_process_service, raw_request, settings, wait_until
 
 
@@ -102,17 +103,7 @@ def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-u
     st = reply["result"]
     for key in ("version", "uptime_s", "readings_total", "reading", "sensor", "storage"):
         assert key in st
-    for key in (
-        "time",
-        "seq",
-        "age_s",
-        "temperature_c",
-        "temperature_f",
-        "humidity",
-        "dew_point_c",
-        "absolute_humidity_g_m3",
-        "pressure_hpa",
-    ):
+    for key in ("time", "seq", "age_s", *FIELDS):
         assert key in st["reading"], key
     for key in ("type", "health", "last_error", "errors"):
         assert key in st["sensor"], key
