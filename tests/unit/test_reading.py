@@ -23,7 +23,9 @@ from filamentctl.core.reading import FIELDS, Reading, iso_utc
         (45.0, 10.0, 6.36, 6.52),
     ],
 )
-def test_dew_point_and_absolute_humidity_match_reference(t, rh, dew, absolute) -> None:  # type: ignore[no-untyped-def]
+def test_dew_point_and_absolute_humidity_match_reference(
+    t: float, rh: float, dew: float, absolute: float
+) -> None:
     r = Reading(0, 1, t, rh)
     assert r.dew_point_c == pytest.approx(dew, abs=0.02)
     assert r.absolute_humidity_g_m3 == pytest.approx(absolute, abs=0.02)
