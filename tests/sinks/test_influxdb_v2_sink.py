@@ -2,7 +2,9 @@
 
 No InfluxDB 2.x server can be installed here (Debian 12 has none); VictoriaMetrics accepts the same
 ``/api/v2/write`` request the client sends (org and bucket are ignored), so the real client and
-the real HTTP exchange are tested. The fault proxy shows what went over the wire.
+the real HTTP exchange are tested. What VictoriaMetrics does not check (the org, the bucket, the
+token, the precision) is checked on the wire through the fault proxy, and InfluxDB's error answers
+are scripted there: these are protocol-compatibility tests, not tests against an InfluxDB 2.x.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """The InfluxDB 3 sink: line protocol to the v2-compatible endpoint, against VictoriaMetrics.
 
 No InfluxDB 3 server can be installed here; VictoriaMetrics serves the same ``/api/v2/write``
-endpoint (docs/backends.md says why the sink uses it), so the real exchange is tested.
+endpoint (docs/backends.md says why the sink uses it), so the real exchange is tested. What
+VictoriaMetrics does not check (the database, the token) is checked on the wire through the fault
+proxy, and InfluxDB 3's status answers are scripted there: protocol-compatibility tests, not tests
+against an InfluxDB 3 server.
 """
 
 from __future__ import annotations
