@@ -146,7 +146,9 @@ class ConfigOps:
                 protocol.INVALID_ARGS, f"'gateway' must be one of: {', '.join(GATEWAYS)}"
             )
         _require_admin(
-            conn, "read a gateway's settings (run the gateway as the service user: its unit does)"
+            conn,
+            "read a gateway's settings",
+            "run the gateway as the service user (its systemd unit does)",
         )
         from filamentctl.service.secrets import with_secrets
 
@@ -162,14 +164,15 @@ class ConfigOps:
         return {"box": self._service.paths.box, "version": __version__, "settings": out}
 
 
-def _require_admin(conn: Connection, what: str) -> None:
-    """Only root or the service's own user (by the socket's peer credentials) may ``what``."""
+def _require_admin(
+    conn: Connection, what: str, advice: str = "run it with sudo (or as the service's user)"
+) -> None:
+    """Only root or the service's own user (by the socket's peer credentials) may ``what``;
+    anyone else gets ``permission_denied`` with ``advice``."""
     if conn.peer.uid not in (0, os.getuid()):
-        log.warning("refused to %s: may not %s", conn.peer, what.split(" (")[0])
+        log.warning("refused to %s: may not %s", conn.peer, what)
         raise ProtocolError(
-            protocol.PERMISSION,
-            f"only root or the service's own user may {what}; run it with sudo (or as the "
-            "service's user)",
+            protocol.PERMISSION, f"only root or the service's own user may {what}; {advice}"
         )
 
 
