@@ -1045,7 +1045,7 @@ def configuration_reference(version: str) -> str:
                 "| key | default | allowed | meaning |",
                 "|---|---|---|---|",
             ]
-        default = "(secret)" if key.secret else schema.format_value(key.name, key.default)
+        default = "(secret)" if key.secret else schema.format_value(key.default)
         default = default.replace("|", "\\|") if default else '""'
         allowed = key.allowed().replace("|", "\\|")
         meaning = key.help.replace("|", "\\|") + f" — env `{key.env}`"

@@ -159,7 +159,7 @@ def _which(reply: Mapping[str, Any]) -> str:
 
 
 def _shown(name: str, value: Any, reveal: bool) -> str:
-    return MASK if schema.masked(name, value, reveal) else schema.format_value(name, value)
+    return MASK if schema.masked(name, value, reveal) else schema.format_value(value)
 
 
 def _visible(name: str, database_type: str, show_all: bool) -> bool:

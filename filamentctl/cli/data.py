@@ -470,16 +470,9 @@ def history(
     elif format_ is HistoryFormat.csv:
         import csv
 
-        cols = [
-            "time",
-            "seq",
-            "temperature_c",
-            "temperature_f",
-            "humidity",
-            "dew_point_c",
-            "absolute_humidity_g_m3",
-            "pressure_hpa",
-        ]
+        from filamentctl.core.reading import FIELDS
+
+        cols = ["time", "seq", *FIELDS]
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(cols)
         for row in rows:

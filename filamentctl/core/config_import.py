@@ -149,8 +149,8 @@ class Adjustment:
     reason: str
 
     def __str__(self) -> str:
-        given = schema.format_value(self.key, self.given)
-        value = schema.format_value(self.key, self.value)
+        given = schema.format_value(self.given)
+        value = schema.format_value(self.value)
         return f"{self.key}: {given} → {value} ({self.reason})"
 
 
@@ -464,7 +464,7 @@ def describe(result: ImportResult, secret_names: Iterable[str] = ()) -> list[str
     lines = []
     hidden = set(secret_names) | {n for n, k in schema.SCHEMA.items() if k.secret}
     for name in sorted(result.values):
-        shown = "••••" if name in hidden else schema.format_value(name, result.values[name])
+        shown = "••••" if name in hidden else schema.format_value(result.values[name])
         origin = result.origins.get(name, name)
         via = "" if origin == name else f"  (from {origin})"
         lines.append(f"  {name} = {shown}{via}")

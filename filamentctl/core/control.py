@@ -468,9 +468,6 @@ def _hold(last_switch_at: float | None, min_cycle_s: float, now: float) -> float
     return max(0.0, min_cycle_s - (now - last_switch_at))
 
 
-# --------------------------------------------------------------------------- heater
-
-
 def _held_by_min_cycle(
     switch: Callable[[S, bool, Mode, str, float], Decision[S]],
     st: S,
@@ -487,6 +484,31 @@ def _held_by_min_cycle(
         reason = f"min cycle: holding {_onoff(st.on)} for {_span(wait, up=True)} ({why})"
         return switch(st, st.on, mode, reason, now)
     return switch(st, want, mode, why, now)
+
+
+def _status(
+    on: bool,
+    mode: Mode,
+    reason: str,
+    override: Override | None,
+    latched: str | None,
+    thresholds: Mapping[str, float | bool | str],
+    now: float,
+) -> ControlStatus:
+    until = override.until if override is not None else None
+    return ControlStatus(
+        on=on,
+        mode=mode,
+        reason=reason,
+        override=override.word if override is not None else None,
+        override_until=until,
+        override_remaining_s=None if until is None else max(0.0, until - now),
+        latched=latched,
+        thresholds=thresholds,
+    )
+
+
+# --------------------------------------------------------------------------- heater
 
 
 def _heater_switch(
@@ -725,28 +747,6 @@ def heater_status(settings: HeaterSettings, state: HeaterState, now: float) -> C
     """The heater part of ``status``, from the state left by the last step."""
     return _status(
         state.on, state.mode, state.reason, state.override, state.fault, settings.thresholds(), now
-    )
-
-
-def _status(
-    on: bool,
-    mode: Mode,
-    reason: str,
-    override: Override | None,
-    latched: str | None,
-    thresholds: Mapping[str, float | bool | str],
-    now: float,
-) -> ControlStatus:
-    until = override.until if override is not None else None
-    return ControlStatus(
-        on=on,
-        mode=mode,
-        reason=reason,
-        override=override.word if override is not None else None,
-        override_until=until,
-        override_remaining_s=None if until is None else max(0.0, until - now),
-        latched=latched,
-        thresholds=thresholds,
     )
 
 

@@ -29,7 +29,7 @@ from operator import add, attrgetter, mul
 from typing import Any
 
 from filamentctl.core import psychro
-from filamentctl.core.reading import Reading, ReadingRow
+from filamentctl.core.reading import FIELDS, Reading, ReadingRow
 
 DEFAULT_MEASUREMENT = "environment"
 
@@ -38,14 +38,8 @@ _ESCAPED = (",", " ", "=")
 # A backslash followed by one of these (or at the end) is read differently by the servers.
 _AMBIGUOUS_AFTER_BACKSLASH = frozenset(", =\\")
 # The field names of Reading.fields(), in its order (the fast path of encode() relies on it).
-_FIELDS_WITHOUT_PRESSURE = (
-    "temperature_c",
-    "temperature_f",
-    "humidity",
-    "dew_point_c",
-    "absolute_humidity_g_m3",
-)
-_FIELDS_WITH_PRESSURE = (*_FIELDS_WITHOUT_PRESSURE, "pressure_hpa")
+_FIELDS_WITH_PRESSURE = FIELDS
+_FIELDS_WITHOUT_PRESSURE = FIELDS[:-1]
 _TIME_NS = attrgetter("time_ns")
 _TEMPERATURE = attrgetter("temperature_c")
 _HUMIDITY = attrgetter("humidity")

@@ -12,6 +12,17 @@ from typing import Any
 
 from filamentctl.core import psychro
 
+#: The measured and derived values of a reading, in the order :meth:`Reading.fields` gives them
+#: (``pressure_hpa`` last, and only when the sensor measures it): the columns of every export.
+FIELDS = (
+    "temperature_c",
+    "temperature_f",
+    "humidity",
+    "dew_point_c",
+    "absolute_humidity_g_m3",
+    "pressure_hpa",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:

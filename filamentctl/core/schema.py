@@ -985,6 +985,18 @@ def key(name: str) -> Key:
         raise ConfigError(unknown_key_message(name)) from None
 
 
+def number(settings: Mapping[str, object], name: str) -> float:
+    """The numeric setting ``name`` of ``settings`` (typed, as loaded) as a float.
+
+    Raises KeyError when it is missing and TypeError when it holds no number (the schema's
+    validation rules that out for loaded settings).
+    """
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    return float(value)
+
+
 def _bad(k: Key, shown: str, allowed: str | None = None) -> ConfigError:
     return ConfigError(f"invalid value {shown} for {k.name}: expected {allowed or k.allowed()}")
 
@@ -1126,7 +1138,7 @@ def parse_vault_ref(text: str) -> tuple[str, str, str]:
     return m.group(1), m.group(2), m.group(3)
 
 
-def format_value(name: str, value: Any) -> str:
+def format_value(value: Any) -> str:
     """A value as text a user could type back into ``config set`` (bools as true/false)."""
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 class ServiceAPI(Protocol):
     """One running box, as its parts see it."""
 
-    settings: dict[str, Any]
-    overrides: dict[str, Any]
+    settings: dict[str, object]
+    overrides: dict[str, object]
     paths: Paths
     bus: EventBus
     clock: Callable[[], float]
@@ -56,4 +56,4 @@ class ServiceAPI(Protocol):
 
     def publish_storage(self, name: str, data: Any) -> None: ...
 
-    def swap_delivery(self, settings: Mapping[str, Any]) -> None: ...
+    def swap_delivery(self, settings: Mapping[str, object]) -> None: ...

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from filamentctl import __version__, protocol
 from filamentctl.core.reading import Reading, Sample
+from filamentctl.core.schema import number
 from filamentctl.paths import Paths
 from filamentctl.protocol import ProtocolError, Request
 from filamentctl.service.bus import EventBus
@@ -55,7 +56,7 @@ class Service:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, object],
         paths: Paths,
         *,
         simulate: bool = False,
@@ -73,7 +74,7 @@ class Service:
             **getattr(settings, "key_info", {"key_source": None}),
         }
         # CLI flags outrank stored and env values, also across a live config reload.
-        self.overrides: dict[str, Any] = {"sensor.type": "simulated"} if simulate else {}
+        self.overrides: dict[str, object] = {"sensor.type": "simulated"} if simulate else {}
         self.settings.update(self.overrides)
         self.paths = paths
         self.simulate = simulate
@@ -123,10 +124,11 @@ class Service:
         """The running delivery worker, None without a database (or before it could start)."""
         return self._deliveries.worker if self._deliveries is not None else None
 
-    def swap_delivery(self, settings: Mapping[str, Any]) -> None:
+    def swap_delivery(self, settings: Mapping[str, object]) -> None:
         """Replace the delivery worker and sink for ``settings`` (a live reload); see
         :meth:`DeliveryHolder.swap`."""
-        timeout = float(self.settings.get("database.timeout", 10.0)) + 5.0
+        s = self.settings
+        timeout = (number(s, "database.timeout") if "database.timeout" in s else 10.0) + 5.0
         _built(self._deliveries, "delivery").swap(settings, timeout)
 
     def publish_storage(self, name: str, data: Any) -> None:

@@ -62,7 +62,7 @@ class ControlLoop:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, object],
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -207,7 +207,7 @@ class ControlLoop:
     def _failure_reason(self) -> str:
         return f"safety: {self.failure}; both relays held OFF, restart the service"
 
-    def reconfigure(self, settings: Mapping[str, Any], now: float) -> None:
+    def reconfigure(self, settings: Mapping[str, object], now: float) -> None:
         """Apply changed thresholds and limits at once (a latch stays latched).
 
         Raises ValueError, changing nothing, when the new settings are inconsistent. Switching

@@ -463,24 +463,61 @@ class DeliveryWorker:
         backlog = self._history.backlog_count(self._name)
         oldest = self._history.oldest_unsent_ns(self._name)
         health = self._health.snapshot()
-        return {
-            "backend": self._name,
-            "connected": health.connected,
-            "backlog": backlog,
-            "oldest_unsent_age_s": (
+        return storage_status(
+            self._name,
+            counters,
+            connected=health.connected,
+            backlog=backlog,
+            oldest_unsent_age_s=(
                 None if oldest is None else max(0.0, (self._wall_ns() - oldest) / 1e9)
             ),
-            "written": counters["written"],
-            "dropped": counters["dropped"],
-            "rejected": counters["rejected"],
-            "dead_letter": counters["dead_letter"],
-            "last_error": health.last_error,
-            "next_retry_s": health.next_retry_s,
-            "consecutive_failures": health.failures,
-            "errors_total": health.errors_total,
-            "alert": health.alert,
-            "last_success": health.last_success,
-        }
+            last_error=health.last_error,
+            next_retry_s=health.next_retry_s,
+            failures=health.failures,
+            errors_total=health.errors_total,
+            alert=health.alert,
+            last_success=health.last_success,
+        )
+
+
+def nothing_to_flush(backend: str) -> dict[str, Any]:
+    """The ``flush`` result when there is nothing to deliver: no database (``backend`` "none"),
+    or no history yet."""
+    return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": backend}
+
+
+def storage_status(
+    backend: str,
+    counters: Mapping[str, int],
+    *,
+    connected: bool | None = False,
+    backlog: int = 0,
+    oldest_unsent_age_s: float | None = None,
+    last_error: str | None = None,
+    next_retry_s: float | None = None,
+    failures: int = 0,
+    errors_total: int = 0,
+    alert: dict[str, object] | None = None,
+    last_success: str | None = None,
+) -> dict[str, Any]:
+    """The delivery part of ``status`` (JSON-ready), the one shape for a running worker and for
+    none (the defaults: nothing sent, nothing waiting). ``counters``: the history's."""
+    return {
+        "backend": backend,
+        "connected": connected,
+        "backlog": backlog,
+        "oldest_unsent_age_s": oldest_unsent_age_s,
+        "written": counters.get("written", 0),
+        "dropped": counters.get("dropped", 0),
+        "rejected": counters.get("rejected", 0),
+        "dead_letter": counters.get("dead_letter", 0),
+        "last_error": last_error,
+        "next_retry_s": next_retry_s,
+        "consecutive_failures": failures,
+        "errors_total": errors_total,
+        "alert": alert,
+        "last_success": last_success,
+    }
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from filamentctl.service.delivery import DeliveryWorker
+    from filamentctl.service.delivery import DeliveryWorker, EventCallback
     from filamentctl.sinks.base import Sink
     from filamentctl.store.history import History
 
@@ -37,7 +37,7 @@ class DeliveryHolder:
         history: History,
         *,
         sink: Sink | None,
-        on_event: Callable[[str, Any], None],
+        on_event: EventCallback,
         stopping: threading.Event,
     ) -> None:
         self._history = history
@@ -48,7 +48,7 @@ class DeliveryHolder:
         self.worker: DeliveryWorker | None = None
         self.setup_error: str | None = None  # why delivery has not started yet (Vault down)
 
-    def start(self, settings: Mapping[str, Any], spawn: Spawn) -> None:
+    def start(self, settings: Mapping[str, object], spawn: Spawn) -> None:
         """Start delivering per ``settings``; with the sink's secret out of reach, keep trying
         on a thread made by ``spawn`` (the service's guarded threads)."""
         from filamentctl.store.vault import VaultUnreachable
@@ -65,7 +65,7 @@ class DeliveryHolder:
         if sink is not None:
             self._start_worker(sink, settings)
 
-    def make_sink(self, settings: Mapping[str, Any]) -> Sink | None:
+    def make_sink(self, settings: Mapping[str, object]) -> Sink | None:
         """The sink for ``settings``, None for ``database.type`` none. Raises for an
         unsupported backend or a secret that cannot be read."""
         if self._sink_override is not None:
@@ -77,7 +77,7 @@ class DeliveryHolder:
 
         return create_sink(with_secrets(settings, "database."))
 
-    def swap(self, settings: Mapping[str, Any], join_timeout_s: float) -> None:
+    def swap(self, settings: Mapping[str, object], join_timeout_s: float) -> None:
         """Replace the worker and sink (a live reload). Raises, changing nothing, when the new
         sink cannot be built."""
         sink = self.make_sink(settings)
@@ -98,7 +98,7 @@ class DeliveryHolder:
             return
         self._start_worker(sink, settings).wake()
 
-    def _start_worker(self, sink: Sink, settings: Mapping[str, Any]) -> DeliveryWorker:
+    def _start_worker(self, sink: Sink, settings: Mapping[str, object]) -> DeliveryWorker:
         from filamentctl.service.delivery import DeliveryWorker
 
         worker = DeliveryWorker(self._history, sink, settings, on_event=self._on_event)
@@ -107,7 +107,7 @@ class DeliveryHolder:
         self.setup_error = None
         return worker
 
-    def _retry(self, settings: Mapping[str, Any]) -> None:
+    def _retry(self, settings: Mapping[str, object]) -> None:
         from filamentctl.store.vault import VaultUnreachable
 
         while not self._stopping.wait(SINK_RETRY_S):
@@ -131,29 +131,16 @@ class DeliveryHolder:
 
     def status(self, backend: str) -> dict[str, Any]:
         """The ``storage`` section of ``status`` (``backend``: the configured database.type)."""
+        from filamentctl.service.delivery import storage_status
+
         history = self._history
         if self.worker is not None:
             out = dict(self.worker.status())
-            out["history_error"] = history.last_commit_error
-            out["history_recovered"] = history.recovered
-            return out
-        counters = history.counters()
-        waiting = self.setup_error
-        return {
-            "history_error": history.last_commit_error,
-            "history_recovered": history.recovered,
-            "consecutive_failures": 0,
-            "errors_total": 0,
-            "alert": None,
-            "last_success": None,
-            "backend": backend if waiting else "none",
-            "connected": False,
-            "backlog": 0,
-            "oldest_unsent_age_s": None,
-            "written": counters.get("written", 0),
-            "dropped": counters.get("dropped", 0),
-            "rejected": counters.get("rejected", 0),
-            "dead_letter": counters.get("dead_letter", 0),
-            "last_error": waiting,
-            "next_retry_s": None,
-        }
+        else:
+            waiting = self.setup_error  # a sink still waiting for its secret (Vault down)
+            out = storage_status(
+                backend if waiting else "none", history.counters(), last_error=waiting
+            )
+        out["history_error"] = history.last_commit_error
+        out["history_recovered"] = history.recovered
+        return out

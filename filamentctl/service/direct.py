@@ -66,7 +66,7 @@ def history_direct(since_s: float, limit: int, step_s: float | None = None) -> l
 
 def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Deliver the backlog with no service running (holding the state lock meanwhile)."""
-    from filamentctl.service.delivery import DeliveryWorker
+    from filamentctl.service.delivery import DeliveryWorker, nothing_to_flush
     from filamentctl.service.lockfile import StateLock
     from filamentctl.service.secrets import with_secrets
     from filamentctl.sinks.base import create_sink
@@ -75,16 +75,8 @@ def flush_direct(timeout: float, progress: Callable[[Any], None] | None = None) 
 
     paths = _paths.resolve()
     settings = load_settings(paths)
-    if settings["database.type"] == "none":
-        return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
-    if not paths.history_db.exists():
-        return {
-            "delivered": 0,
-            "remaining": 0,
-            "ok": True,
-            "error": None,
-            "backend": settings["database.type"],
-        }
+    if settings["database.type"] == "none" or not paths.history_db.exists():
+        return nothing_to_flush(str(settings["database.type"]))
     lock = StateLock(paths.state_dir)
     lock.acquire("a direct flush")
     try:

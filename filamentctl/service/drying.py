@@ -74,7 +74,7 @@ class DryingManager:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, object],
         state_dir: Path,
         control: ControlLoop,
         history: History,

@@ -37,7 +37,7 @@ import ipaddress
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http.server import HTTPServer
 from typing import Any
 
@@ -134,7 +134,7 @@ class MetricsServer:
         self._thread.join(5.0)
 
 
-def start_metrics_server(listen: str, collect: Callable[[], dict[str, Any]]) -> MetricsServer:
+def start_metrics_server(listen: str, collect: Callable[[], Mapping[str, object]]) -> MetricsServer:
     """Serve ``/metrics`` on ``listen`` (loopback host:port) from ``collect()`` on each scrape.
 
     Raises ``ValueError`` for a non-loopback or malformed address and ``OSError`` when the port
@@ -156,7 +156,7 @@ def start_metrics_server(listen: str, collect: Callable[[], dict[str, Any]]) -> 
 class StatusCollector:
     """A prometheus-client collector that reads the service's status dict on each scrape."""
 
-    def __init__(self, collect: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, collect: Callable[[], Mapping[str, object]]) -> None:
         self._collect = collect
 
     def collect(self) -> Iterator[Any]:
@@ -174,7 +174,7 @@ class StatusCollector:
             yield from metric_families(status)
 
 
-def metric_families(status: dict[str, Any]) -> Iterator[Any]:
+def metric_families(status: Mapping[str, Any]) -> Iterator[Any]:
     """The metric families for one ``status()`` dict (missing parts are simply left out)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 

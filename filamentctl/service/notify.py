@@ -52,6 +52,7 @@ from filamentctl.core.notify import (
 )
 from filamentctl.core.notify_messages import Origin
 from filamentctl.core.reading import iso_utc
+from filamentctl.core.schema import number
 from filamentctl.protocol import ProtocolError
 from filamentctl.service.api import ServiceAPI
 from filamentctl.service.bus import EventBus
@@ -182,7 +183,7 @@ class Targets:
             capture.local.lines = None
 
 
-def resolve_urls(settings: Mapping[str, Any]) -> list[str]:
+def resolve_urls(settings: Mapping[str, object]) -> list[str]:
     """The URLs of ``notify.urls``, a ``vault:`` reference read from Vault.
 
     Raises VaultError/ConfigError (the message names the reference, never a secret).
@@ -197,7 +198,7 @@ def host_name() -> str:
 
 
 def send_test(
-    settings: Mapping[str, Any], box: str, via: str, wall: Callable[[], float] = time.time
+    settings: Mapping[str, object], box: str, via: str, wall: Callable[[], float] = time.time
 ) -> list[dict[str, Any]]:
     """Send a test message to every URL; one result per URL (``ok``, ``error``, no URL).
 
@@ -296,7 +297,7 @@ class Notifier:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, object],
         bus: EventBus,
         origin: Origin,
         state_store: NotifyStateStore | None = None,
@@ -323,11 +324,11 @@ class Notifier:
         self.settings = dict(settings)
         self._kinds = enabled_kinds(settings)
         self._gate = NotifyGate(
-            float(settings["notify.min_interval"]), self._quiet(settings), state.last_sent
+            number(settings, "notify.min_interval"), self._quiet(settings), state.last_sent
         )
         self._humidity = HumidityAlarm(
-            float(settings["notify.humidity_above"]),
-            float(settings["notify.humidity_for"]),
+            number(settings, "notify.humidity_above"),
+            number(settings, "notify.humidity_for"),
             alarmed=state.humidity_alarmed,
         )
         self._outbox = Outbox(rng=rng)
@@ -341,7 +342,7 @@ class Notifier:
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     @staticmethod
-    def _quiet(settings: Mapping[str, Any]) -> QuietHours | None:
+    def _quiet(settings: Mapping[str, object]) -> QuietHours | None:
         try:
             return parse_quiet_hours(str(settings.get("notify.quiet_hours") or ""))
         except ValueError:  # validated on set; a bad value here means "no quiet hours"
@@ -382,14 +383,14 @@ class Notifier:
         if left:
             log.warning("notifications: %d message(s) not sent (service stopping)", left)
 
-    def reconfigure(self, settings: Mapping[str, Any]) -> None:
+    def reconfigure(self, settings: Mapping[str, object]) -> None:
         """Apply changed ``notify.*`` settings now (held messages and the alarm state stay)."""
         with self._cond:
             self.settings = dict(settings)
             self._kinds = enabled_kinds(settings)
-            self._gate.reconfigure(float(settings["notify.min_interval"]), self._quiet(settings))
+            self._gate.reconfigure(number(settings, "notify.min_interval"), self._quiet(settings))
             self._humidity.reconfigure(
-                float(settings["notify.humidity_above"]), float(settings["notify.humidity_for"])
+                number(settings, "notify.humidity_above"), number(settings, "notify.humidity_for")
             )
             self._targets = None  # rebuilt (and the URLs resolved again) at the next send
             self._cond.notify_all()
@@ -423,7 +424,7 @@ class Notifier:
         self.offer(message, now)
 
     def _message_for(
-        self, topic: str, data: Mapping[str, Any], settings: Mapping[str, Any], now: float
+        self, topic: str, data: Mapping[str, Any], settings: Mapping[str, object], now: float
     ) -> Message | None:
         origin = self.origin
         if topic == "reading":
@@ -443,7 +444,7 @@ class Notifier:
         return None
 
     def _humidity_message(
-        self, data: Mapping[str, Any], settings: Mapping[str, Any]
+        self, data: Mapping[str, Any], settings: Mapping[str, object]
     ) -> Message | None:
         humidity, time_ns = data.get("humidity"), data.get("time_ns")
         if not isinstance(humidity, int | float) or not isinstance(time_ns, int):
@@ -671,7 +672,7 @@ def start_notifier(service: ServiceAPI) -> Notifier | None:
     return notifier
 
 
-def reconfigure_service(service: ServiceAPI, settings: Mapping[str, Any]) -> None:
+def reconfigure_service(service: ServiceAPI, settings: Mapping[str, object]) -> None:
     """Live reload of ``notify.*``: start, stop or reconfigure the service's notifier."""
     notifier = service.notifier
     wanted = bool(str(settings.get("notify.urls") or "").strip())

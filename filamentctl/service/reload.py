@@ -17,6 +17,7 @@ settings from the store and calls :func:`apply_reload`, which diffs old and new 
 - ``log.level``: the logger's level (unless the service runs with ``--debug``);
 - ``dry.*``, ``box.volume_l``: in ``service.settings``, which a drying session reads on each tick
   (a lower cap lowers a running session's target at once).
+- ``web.*``, ``mqtt.*``: not the service's; the gateways read them when they start.
 
 Keys that need the hardware rebuilt (sensor type and pins, relay enable/pins/polarity, metrics
 listener, log format) keep their running value and are returned in ``restart_required``.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from filamentctl.service.api import ServiceAPI
@@ -50,24 +51,48 @@ RESTART_KEYS = frozenset(
         "log.format",
     }
 )
-# The reading filter's keys (applied by the sampler; sensor.stale_after too).
-_FILTER_KEYS = frozenset(
-    {
-        "sensor.temperature_offset",
-        "sensor.humidity_offset",
-        "sensor.max_jump_c",
-        "sensor.max_jump_rh",
-    }
-)
-_LIVE_KEYS = frozenset({"sensor.read_interval", "storage.commit_interval"})
-# Read from service.settings whenever used (a running drying session follows them at once).
-_LIVE_PREFIXES = ("dry.", "box.")
-_DELIVERY_PREFIXES = ("database.", "writer.", "retry.", "data.")
+# Which part of the running service applies a changed key (unless it needs a restart):
+# "settings" parts read service.settings on every use (the sampler's intervals; a running drying
+# session follows dry.* and box.* at once); "gateway" keys belong to the gateway processes, which
+# read them when they start. Every key of the schema is either here or in RESTART_KEYS (a test
+# checks that).
+_PARTS_OF_KEY: dict[str, tuple[str, ...]] = {
+    "sensor.read_interval": ("settings",),
+    "storage.commit_interval": ("settings",),
+    "sensor.stale_after": ("control", "sensor"),
+    "sensor.temperature_offset": ("sensor",),
+    "sensor.humidity_offset": ("sensor",),
+    "sensor.max_jump_c": ("sensor",),
+    "sensor.max_jump_rh": ("sensor",),
+    "storage.max_backlog": ("history",),
+    "storage.retention_days": ("history",),
+    "log.level": ("log",),
+}
+_PARTS_OF_SECTION: dict[str, tuple[str, ...]] = {
+    "heater": ("control",),
+    "fan": ("control",),
+    "database": ("delivery",),
+    "writer": ("delivery",),
+    "retry": ("delivery",),
+    "data": ("delivery",),
+    "notify": ("notifications",),
+    "dry": ("settings",),
+    "box": ("settings",),
+    "web": ("gateway",),
+    "mqtt": ("gateway",),
+}
+
+
+def parts_of(key: str) -> tuple[str, ...]:
+    """The parts that apply ``key`` when it changes without a restart (empty for a key that
+    only takes effect at the next start)."""
+    return _PARTS_OF_KEY.get(key) or _PARTS_OF_SECTION.get(key.split(".", 1)[0], ())
+
 
 _reload_lock = threading.Lock()  # one reload at a time
 
 
-def _needs_restart(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def _needs_restart(key: str, old: Mapping[str, object], new: Mapping[str, object]) -> bool:
     # Switching a relay OFF for good must never wait for a restart (its pin stays claimed
     # until then, which is harmless); enabling one does, because the pin is claimed at start.
     if key in ("heater.enabled", "fan.enabled") and old.get(key) and not new.get(key):
@@ -75,7 +100,7 @@ def _needs_restart(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> 
     return key in RESTART_KEYS
 
 
-def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+def changed_keys(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
     """Keys whose value differs (or exists on one side only), sorted."""
     return sorted(k for k in set(old) | set(new) if old.get(k, _NONE) != new.get(k, _NONE))
 
@@ -83,7 +108,7 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 _NONE = object()
 
 
-def apply_reload(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def apply_reload(service: ServiceAPI, new_settings: Mapping[str, object]) -> dict[str, Any]:
     """Apply ``new_settings`` (complete, validated) to a running :class:`Service`.
 
     Returns ``{"changed": [...], "applied": [...], "restart_required": [...], "errors": [...]}``
@@ -94,7 +119,7 @@ def apply_reload(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[s
         return _apply(service, new_settings)
 
 
-def _apply(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, Any]:
+def _apply(service: ServiceAPI, new_settings: Mapping[str, object]) -> dict[str, Any]:
     old = dict(service.settings)
     new = dict(new_settings)
     if service.simulate:
@@ -109,54 +134,32 @@ def _apply(service: ServiceAPI, new_settings: Mapping[str, Any]) -> dict[str, An
     if not live:
         return _report(changed, applied, restart, errors)
 
+    def keys_of(part: str) -> list[str]:
+        return [k for k in live if part in parts_of(k)]
+
     # Plain values first: the sampler and status read service.settings.
     service.settings.update({k: effective[k] for k in live if k in effective})
-    applied.extend(k for k in live if k in _LIVE_KEYS or k.startswith(_LIVE_PREFIXES))
+    applied.extend(keys_of("settings"))
 
-    control_keys = [
-        k for k in live if k.startswith(("heater.", "fan.")) or k == "sensor.stale_after"
-    ]
-    if control_keys:
+    def apply_part(part: str, apply: Callable[[], None]) -> None:
+        """Apply one part's changed keys; when that fails, the part keeps its old values (in
+        service.settings too) and the failure is reported, and the other parts still apply."""
+        keys = keys_of(part)
+        if not keys:
+            return
         try:
-            _reconfigure_control(service, effective)
-            applied.extend(control_keys)
+            apply()
         except Exception as exc:
-            errors.append(f"control: {exc}")
-            service.settings.update({k: old[k] for k in control_keys if k in old})
+            errors.append(f"{part}: {_one_line(exc)}")
+            service.settings.update({k: old[k] for k in keys if k in old})
+        else:
+            applied.extend(keys)
 
-    sampler_keys = [k for k in live if k in _FILTER_KEYS or k == "sensor.stale_after"]
-    if sampler_keys:
-        service.sampler.reconfigure(effective)
-        applied.extend(k for k in sampler_keys if k not in applied)
-
-    history = service.history
-    if "storage.max_backlog" in live:
-        history.max_backlog = int(effective["storage.max_backlog"])
-        applied.append("storage.max_backlog")
-    if "storage.retention_days" in live:
-        history.retention_days = float(effective["storage.retention_days"])
-        applied.append("storage.retention_days")
-
-    delivery_keys = [k for k in live if k.startswith(_DELIVERY_PREFIXES)]
-    if delivery_keys:
-        try:
-            service.swap_delivery(effective)
-            applied.extend(delivery_keys)
-        except Exception as exc:
-            errors.append(f"delivery: {_one_line(exc)}")
-            service.settings.update({k: old[k] for k in delivery_keys if k in old})
-
-    notify_keys = [k for k in live if k.startswith("notify.")]
-    if notify_keys:
-        try:
-            from filamentctl.service.notify import reconfigure_service
-
-            reconfigure_service(service, effective)
-            applied.extend(notify_keys)
-        except Exception as exc:
-            errors.append(f"notifications: {_one_line(exc)}")
-            service.settings.update({k: old[k] for k in notify_keys if k in old})
-
+    apply_part("control", lambda: service.control.reconfigure(effective, service.clock()))
+    apply_part("sensor", lambda: service.sampler.reconfigure(effective))
+    apply_part("history", lambda: service.history.reconfigure(effective))
+    apply_part("delivery", lambda: service.swap_delivery(effective))
+    apply_part("notifications", lambda: _reconfigure_notifier(service, effective))
     if "log.level" in live:
         _apply_log_level(str(old.get("log.level", "info")), str(effective["log.level"]))
         applied.append("log.level")
@@ -182,10 +185,11 @@ def _report(
     }
 
 
-def _reconfigure_control(service: ServiceAPI, settings: Mapping[str, Any]) -> None:
-    """New heater/fan settings into the controllers, re-evaluated and applied to the relays now
-    (ValueError, changing nothing, when they are inconsistent)."""
-    service.control.reconfigure(settings, service.clock())
+def _reconfigure_notifier(service: ServiceAPI, settings: Mapping[str, object]) -> None:
+    # Imported here: without notify.urls the notifier (and Apprise) is never loaded.
+    from filamentctl.service.notify import reconfigure_service
+
+    reconfigure_service(service, settings)
 
 
 def _apply_log_level(old: str, new: str) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from filamentctl.core.reading import Reading, Sample
+from filamentctl.core.schema import number
 from filamentctl.core.validation import HealthEvent, ReadingFilter, SensorHealth
 from filamentctl.service.bus import EventBus
 from filamentctl.service.upkeep import RETENTION_INTERVAL_S
@@ -42,7 +43,7 @@ class Sampler:
 
     def __init__(
         self,
-        settings: Mapping[str, Any],
+        settings: Mapping[str, object],
         sensor: Sensor,
         control: ControlLoop,
         history: History,
@@ -66,7 +67,7 @@ class Sampler:
         self._on_reading = on_reading
         self.kind = str(getattr(sensor, "kind", settings["sensor.type"]))
         self.filter = ReadingFilter.from_settings(settings)
-        self.health = SensorHealth(clock(), stale_after_s=float(settings["sensor.stale_after"]))
+        self.health = SensorHealth(clock(), stale_after_s=number(settings, "sensor.stale_after"))
         self._lock = threading.Lock()  # latest, readings_total and the history buffer
         self.readings_total = 0
         self.latest: Reading | None = None
@@ -86,7 +87,7 @@ class Sampler:
         previous: Sample | None = None
         while not self._stopping.is_set():
             read_at = self._clock()
-            commit_every = float(self._settings["storage.commit_interval"])
+            commit_every = number(self._settings, "storage.commit_interval")
             previous = self.sample_once(previous)
             now = self._clock()
             if now - last_commit >= commit_every or self._batch_due(now):
@@ -105,7 +106,7 @@ class Sampler:
 
     def _read_interval(self, min_interval: float) -> float:
         # Read on every use: a live config reload may change it.
-        return max(float(self._settings["sensor.read_interval"]), min_interval)
+        return max(number(self._settings, "sensor.read_interval"), min_interval)
 
     def _sleep_until_next_read(self, next_at: float, read_at: float, min_interval: float) -> None:
         """Sleep until the next slot, in slices that re-read the interval, never longer than one
@@ -184,10 +185,10 @@ class Sampler:
             },
         )
 
-    def reconfigure(self, settings: Mapping[str, Any]) -> None:
+    def reconfigure(self, settings: Mapping[str, object]) -> None:
         """Apply changed calibration, jump limits and staleness (a live reload)."""
         self.filter.reconfigure(settings)
-        self.health.stale_after_s = float(settings["sensor.stale_after"])
+        self.health.stale_after_s = number(settings, "sensor.stale_after")
 
     # -- the history ------------------------------------------------------------------------
     def _apply_retention(self) -> None:

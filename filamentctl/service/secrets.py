@@ -8,12 +8,11 @@ builds that part, so sinks and gateways get plain values and never reach into th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from filamentctl.core import schema
 
 
-def with_secrets(settings: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+def with_secrets(settings: Mapping[str, object], prefix: str) -> dict[str, object]:
     """A copy of ``settings`` whose secret keys under ``prefix`` hold their resolved values.
 
     Raises VaultUnreachable / VaultError (store.vault) when a reference cannot be read; the

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from filamentctl.core.outcome import WriteResult
 from filamentctl.core.reading import Reading, ReadingRow
 from filamentctl.core.redact import Redactor
+from filamentctl.core.schema import DATABASE_BACKENDS
 
 #: Every database secret of every sink built in this process, in all its forms: the service's
 #: log handler masks them too (a sink's own log lines, a traceback).
@@ -58,16 +59,9 @@ class PipelinedSink(Protocol):
         """Forget a sent body whose answer will not be read (it counts as not delivered)."""
 
 
-# database.type -> module under filamentctl.sinks that defines ``create(settings) -> Sink``.
-BACKENDS: dict[str, str] = {
-    "none": "none",
-    "victoriametrics": "victoriametrics",
-    "influxdb_v1": "influxdb_v1",
-    "influxdb_v2": "influxdb_v2",
-    "influxdb_v3": "influxdb_v3",
-    "prometheus": "prometheus",
-    "timescaledb": "timescaledb",
-}
+# database.type -> module under filamentctl.sinks that defines ``create(settings) -> Sink``: the
+# schema's list of backends, each in the module of its name.
+BACKENDS: dict[str, str] = {name: name for name in DATABASE_BACKENDS}
 
 
 def create_sink(settings: Mapping[str, Any]) -> Sink:

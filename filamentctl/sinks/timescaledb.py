@@ -38,20 +38,12 @@ from typing import Any
 
 from filamentctl.core.lineprotocol import DEFAULT_MEASUREMENT
 from filamentctl.core.outcome import ACKED, Outcome, WriteResult
-from filamentctl.core.reading import Reading
+from filamentctl.core.reading import FIELDS, Reading
 from filamentctl.errors import ConfigError
 from filamentctl.sinks.http import one_line
 
 log = logging.getLogger("filamentctl.sinks.timescaledb")
 
-FIELDS = (
-    "temperature_c",
-    "temperature_f",
-    "humidity",
-    "dew_point_c",
-    "absolute_humidity_g_m3",
-    "pressure_hpa",
-)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 # SQLSTATE classes/codes that mean "your credentials or rights", not "try again later".
 _AUTH_STATES = frozenset({"28000", "28P01", "42501"})

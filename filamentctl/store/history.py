@@ -102,6 +102,14 @@ class History:
     def retention_days(self, value: float) -> None:
         self._backlog.retention_days = float(value)
 
+    def reconfigure(self, settings: Mapping[str, object]) -> None:
+        """Take ``storage.max_backlog`` and ``storage.retention_days`` from ``settings`` (a live
+        reload). Fails with ValueError, changing nothing, when one is not a number."""
+        max_backlog = int(_number(settings, "storage.max_backlog"))
+        retention_days = float(_number(settings, "storage.retention_days"))
+        self.max_backlog = max_backlog
+        self.retention_days = retention_days
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def open(self) -> None:

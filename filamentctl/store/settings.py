@@ -76,7 +76,7 @@ class Settings(Mapping[str, Any]):
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
         shown = {
-            k: ("••••" if schema.SCHEMA[k].secret and v else v) for k, v in self._values.items()
+            k: ("••••" if schema.masked(k, v, reveal=False) else v) for k, v in self._values.items()
         }
         return f"Settings(source={self.source!r}, {shown!r})"
 

@@ -15,9 +15,12 @@ import pytest
 from filamentctl.client import Client, ServiceError
 from filamentctl.errors import ServiceNotRunning
 
+#: Starts a one-connection server scripted by ``behave``; returns its socket path.
+Server = Callable[[Callable[[socket.socket], None]], Path]
+
 
 @pytest.fixture
-def server() -> Iterator[Callable[[Callable[[socket.socket], None]], Path]]:
+def server() -> Iterator[Server]:
     """A one-connection Unix socket server whose behaviour each test scripts."""
     tmp = Path(tempfile.mkdtemp(prefix="fc"))
     threads: list[threading.Thread] = []
@@ -45,7 +48,7 @@ def server() -> Iterator[Callable[[Callable[[socket.socket], None]], Path]]:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_error_without_id_answers_the_pending_call(server) -> None:  # type: ignore[no-untyped-def]
+def test_error_without_id_answers_the_pending_call(server: Server) -> None:
     """E.g. 'too many clients': a refusal, not 'the service is not running' (exit 3)."""
 
     def refuse(conn: socket.socket) -> None:
@@ -62,7 +65,7 @@ def test_error_without_id_answers_the_pending_call(server) -> None:  # type: ign
     assert info.value.exit_code == 1
 
 
-def test_a_multi_megabyte_reply_arrives_whole(server) -> None:  # type: ignore[no-untyped-def]
+def test_a_multi_megabyte_reply_arrives_whole(server: Server) -> None:
     rows = [{"seq": i, "time": "x" * 40} for i in range(60_000)]
 
     def big(conn: socket.socket) -> None:
@@ -76,7 +79,7 @@ def test_a_multi_megabyte_reply_arrives_whole(server) -> None:  # type: ignore[n
         assert client.call("history") == rows
 
 
-def test_interrupt_wakes_a_blocked_subscription(server) -> None:  # type: ignore[no-untyped-def]
+def test_interrupt_wakes_a_blocked_subscription(server: Server) -> None:
     done = threading.Event()
 
     def silent(conn: socket.socket) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from filamentctl.service.reload import apply_reload
+from filamentctl.core.schema import SCHEMA
+from filamentctl.service.reload import RESTART_KEYS, apply_reload, parts_of
 from tests.helpers import ServiceProcess, in_process_service, settings, wait_until
 from tests.servers import MS, VictoriaMetricsServer, free_port
 
@@ -63,6 +64,33 @@ def test_keys_that_need_hardware_are_reported_not_applied() -> None:
         assert report["restart_required"] == ["heater.gpio_pin"]
         assert report["applied"] == ["log.level"]
         assert service.settings["heater.gpio_pin"] == 16  # what the relay really uses
+
+
+def test_every_key_is_applied_by_a_part_or_needs_a_restart() -> None:
+    # A key added to the schema without saying who applies it would be "changed" on reload
+    # but neither applied nor reported as needing a restart.
+    unplaced = [k for k in SCHEMA if k not in RESTART_KEYS and not parts_of(k)]
+    assert unplaced == []
+    assert RESTART_KEYS <= set(SCHEMA)
+    assert {k for k in SCHEMA if "settings" in parts_of(k)} >= {
+        "sensor.read_interval",
+        "dry.max_temp_c",
+    }
+    assert parts_of("sensor.stale_after") == ("control", "sensor")
+    assert parts_of("metrics.listen") == ()
+
+
+def test_a_part_that_fails_keeps_its_old_values_and_the_others_apply() -> None:
+    values = settings(**HEATER)
+    with in_process_service(values) as service:
+        # Inconsistent heater thresholds (max below min): the controller refuses them.
+        report = apply_reload(
+            service, {**values, "heater.max_temp_c": 10.0, "storage.max_backlog": 1234}
+        )
+        assert report["applied"] == ["storage.max_backlog"]
+        assert len(report["errors"]) == 1 and report["errors"][0].startswith("control: ")
+        assert service.settings["heater.max_temp_c"] == 17.0
+        assert service.history.max_backlog == 1234
 
 
 def test_a_backend_change_swaps_the_sink_without_losing_the_backlog(

@@ -24,7 +24,9 @@ from filamentctl.hw.sensor import Sensor, SensorError, SensorNoData, SensorNotFo
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def make(model: str = "dht22", t: float = 21.5, rh: float = 45.0, **kwargs: object):  # type: ignore[no-untyped-def]
+def make(
+    model: str = "dht22", t: float = 21.5, rh: float = 45.0, **kwargs: object
+) -> tuple[EmulatedDHT, DHTSensor]:
     device = EmulatedDHT(model, t, rh)
     return device, DHTSensor(model, 4, pulsein_factory=device.pulse_in, **kwargs)  # type: ignore[arg-type]
 

@@ -105,7 +105,7 @@ def _history(db: Path) -> tuple[list[tuple[int, int, float]], int]:
         conn.close()
 
 
-def test_every_reading_reaches_victoriametrics_exactly_once_after_20_kill9(
+def test_after_20_kill9_every_reading_is_stored_once_by_vm_dedup_and_resends_are_bounded(
     dedup_vm: VictoriaMetricsServer, unique_name: str
 ) -> None:
     rng = random.Random(SEED)

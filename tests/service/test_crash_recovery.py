@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ServiceProcess, wait_until
-from tests.servers import VictoriaMetricsServer
-from tests.sinks.test_outage import (
+from tests.delivery_rig import (
     flush,
     history_of,
     service_env,
@@ -25,6 +23,8 @@ from tests.sinks.test_outage import (
     vm_settings,
     wait_delivered,
 )
+from tests.helpers import ServiceProcess, wait_until
+from tests.servers import VictoriaMetricsServer
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 

@@ -15,10 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.faultproxy import FaultProxy, Seen, forward, respond
-from tests.helpers import ServiceProcess, wait_until
-from tests.servers import MS, VictoriaMetricsServer
-from tests.sinks.test_outage import (
+from tests.delivery_rig import (
     flush,
     history_of,
     service_env,
@@ -27,6 +24,9 @@ from tests.sinks.test_outage import (
     vm_settings,
     wait_delivered,
 )
+from tests.faultproxy import FaultProxy, Seen, forward, respond
+from tests.helpers import ServiceProcess, wait_until
+from tests.servers import MS, VictoriaMetricsServer
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 

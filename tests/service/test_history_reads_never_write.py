@@ -38,6 +38,7 @@ WRITES = {
     "apply_retention",
     "deadletter_purge",
     "from_settings",  # builds a History
+    "reconfigure",  # changes the backlog cap and retention (memory only)
 }
 
 # (name, call) for every read, on a sink that is attached ("vm") and one that never was ("new").

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 
 import pytest
 
+from filamentctl.core.reading import FIELDS
+from filamentctl.service.app import Service
 from tests.helpers import REPO, in_process_service, raw_request, settings, wait_until
 
 
 @pytest.fixture(scope="module")
-def service():  # type: ignore[no-untyped-def]
+def service() -> Iterator[Service]:
     with in_process_service(settings(sensor__read_interval=0.1)) as svc:
         yield svc
 
 
-def _seq(svc) -> int:  # type: ignore[no-untyped-def]
+def _seq(svc: Service) -> int:
     return wait_until(lambda: svc.latest and svc.latest.seq, what="a reading")
 
 
@@ -48,7 +51,9 @@ def _seq(svc) -> int:  # type: ignore[no-untyped-def]
         (b'{"id": 1, "op": "heater.set", "args": {"mode": "on", "for_s": -1}}', "invalid_args"),
     ],
 )
-def test_bad_request_gets_named_error_and_sampling_continues(service, line, code) -> None:  # type: ignore[no-untyped-def]
+def test_bad_request_gets_named_error_and_sampling_continues(
+    service: Service, line: bytes, code: str
+) -> None:
     before = _seq(service)
     [reply] = raw_request(service.server.path, line + b"\n")
     assert reply["ok"] is False
@@ -57,7 +62,7 @@ def test_bad_request_gets_named_error_and_sampling_continues(service, line, code
     wait_until(lambda: service.latest.seq > before, what="sampling to go on")
 
 
-def test_ten_megabyte_line_is_refused_and_connection_still_usable(service) -> None:  # type: ignore[no-untyped-def]
+def test_ten_megabyte_line_is_refused_and_connection_still_usable(service: Service) -> None:
     before = _seq(service)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(10)
@@ -73,7 +78,7 @@ def test_ten_megabyte_line_is_refused_and_connection_still_usable(service) -> No
     wait_until(lambda: service.latest.seq > before, what="sampling to go on")
 
 
-def test_many_requests_on_one_connection_each_get_their_id_back(service) -> None:  # type: ignore[no-untyped-def]
+def test_many_requests_on_one_connection_each_get_their_id_back(service: Service) -> None:
     payload = b"".join(
         json.dumps({"id": f"r{i}", "op": "ping"}).encode() + b"\n" for i in range(50)
     )
@@ -82,7 +87,7 @@ def test_many_requests_on_one_connection_each_get_their_id_back(service) -> None
     assert all(r["ok"] for r in replies)
 
 
-def test_client_disconnecting_mid_line_does_not_disturb_service(service) -> None:  # type: ignore[no-untyped-def]
+def test_client_disconnecting_mid_line_does_not_disturb_service(service: Service) -> None:
     for _ in range(20):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.connect(str(service.server.path))
@@ -91,28 +96,18 @@ def test_client_disconnecting_mid_line_does_not_disturb_service(service) -> None
     assert reply["ok"] and reply["result"]["reading"]["seq"] >= 1
 
 
-def test_socket_file_is_group_accessible_only(service) -> None:  # type: ignore[no-untyped-def]
+def test_socket_file_is_group_accessible_only(service: Service) -> None:
     mode = service.server.path.stat().st_mode & 0o777
     assert mode == 0o660
 
 
-def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-untyped-def]
+def test_status_has_the_documented_fields(service: Service) -> None:
     _seq(service)
     [reply] = raw_request(service.server.path, b'{"id": 1, "op": "status"}\n')
     st = reply["result"]
     for key in ("version", "uptime_s", "readings_total", "reading", "sensor", "storage"):
         assert key in st
-    for key in (
-        "time",
-        "seq",
-        "age_s",
-        "temperature_c",
-        "temperature_f",
-        "humidity",
-        "dew_point_c",
-        "absolute_humidity_g_m3",
-        "pressure_hpa",
-    ):
+    for key in ("time", "seq", "age_s", *FIELDS):
         assert key in st["reading"], key
     for key in ("type", "health", "last_error", "errors"):
         assert key in st["sensor"], key
@@ -134,7 +129,7 @@ def test_status_has_the_documented_fields(service) -> None:  # type: ignore[no-u
             assert key in st[relay], (relay, key)
 
 
-def test_subscribers_that_hang_up_do_not_use_up_the_clients(service) -> None:  # type: ignore[no-untyped-def]
+def test_subscribers_that_hang_up_do_not_use_up_the_clients(service: Service) -> None:
     """Quiet topics mean no send ever fails: the service must still notice a closed client."""
     from filamentctl.service.server import LONG_OPS
 
@@ -151,14 +146,14 @@ def test_subscribers_that_hang_up_do_not_use_up_the_clients(service) -> None:  #
     assert reply["ok"]
 
 
-def test_unknown_subscribe_topic_is_refused(service) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_subscribe_topic_is_refused(service: Service) -> None:
     [reply] = raw_request(
         service.server.path, b'{"id": 1, "op": "subscribe", "args": {"topics": ["weather"]}}\n'
     )
     assert reply["error"]["code"] == "invalid_args" and "reading" in reply["error"]["message"]
 
 
-def test_the_documented_operations_are_exactly_what_the_service_handles(service) -> None:  # type: ignore[no-untyped-def]
+def test_the_documented_operations_are_exactly_what_the_service_handles(service: Service) -> None:
     from filamentctl import protocol
 
     assert set(service.handlers) == set(protocol.OPS)

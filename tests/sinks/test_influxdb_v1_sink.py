@@ -16,6 +16,7 @@ from filamentctl.sinks import influxdb_v1
 from filamentctl.sinks.base import Sink, create_sink
 from tests.faultproxy import FaultProxy, respond
 from tests.servers import InfluxV1Server, count_by_time, free_port, http
+from tests.sinks import _common as common
 
 pytestmark = pytest.mark.servers
 
@@ -23,24 +24,12 @@ pytestmark = pytest.mark.servers
 def readings(n: int, *, pressure: bool = True) -> list[Reading]:
     # Nanosecond timestamps that are not whole milliseconds: InfluxDB keeps them exactly.
     start = time.time_ns() - 60 * 1_000_000_000
-    return [
-        Reading(
-            start + i * 1_000_000_007, i, 20.0 + i / 10, 40.0 + i, 1013.0 + i if pressure else None
-        )
-        for i in range(n)
-    ]
+    return common.readings(n, start_ns=start, step_ns=1_000_000_007, pressure=pressure)
 
 
 def settings(url: str, db: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "database.type": "influxdb_v1",
-        "database.influxdb_v1.url": url,
-        "database.influxdb_v1.database": db,
-        "data.measurement": "environment",
-        "data.tags": {"box": "dryer 1"},
-        "database.timeout": 5.0,
-        **extra,
-    }
+    keys = {"url": url, "database": db}
+    return common.sink_settings("influxdb_v1", keys, tags={"box": "dryer 1"}, timeout=5.0, **extra)
 
 
 def test_open_creates_the_database(influxdb_v1_server: InfluxV1Server, unique_name: str) -> None:

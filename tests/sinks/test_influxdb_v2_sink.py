@@ -2,12 +2,13 @@
 
 No InfluxDB 2.x server can be installed here (Debian 12 has none); VictoriaMetrics accepts the same
 ``/api/v2/write`` request the client sends (org and bucket are ignored), so the real client and
-the real HTTP exchange are tested. The fault proxy shows what went over the wire.
+the real HTTP exchange are tested. What VictoriaMetrics does not check (the org, the bucket, the
+token, the precision) is checked on the wire through the fault proxy, and InfluxDB's error answers
+are scripted there: these are protocol-compatibility tests, not tests against an InfluxDB 2.x.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,30 +20,20 @@ from filamentctl.errors import ConfigError
 from filamentctl.sinks import influxdb_v2
 from filamentctl.sinks.base import create_sink
 from tests.faultproxy import Certificates, FaultProxy, forward, make_certificates, respond
-from tests.servers import MS, VictoriaMetricsServer, free_port
+from tests.servers import VictoriaMetricsServer, free_port
+from tests.sinks import _common as common
 
 pytestmark = pytest.mark.servers
 
 
 def readings(n: int) -> list[Reading]:
-    start = (time.time_ns() // MS - 60_000) * MS
-    return [
-        Reading(start + i * 1000 * MS, i, 20.0 + i / 10, 40.0 + i, 1013.0 + i) for i in range(n)
-    ]
+    return common.readings(n, start_ns=common.minute_ago_whole_ms())
 
 
 def settings(url: str, run: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "database.type": "influxdb_v2",
-        "database.influxdb_v2.url": url,
-        "database.influxdb_v2.token": "s3cret-token",
-        "database.influxdb_v2.org": "shop",
-        "database.influxdb_v2.bucket": "filament",
-        "data.measurement": "environment",
-        "data.tags": {"run": run, "box": "dryer 1"},
-        "database.timeout": 3.0,
-        **extra,
-    }
+    keys = {"url": url, "token": "s3cret-token", "org": "shop", "bucket": "filament"}
+    tags = {"run": run, "box": "dryer 1"}
+    return common.sink_settings("influxdb_v2", keys, tags=tags, timeout=3.0, **extra)
 
 
 def test_points_land_with_sample_timestamps_fields_and_tags(

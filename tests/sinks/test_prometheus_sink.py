@@ -14,6 +14,7 @@ from filamentctl.errors import ConfigError
 from filamentctl.sinks import prometheus
 from filamentctl.sinks.base import create_sink
 from tests.servers import PushgatewayServer, free_port
+from tests.sinks import _common as common
 
 pytestmark = pytest.mark.servers
 
@@ -22,30 +23,14 @@ FIELDS = ("temperature_c", "temperature_f", "humidity", "dew_point_c", "absolute
 
 def readings(n: int, *, first_seq: int = 1, pressure: bool = True) -> list[Reading]:
     start = time.time_ns() - 60 * 10**9
-    return [
-        Reading(
-            start + i * 10**9,
-            first_seq + i,
-            20.0 + i,
-            40.0 + i,
-            1013.0 + i if pressure else None,
-        )
-        for i in range(n)
-    ]
+    return common.readings(n, start_ns=start, first_seq=first_seq, per_degree=1, pressure=pressure)
 
 
 def settings(
     url: str, job: str, tags: dict[str, str] | None = None, **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "database.type": "prometheus",
-        "database.prometheus.url": url,
-        "database.prometheus.job": job,
-        "data.measurement": "environment",
-        "data.tags": tags or {},
-        "database.timeout": 3.0,
-        **extra,
-    }
+    keys = {"url": url, "job": job}
+    return common.sink_settings("prometheus", keys, tags=tags or {}, timeout=3.0, **extra)
 
 
 def pushed(gateway: PushgatewayServer, job: str) -> dict[str, tuple[dict[str, str], float]]:

@@ -14,6 +14,7 @@ from filamentctl.errors import ConfigError
 from filamentctl.sinks import timescaledb
 from filamentctl.sinks.base import create_sink
 from tests.servers import PostgresServer, free_port
+from tests.sinks import _common as common
 
 pytestmark = pytest.mark.servers
 
@@ -21,28 +22,22 @@ pytestmark = pytest.mark.servers
 def readings(n: int, *, pressure: bool = True) -> list[Reading]:
     # Nanosecond timestamps that are not whole microseconds: PostgreSQL keeps µs.
     start = time.time_ns() - 3600 * 10**9 + 123
-    return [
-        Reading(
-            start + i * 200_000_000,
-            i + 1,
-            20.0 + i / 100,
-            40.0 + i / 10,
-            1013.0 if pressure else None,
-        )
-        for i in range(n)
-    ]
+    return common.readings(
+        n,
+        start_ns=start,
+        step_ns=200_000_000,
+        first_seq=1,
+        per_degree=100,
+        per_percent=10,
+        pressure_rises=False,
+        pressure=pressure,
+    )
 
 
 def settings(pg: PostgresServer, db: str, table: str = "readings", **extra: Any) -> dict[str, Any]:
-    return {
-        "database.type": "timescaledb",
-        "database.timescaledb.url": pg.url(db),
-        "database.timescaledb.table": table,
-        "data.measurement": "environment",
-        "data.tags": {"box": "dryer 1", "site": "shop"},
-        "database.timeout": 5.0,
-        **extra,
-    }
+    keys = {"url": pg.url(db), "table": table}
+    tags = {"box": "dryer 1", "site": "shop"}
+    return common.sink_settings("timescaledb", keys, tags=tags, timeout=5.0, **extra)
 
 
 def rows(pg: PostgresServer, db: str, table: str = "readings") -> list[tuple[int, str, float, str]]:

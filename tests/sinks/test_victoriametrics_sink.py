@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +21,20 @@ from tests.faultproxy import (
     respond,
     stall,
 )
-from tests.servers import MS, VictoriaMetricsServer, count_by_time, free_port
+from tests.servers import VictoriaMetricsServer, count_by_time, free_port
+from tests.sinks import _common as common
 
 pytestmark = pytest.mark.servers
 
 
 def readings(n: int, *, pressure: bool = True) -> list[Reading]:
     # Whole milliseconds: VictoriaMetrics stores ms, so these come back exactly.
-    start = (time.time_ns() // MS - 60_000) * MS
-    return [
-        Reading(start + i * 1000 * MS, i, 20.0 + i / 10, 40.0 + i, 1013.0 + i if pressure else None)
-        for i in range(n)
-    ]
+    return common.readings(n, start_ns=common.minute_ago_whole_ms(), pressure=pressure)
 
 
 def settings(url: str, run: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "database.type": "victoriametrics",
-        "database.victoriametrics.url": url,
-        "data.measurement": "environment",
-        "data.tags": {"run": run, "box": "dryer 1"},
-        "database.timeout": 5.0,
-        **extra,
-    }
+    tags = {"run": run, "box": "dryer 1"}
+    return common.sink_settings("victoriametrics", {"url": url}, tags=tags, timeout=5.0, **extra)
 
 
 def test_points_land_with_sample_timestamps_all_fields_and_tags(

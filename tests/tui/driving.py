@@ -1,4 +1,5 @@
-"""Driving the dashboard in tests: a frozen-clock app, Pilot waits, and the screen as text."""
+"""Driving the dashboard in tests: a frozen-clock app run under Pilot (``dashboard``), Pilot
+waits, and the screen as text."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import html
 import os
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.cells import cell_len
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
 
 from filamentctl.tui.app import DashboardApp
 from tests.tui.fakeserver import READING
@@ -49,6 +53,49 @@ async def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+async def connected(pilot: Any) -> None:
+    """Wait until the app has the service's first status and history."""
+    app = pilot.app
+    await wait_for(
+        pilot, lambda: app.connected and app.dashboard.history, "the first status and history"
+    )
+
+
+@asynccontextmanager
+async def dashboard(
+    socket_path: Path,
+    size: tuple[int, int] = (80, 24),
+    *,
+    connect: bool = True,
+    **kwargs: Any,
+) -> AsyncIterator[tuple[DashboardApp, Pilot[None]]]:
+    """The real app (:func:`make_app` with ``kwargs``) running under Pilot at ``size``; with
+    ``connect`` (the default) entered only once it shows the service's first status and history.
+    """
+    app = make_app(socket_path, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        if connect:
+            await connected(pilot)
+        yield app, pilot
+
+
+def requests_answered(app: DashboardApp) -> bool:
+    """No request of the app is still on its way: every request worker has returned, so what
+    they sent has reached the service (a check that nothing was sent waits for this)."""
+    return not any(w.group == "commands" and not w.is_finished for w in app.workers)
+
+
+def palette_offers(app: DashboardApp, prompt: str) -> bool:
+    """The open command palette has ``prompt`` highlighted (so enter runs it)."""
+    if not isinstance(app.screen, CommandPalette):
+        return False
+    commands = app.screen.query_one(CommandList)
+    index = commands.highlighted
+    if index is None:
+        return False
+    return str(commands.get_option_at_index(index).prompt).startswith(prompt)
 
 
 # One run of text in Rich's SVG export: its x offset, its line, and the (escaped) text.

@@ -20,7 +20,7 @@ from filamentctl.tui.messages import (
 )
 from filamentctl.tui.widgets.chart import HistoryChart
 from filamentctl.tui.widgets.eventlog import EventLog
-from tests.tui.driving import make_app, run, wait_for
+from tests.tui.driving import dashboard, run, wait_for
 from tests.tui.fakeserver import READING, FakeService
 
 
@@ -37,9 +37,7 @@ def test_a_burst_of_readings_is_one_update_and_the_chart_keeps_every_reading(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.connected and app.dashboard.history, "history")
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             before = len(app.dashboard.history)
             burst = [ReadingReceived([reading(i)]) for i in range(50)]
             for message in burst:
@@ -60,8 +58,7 @@ def test_of_waiting_statuses_only_the_newest_is_handled(socket_path: Path) -> No
     """No service here: nothing but these two statuses says the dashboard is connected."""
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24), connect=False) as (app, pilot):
             await wait_for(pilot, lambda: app.dashboard.showing, "the dashboard")
             app.dashboard.post_message(StatusReceived({"version": "old"}))
             app.dashboard.post_message(StatusReceived({"version": "new"}))

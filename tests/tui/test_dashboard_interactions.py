@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.command import CommandList, CommandPalette
+from textual.command import CommandPalette
 from textual.widgets import Button, Digits
 
 from filamentctl.tui.app import DashboardApp
@@ -20,7 +20,8 @@ from filamentctl.tui.widgets.chart import HistoryChart
 from filamentctl.tui.widgets.eventlog import EventLog
 from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.relay import RelayPanel
-from tests.tui.driving import make_app, run, screen_text, wait_for
+from tests.helpers import wait_until
+from tests.tui.driving import dashboard, palette_offers, run, screen_text, wait_for
 from tests.tui.fakeserver import FakeService
 
 
@@ -32,24 +33,6 @@ def relay(app: DashboardApp, name: str) -> dict[str, Any]:
     return app.dashboard.query_one(f"#{name}", RelayPanel).state or {}
 
 
-async def connected(pilot: Any) -> None:
-    app = pilot.app
-    await wait_for(
-        pilot, lambda: app.connected and app.dashboard.history, "the first status and history"
-    )
-
-
-def palette_offers(app: DashboardApp, prompt: str) -> bool:
-    """The open command palette has ``prompt`` highlighted (so enter runs it)."""
-    if not isinstance(app.screen, CommandPalette):
-        return False
-    commands = app.screen.query_one(CommandList)
-    index = commands.highlighted
-    if index is None:
-        return False
-    return str(commands.get_option_at_index(index).prompt).startswith(prompt)
-
-
 def set_requests(service: FakeService, relay_name: str) -> list[Any]:
     return [args.get("mode") for op, args in service.requests if op == f"{relay_name}.set"]
 
@@ -58,9 +41,7 @@ def test_live_values_status_and_storage_appear_on_connect(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await pilot.pause()
             assert app.dashboard.query_one("#temperature", Digits).value == "21.3"
             assert app.dashboard.query_one("#humidity", Digits).value == "41.2"
@@ -93,9 +74,7 @@ def test_reading_and_relay_events_update_values_chart_and_log(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             before = len(app.dashboard.history)
             service.push(
                 "reading",
@@ -130,9 +109,7 @@ def test_h_asks_before_heater_on_and_y_switches_it_on(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("h")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
             assert "Switch the heater ON by hand?" in screen_text(app)
@@ -147,9 +124,7 @@ def test_h_asks_before_heater_on_and_y_switches_it_on(
 
 def test_n_cancels_heater_on_and_nothing_is_sent(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("h")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
             await pilot.press("n")
@@ -163,9 +138,7 @@ def test_n_cancels_heater_on_and_nothing_is_sent(service: FakeService, socket_pa
 
 def test_h_cycles_heater_auto_on_off_auto(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("h", "y")
             await wait_for(pilot, lambda: relay(app, "heater").get("override") == "on", "on")
             await pilot.press("h")  # on → off needs no confirmation
@@ -179,9 +152,7 @@ def test_h_cycles_heater_auto_on_off_auto(service: FakeService, socket_path: Pat
 
 def test_f_cycles_fan_without_confirmation(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("f")
             await wait_for(pilot, lambda: relay(app, "fan").get("override") == "on", "fan on")
             assert not isinstance(app.screen, ConfirmScreen)
@@ -199,9 +170,7 @@ def test_panel_buttons_switch_relays_and_heater_on_is_confirmed(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.click("#fan-off")
             await wait_for(pilot, lambda: set_requests(service, "fan") == ["off"], "fan off")
             await pilot.click("#heater-on")
@@ -224,9 +193,7 @@ def test_r_resets_a_latched_heater_fault(service: FakeService, socket_path: Path
     )
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             assert "FAULT (r resets): temperature 61.0" in screen_text(app)
             assert app.dashboard.query_one("#heater", RelayPanel).has_class("-fault")
             await pilot.press("r")
@@ -242,9 +209,7 @@ def test_reset_refused_by_the_service_shows_its_reason(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.click("#fan-reset")
             await wait_for(pilot, lambda: "fan.reset failed" in log_text(app), "the refusal")
             assert "the fan has no latched fault" in log_text(app)
@@ -258,9 +223,7 @@ def test_help_opens_on_question_mark_and_f1_and_closes_on_escape(
     service: FakeService, socket_path: Path, key: str
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press(key)
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "help")
             assert "heater: auto → on → off → auto" in screen_text(app)
@@ -273,24 +236,13 @@ def test_help_opens_on_question_mark_and_f1_and_closes_on_escape(
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])
 def test_q_quits(service: FakeService, socket_path: Path, key: str) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press(key)
             await wait_for(pilot, lambda: not app.is_running, "the app to exit")
 
     run(scenario)
     # The subscription ended with the app: the service has no subscriber left.
-    assert service.subscriber_count() == 0 or _eventually(lambda: service.subscriber_count() == 0)
-
-
-def _eventually(predicate: Any) -> bool:
-    done = threading.Event()
-    for _ in range(100):
-        if predicate():
-            return True
-        done.wait(0.05)
-    return bool(predicate())
+    wait_until(lambda: service.subscriber_count() == 0, what="the subscription to end")
 
 
 def test_flush_from_the_palette_shows_progress_then_the_outcome(
@@ -300,9 +252,7 @@ def test_flush_from_the_palette_shows_progress_then_the_outcome(
     service.flush_gate = gate
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("ctrl+p")
             await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
             await pilot.press(*"flush")
@@ -324,9 +274,7 @@ def test_c_switches_the_chart_range_and_reloads_history(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await pilot.press("c")
             await wait_for(
                 pilot,
@@ -343,9 +291,7 @@ def test_c_switches_the_chart_range_and_reloads_history(
 
 def test_t_switches_the_theme(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             before = app.theme
             await pilot.press("t")
             assert app.theme != before
@@ -359,10 +305,7 @@ def test_service_going_away_shows_disconnected_then_reconnects(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        banner = None
-        async with app.run_test(size=(80, 24)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             banner = app.dashboard.query_one(ConnectionBanner)
             service.stop()
             await wait_for(pilot, lambda: "DISCONNECTED" in screen_text(app), "the banner")
@@ -388,8 +331,7 @@ def test_no_service_at_start_shows_disconnected_and_keys_do_not_crash(
     socket_path: Path,
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24), connect=False) as (app, pilot):
             await wait_for(pilot, lambda: "DISCONNECTED" in screen_text(app), "the banner")
             assert "no filamentctl service is running" in screen_text(app)
             for key in ("h", "f", "r", "c"):
@@ -406,9 +348,7 @@ def test_odd_data_from_the_service_never_crashes_the_dashboard(
     """Wrong types where numbers or objects belong: shown as unknown, the app keeps running."""
 
     async def scenario() -> None:
-        app = make_app(socket_path, tick_s=0.05)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40), tick_s=0.05) as (app, pilot):
             service.push(
                 "reading",
                 {

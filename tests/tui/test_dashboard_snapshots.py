@@ -15,7 +15,7 @@ import pytest
 from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.help import HelpScreen
-from tests.tui.driving import make_app, run, screen_text, update_snapshots, wait_for
+from tests.tui.driving import dashboard, run, screen_text, update_snapshots, wait_for
 from tests.tui.fakeserver import FakeService
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -45,8 +45,7 @@ def test_dashboard_layout_connected(
     service: FakeService, socket_path: Path, size: tuple[int, int]
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=size) as pilot:
+        async with dashboard(socket_path, size=size) as (app, pilot):
             await settled(pilot, app)
             await pilot.pause()
             check(f"dashboard_{size[0]}x{size[1]}", screen_text(app), socket_path)
@@ -59,8 +58,9 @@ def test_dashboard_layout_disconnected(
     service: FakeService, socket_path: Path, size: tuple[int, int]
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path, reconnect_base_s=60.0, reconnect_max_s=60.0)
-        async with app.run_test(size=size) as pilot:
+        async with dashboard(
+            socket_path, size=size, reconnect_base_s=60.0, reconnect_max_s=60.0
+        ) as (app, pilot):
             await settled(pilot, app)
             service.stop()
             await wait_for(pilot, lambda: "DISCONNECTED" in screen_text(app), "the banner")
@@ -72,8 +72,7 @@ def test_dashboard_layout_disconnected(
 
 def test_confirm_dialog_and_help_at_80x24(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await settled(pilot, app)
             await pilot.press("h")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
@@ -95,8 +94,9 @@ def test_no_color_keeps_every_state_readable(
     service.status["heater"].update(mode="fault", latched="runaway: no rise in 600 s")
 
     async def scenario() -> None:
-        app = make_app(socket_path, reconnect_base_s=60.0, reconnect_max_s=60.0)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(
+            socket_path, size=(80, 24), connect=False, reconnect_base_s=60.0, reconnect_max_s=60.0
+        ) as (app, pilot):
             assert app.no_color
             await settled(pilot, app)
             text = screen_text(app)

@@ -5,7 +5,6 @@ the scripted service on a real Unix socket (tests/tui/fakeserver.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,7 +13,14 @@ from filamentctl.tui.screens.confirm import ConfirmScreen
 from filamentctl.tui.screens.drying import DryStartScreen
 from filamentctl.tui.widgets.drying import DryingPanel
 from filamentctl.tui.widgets.eventlog import EventLog
-from tests.tui.driving import make_app, run, screen_text, wait_for
+from tests.tui.driving import (
+    dashboard,
+    palette_offers,
+    requests_answered,
+    run,
+    screen_text,
+    wait_for,
+)
 from tests.tui.fakeserver import FakeService, drying_section
 
 
@@ -26,18 +32,9 @@ def log_text(app: DashboardApp) -> str:
     return "\n".join(line.text for line in app.dashboard.query_one(EventLog).lines)
 
 
-async def connected(pilot: Any) -> None:
-    app = pilot.app
-    await wait_for(
-        pilot, lambda: app.connected and app.dashboard.history, "the first status and history"
-    )
-
-
 def test_the_panel_is_hidden_while_no_session_runs(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await pilot.pause()
             assert panel(app).display is False
             assert "Drying" not in screen_text(app)
@@ -52,9 +49,7 @@ def test_a_running_session_shows_target_progress_end_and_water(
     service.status["drying"] = drying_section("PLA", elapsed_s=7200.0)
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=size) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=size) as (app, pilot):
             await pilot.pause()
             assert panel(app).display is True
             text = screen_text(app)
@@ -73,9 +68,7 @@ def test_a_running_session_shows_target_progress_end_and_water(
 
 def test_d_picks_a_material_and_starts_drying(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await pilot.press("d")
             await wait_for(pilot, lambda: isinstance(app.screen, DryStartScreen), "the picker")
             await pilot.pause()
@@ -93,14 +86,13 @@ def test_d_picks_a_material_and_starts_drying(service: FakeService, socket_path:
 
 def test_escape_cancels_the_picker(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await pilot.press("d")
             await wait_for(pilot, lambda: isinstance(app.screen, DryStartScreen), "the picker")
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, DryStartScreen), "closed")
-            await pilot.pause(0.2)
+            await pilot.pause()  # the picker's answer is handled
+            await wait_for(pilot, lambda: requests_answered(app), "the requests' replies")
             assert "dry.start" not in service.ops()
 
     run(scenario)
@@ -110,9 +102,7 @@ def test_the_stop_button_ends_the_session(service: FakeService, socket_path: Pat
     service.status["drying"] = drying_section("PETG")
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await wait_for(pilot, lambda: panel(app).display is True, "the panel")
             await pilot.click("#dry-stop")
             await wait_for(pilot, lambda: "dry.stop" in service.ops(), "dry.stop")
@@ -128,15 +118,15 @@ def test_d_during_a_session_asks_before_stopping(service: FakeService, socket_pa
     service.status["drying"] = drying_section("PLA")
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await wait_for(pilot, lambda: panel(app).display is True, "the panel")
             await pilot.press("d")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
             assert "Stop drying PLA now?" in screen_text(app)
             await pilot.press("n")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), "closed")
+            await pilot.pause()  # the answer is handled
+            await wait_for(pilot, lambda: requests_answered(app), "the requests' replies")
             assert "dry.stop" not in service.ops()
             await pilot.press("d", "y")
             await wait_for(pilot, lambda: "dry.stop" in service.ops(), "dry.stop")
@@ -146,12 +136,10 @@ def test_d_during_a_session_asks_before_stopping(service: FakeService, socket_pa
 
 def test_the_palette_offers_drying(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await connected(pilot)
+        async with dashboard(socket_path, size=(120, 40)) as (app, pilot):
             await pilot.press("ctrl+p")
             await pilot.press(*"dry start")
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: palette_offers(app, "Dry: start"), "Dry: start offered")
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, DryStartScreen), "the picker")
 

@@ -11,7 +11,7 @@ import pytest
 
 from filamentctl.tui.app import DashboardApp
 from filamentctl.tui.widgets.chart import bar_rows, scale
-from tests.tui.driving import make_app, run, screen_text, wait_for
+from tests.tui.driving import dashboard, run, screen_text, wait_for
 from tests.tui.fakeserver import READING, FakeService
 from tests.tui.test_dashboard_snapshots import check, settled
 
@@ -27,11 +27,7 @@ def test_below_78_columns_one_column_keeps_the_relay_states_on_screen(
     service: FakeService, socket_path: Path, size: tuple[int, int]
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=size) as pilot:
-            await wait_for(
-                pilot, lambda: app.connected and app.dashboard.history, "status and history"
-            )
+        async with dashboard(socket_path, size=size) as (app, pilot):
             await pilot.pause()
             text = screen_text(app)
             assert app.dashboard.has_class("-narrow")
@@ -50,8 +46,7 @@ def test_the_narrow_column_scrolls_to_the_chart_and_events(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(60, 20)) as pilot:
+        async with dashboard(socket_path, size=(60, 20)) as (app, pilot):
             await settled_narrow(pilot, app)
             assert "Events" not in screen_text(app)
             await pilot.press("tab")  # focus enters the column; keys now scroll it
@@ -70,8 +65,7 @@ async def settled_narrow(pilot: object, app: DashboardApp) -> None:
 
 def test_at_80_columns_the_two_column_layout_stays(service: FakeService, socket_path: Path) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await settled(pilot, app)
             assert app.dashboard.has_class("-wide")
             text = screen_text(app)
@@ -84,8 +78,7 @@ def test_relay_panels_say_stale_while_disconnected_and_clear_on_reconnect(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await settled(pilot, app)
             assert "STALE" not in screen_text(app)
             service.stop()
@@ -102,8 +95,7 @@ def test_relay_reasons_refresh_from_status_without_any_event(
     service: FakeService, socket_path: Path
 ) -> None:
     async def scenario() -> None:
-        app = make_app(socket_path, status_every_s=0.05)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with dashboard(socket_path, size=(80, 24), status_every_s=0.05) as (app, pilot):
             await settled(pilot, app)
             # The service's reason changes (the temperature moved) but no relay switched.
             service.status["heater"]["reason"] = "auto: 21.4 °C within 20.0–22.0 °C"
@@ -157,11 +149,7 @@ def test_the_chart_shows_its_scale_and_a_flat_history_half_high(
     ]
 
     async def scenario() -> None:
-        app = make_app(socket_path)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(
-                pilot, lambda: app.connected and app.dashboard.history, "status and history"
-            )
+        async with dashboard(socket_path, size=(80, 24)) as (app, pilot):
             await wait_for(pilot, lambda: "22.5┤" in screen_text(app), "the temperature scale")
             text = screen_text(app)
             assert "21.5┤" in text and "42.5┤" in text and "37.5┤" in text

@@ -13,7 +13,7 @@ from textual.widgets import OptionList
 from filamentctl.tui.screens.boxes import BoxScreen
 from tests.cli.test_boxes import BoxProcess, fc
 from tests.helpers import short_home
-from tests.tui.driving import make_app, run, screen_text, wait_for
+from tests.tui.driving import dashboard, run, screen_text, wait_for
 
 
 @pytest.fixture
@@ -51,8 +51,9 @@ def test_b_lists_the_boxes_and_switching_shows_the_other_box_only(
     a, b = two_boxes
 
     async def scenario() -> None:
-        app = make_app(a.socket, box="a", status_every_s=0.2)
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with dashboard(
+            a.socket, size=(100, 30), connect=False, box="a", status_every_s=0.2
+        ) as (app, pilot):
             await wait_for(pilot, lambda: temperature(app) == 30.0, "box a's 30 °C reading")
             assert "box a" in app.dashboard.sub_title
             await pilot.press("b")
@@ -83,12 +84,11 @@ def test_with_one_box_b_says_there_is_no_other(two_boxes: tuple[BoxProcess, BoxP
     (b.home / "boxes" / "b").rename(b.home / "gone-b")  # box b is no longer on this machine
 
     async def scenario() -> None:
-        app = make_app(a.socket, box="a")
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with dashboard(a.socket, size=(100, 30), connect=False, box="a") as (app, pilot):
             await wait_for(pilot, lambda: app.connected, "box a")
             await pilot.press("b")
-            await pilot.pause(0.2)
-            assert not isinstance(app.screen, BoxScreen)
+            # The note and the choice not to list the boxes come from one key press.
             await wait_for(pilot, lambda: "no other box" in screen_text(app), "the note")
+            assert not isinstance(app.screen, BoxScreen)
 
     run(scenario)

@@ -32,12 +32,13 @@ def test_jitter_adds_at_most_ten_percent() -> None:
     maximum=st.floats(min_value=0.01, max_value=3600.0),
     rand=st.floats(min_value=0.0, max_value=1.0, exclude_max=True),
 )
-def test_delay_stays_within_schedule_and_jitter(
+def test_delay_never_shrinks_with_more_failures_and_stays_under_the_cap_plus_jitter(
     failures: int, base: float, maximum: float, rand: float
 ) -> None:
-    plain = min(base * 2.0 ** min(failures - 1, 62), maximum)
+    # Properties only: the exact schedule is the table above (the oracle), not a formula here.
     delay = backoff_delay(failures, base, maximum, rand)
-    assert plain <= delay <= plain * 1.1 + 1e-9
+    assert backoff_delay(failures - 1, base, maximum, rand) <= delay
+    assert min(base, maximum) <= delay <= maximum * 1.1 + 1e-9
 
 
 def test_retry_after_longer_than_backoff_is_honoured() -> None:

@@ -7,13 +7,15 @@ stale after 30 s. Time is passed in: no clocks, no sleeps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from filamentctl.core import schema
-from filamentctl.core.control import FanController, FanSettings, RequestResult
+from filamentctl.core.control import FanController, FanSettings
+from tests.unit import control_table as table
+from tests.unit.control_table import Event, Row, rows
 
 BASE = FanSettings(
     enabled=True,
@@ -26,56 +28,17 @@ BASE = FanSettings(
 FAULT_ON = {"on_fault": True}
 NAN = math.nan
 
-# Events: ("read", t, %RH[, age]), ("tick", t), ("req", t, mode[, until]), ("reset", t)
-Event = tuple[Any, ...]
 
-
-@dataclass
-class Row:
-    events: list[Event]
-    on: bool
-    mode: str
-    reason: str  # must appear in the final reason (or in the refusal, for refused requests)
-    settings: dict[str, Any] = field(default_factory=dict)
-    accepted: bool | None = None
+def fan(**overrides: Any) -> FanController:
+    return FanController(replace(BASE, **overrides), now=0.0)
 
 
 def play(row_settings: dict[str, Any], events: list[Event]) -> tuple[FanController, Any]:
-    ctl = FanController(replace(BASE, **row_settings), now=0.0)
-    last: Any = None
-    for event in events:
-        kind, t, *args = event
-        if kind == "read":
-            last = ctl.observe(args[0], args[1] if len(args) > 1 else 0.0, t)
-        elif kind == "tick":
-            last = ctl.tick(t)
-        elif kind == "req":
-            last = ctl.request(args[0], args[1] if len(args) > 1 else None, t)
-        elif kind == "reset":
-            last = ctl.reset(t)
-        elif kind == "rej":
-            last = ctl.reject(args[0], t, over_temperature=len(args) > 1 and args[1])
-        else:  # pragma: no cover - a typo in a table
-            raise AssertionError(kind)
-    return ctl, last
+    return table.play(fan, row_settings, events)
 
 
 def check(row: Row) -> None:
-    ctl, last = play(row.settings, row.events)
-    status = ctl.status(row.events[-1][1])
-    if isinstance(last, RequestResult):
-        if row.accepted is not None:
-            assert last.accepted is row.accepted, last.reason
-        shown = last.reason
-    else:
-        assert row.accepted is None, "accepted= only applies when the last event is a request"
-        shown = status.reason
-    assert (status.on, status.mode) == (row.on, row.mode), status.reason
-    assert row.reason in shown, shown
-
-
-def rows(table: dict[str, Row]) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize("row", list(table.values()), ids=list(table))
+    table.check(fan, row)
 
 
 HYSTERESIS = {

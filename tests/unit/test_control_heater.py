@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +25,8 @@ from filamentctl.core.control import (
     RequestResult,
     decide_heater,
 )
+from tests.unit import control_table as table
+from tests.unit.control_table import Event, Row, rows
 
 BASE = HeaterSettings(
     enabled=True,
@@ -40,58 +42,17 @@ BASE = HeaterSettings(
 LATCH_HINT = "(latched; run 'filamentctl heater reset')"
 NAN = math.nan
 
-# Events: ("read", t, °C[, age]), ("tick", t), ("req", t, mode[, until]), ("reset", t),
-# ("rej", t, reason[, too_hot]): the reading filter rejected the sample read at t.
-Event = tuple[Any, ...]
 
-
-@dataclass
-class Row:
-    events: list[Event]
-    on: bool
-    mode: str
-    reason: str  # must appear in the final reason (or in the refusal, for refused requests)
-    settings: dict[str, Any] = field(default_factory=dict)
-    accepted: bool | None = None  # for a final request: accepted or refused
+def heater(**overrides: Any) -> HeaterController:
+    return HeaterController(replace(BASE, **overrides), now=0.0)
 
 
 def play(row_settings: dict[str, Any], events: list[Event]) -> tuple[HeaterController, Any]:
-    ctl = HeaterController(replace(BASE, **row_settings), now=0.0)
-    last: Any = None
-    for event in events:
-        kind, t, *args = event
-        if kind == "read":
-            last = ctl.observe(args[0], args[1] if len(args) > 1 else 0.0, t)
-        elif kind == "tick":
-            last = ctl.tick(t)
-        elif kind == "req":
-            last = ctl.request(args[0], args[1] if len(args) > 1 else None, t)
-        elif kind == "reset":
-            last = ctl.reset(t)
-        elif kind == "rej":
-            last = ctl.reject(args[0], t, over_temperature=len(args) > 1 and args[1])
-        else:  # pragma: no cover - a typo in a table
-            raise AssertionError(kind)
-    return ctl, last
+    return table.play(heater, row_settings, events)
 
 
 def check(row: Row) -> tuple[HeaterController, Any]:
-    ctl, last = play(row.settings, row.events)
-    status = ctl.status(row.events[-1][1])
-    if isinstance(last, RequestResult):
-        if row.accepted is not None:
-            assert last.accepted is row.accepted, last.reason
-        shown = last.reason
-    else:
-        assert row.accepted is None, "accepted= only applies when the last event is a request"
-        shown = status.reason
-    assert (status.on, status.mode) == (row.on, row.mode), status.reason
-    assert row.reason in shown, shown
-    return ctl, last
-
-
-def rows(table: dict[str, Row]) -> pytest.MarkDecorator:
-    return pytest.mark.parametrize("row", list(table.values()), ids=list(table))
+    return table.check(heater, row)
 
 
 # --------------------------------------------------------------------------- hysteresis

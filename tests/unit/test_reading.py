@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from filamentctl.core import psychro
-from filamentctl.core.reading import Reading, iso_utc
+from filamentctl.core.reading import FIELDS, Reading, iso_utc
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,9 @@ from filamentctl.core.reading import Reading, iso_utc
         (45.0, 10.0, 6.36, 6.52),
     ],
 )
-def test_dew_point_and_absolute_humidity_match_reference(t, rh, dew, absolute) -> None:  # type: ignore[no-untyped-def]
+def test_dew_point_and_absolute_humidity_match_reference(
+    t: float, rh: float, dew: float, absolute: float
+) -> None:
     r = Reading(0, 1, t, rh)
     assert r.dew_point_c == pytest.approx(dew, abs=0.02)
     assert r.absolute_humidity_g_m3 == pytest.approx(absolute, abs=0.02)
@@ -63,3 +65,9 @@ def test_to_dict_carries_time_seq_and_null_pressure() -> None:
     d = Reading(1_700_000_000_000_000_000, 7, 21.0, 40.0).to_dict()
     assert d["seq"] == 7 and d["time_ns"] == 1_700_000_000_000_000_000
     assert d["pressure_hpa"] is None
+
+
+def test_fields_names_every_value_of_a_reading_in_order() -> None:
+    assert tuple(Reading(0, 1, 21.0, 40.0, 1013.0).fields()) == FIELDS
+    assert tuple(Reading(0, 1, 21.0, 40.0).fields()) == FIELDS[:-1]  # no pressure sensor
+    assert set(FIELDS) <= set(Reading(0, 1, 21.0, 40.0, 1013.0).to_dict())

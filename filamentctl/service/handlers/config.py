@@ -165,14 +165,14 @@ class ConfigOps:
 
 
 def _require_admin(
-    conn: Connection, what: str, how: str = "run it with sudo (or as the service's user)"
+    conn: Connection, what: str, advice: str = "run it with sudo (or as the service's user)"
 ) -> None:
     """Only root or the service's own user (by the socket's peer credentials) may ``what``;
-    the refusal says ``how`` to do it instead."""
+    anyone else gets ``permission_denied`` with ``advice``."""
     if conn.peer.uid not in (0, os.getuid()):
         log.warning("refused to %s: may not %s", conn.peer, what)
         raise ProtocolError(
-            protocol.PERMISSION, f"only root or the service's own user may {what}; {how}"
+            protocol.PERMISSION, f"only root or the service's own user may {what}; {advice}"
         )
 
 

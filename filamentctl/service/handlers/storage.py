@@ -34,7 +34,9 @@ class StorageOps:
         self._service.sampler.commit()
         delivery = self._service.delivery
         if delivery is None:
-            return {"delivered": 0, "remaining": 0, "ok": True, "error": None, "backend": "none"}
+            from filamentctl.service.delivery import nothing_to_flush
+
+            return nothing_to_flush("none")
 
         def progress(delivered: int, total: int) -> None:
             conn.send_event(req.id, "flush.progress", {"delivered": delivered, "total": total})
