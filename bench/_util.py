@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def machine() -> str:
@@ -24,8 +25,11 @@ class CommandFailed(RuntimeError):
     """A timed command did not succeed: its time would flatter the figure, so none is kept."""
 
 
-def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run once; (wall seconds, the child's own peak RSS in MB from ``os.wait4``).
+def run_measured(
+    argv: Sequence[str], env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
+    """Run once; (wall seconds, the child's own peak RSS in MB, its CPU seconds: user + system),
+    all from ``os.wait4``.
 
     Raises CommandFailed when the command exits non-zero (a fast failure is not a fast run).
     """
@@ -42,24 +46,47 @@ def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tupl
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     if proc.returncode != 0:
         raise CommandFailed(f"`{' '.join(argv)}` exited {proc.returncode}")
-    return elapsed, usage.ru_maxrss / 1024  # Linux reports KiB
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss: KiB
 
 
 def measured_interleaved(
     commands: dict[str, Sequence[str]], runs: int, env: dict[str, str]
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]]]:
     """Time several commands round-robin, so machine noise hits them alike; (wall seconds,
-    peak RSS in MB) per command. Raises CommandFailed when any run fails."""
+    peak RSS in MB, CPU seconds) per command. Raises CommandFailed when any run fails."""
     wall: dict[str, list[float]] = {name: [] for name in commands}
     rss: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for argv in commands.values():  # warm-up
         run_measured(argv, env)
     for _ in range(runs):
         for name, argv in commands.items():
-            elapsed, mb = run_measured(argv, env)
+            elapsed, mb, cpu_s = run_measured(argv, env)
             wall[name].append(elapsed)
             rss[name].append(mb)
-    return wall, rss
+            cpu[name].append(cpu_s)
+    return wall, rss, cpu
+
+
+def terminate(proc: subprocess.Popen[Any], timeout: float = 30.0) -> int:
+    """SIGTERM (SIGKILL after ``timeout``) and reap; its exit code. Never raises."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return int(proc.returncode)
+
+
+def stop(proc: subprocess.Popen[Any], what: str) -> None:
+    """Stop a measured process and check that it ended well: our services and gateways exit 0
+    on SIGTERM, and one that crashed or hung during the window gave figures worth nothing.
+    Raises CommandFailed otherwise."""
+    code = terminate(proc)
+    if code != 0:
+        raise CommandFailed(f"{what} exited {code} when stopped")
 
 
 @contextlib.contextmanager
@@ -84,6 +111,6 @@ def simulated_service(
             time.sleep(0.05)
         time.sleep(0.5)
         yield home, env
+        stop(proc, "the simulated service")
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        terminate(proc)

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._util import machine
+from bench._util import machine, stop, terminate
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -140,6 +140,7 @@ def measure(
         if readings <= 0:
             raise RuntimeError("no readings in the measuring window")
         cpu = after["cpu_s"] - before["cpu_s"]
+        stop(proc, f"the service at {rate_hz:g} Hz")
         return {
             "rss_mb": after["rss_mb"],
             "peak_rss_mb": after["hwm_mb"],
@@ -151,12 +152,7 @@ def measure(
             "writes_per_h": (status["storage"]["written"] - written0) / window * 3600,
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -167,6 +163,12 @@ DELIVERY_VARIANTS: dict[str, tuple[float, dict[str, str]]] = {
     "1 Hz, writer.batch_size 3": (1.0, {"WRITER__BATCH_SIZE": "3"}),
     "1 Hz, storage.commit_interval 30": (1.0, {"STORAGE__COMMIT_INTERVAL": "30"}),
 }
+
+
+def _ratio(value: float, base: float) -> str:
+    """``value / base`` for the table; "—" when the base window saw no disk writes at all (a
+    short window between two write-backs can)."""
+    return f"{value / base:.2f}" if base > 0 else "—"
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -217,9 +219,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print()
     print("disk writes by delivery settings (ratio: against 1 Hz with the defaults, same run)")
     print(f"{'settings':<44}{'disk MB/h':>11}{'ratio':>8}")
-    print(f"{'1 Hz, defaults':<44}{base:>11.2f}{1.0:>8.2f}")
+    print(f"{'1 Hz, defaults':<44}{base:>11.2f}{_ratio(base, base):>8}")
     for name, r in delivery.items():
-        print(f"{name:<44}{r['disk_mb_per_h']:>11.2f}{r['disk_mb_per_h'] / base:>8.2f}")
+        print(f"{name:<44}{r['disk_mb_per_h']:>11.2f}{_ratio(r['disk_mb_per_h'], base):>8}")
         out[f"{name} disk_mb_per_h"] = r["disk_mb_per_h"]
     r = notifying
     print()
