@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,28 +26,49 @@ class CommandFailed(RuntimeError):
     """A timed command did not succeed: its time would flatter the figure, so none is kept."""
 
 
+# GNU time reports its child's own peak RSS and CPU time. os.wait4 on our own child would not:
+# a child's peak RSS counts the memory of the process it was forked from (this benchmark's).
+GNU_TIME = shutil.which("time") if Path("/usr/bin/time").exists() else None
+
+
 def run_measured(
     argv: Sequence[str], env: dict[str, str] | None = None
 ) -> tuple[float, float, float]:
-    """Run once; (wall seconds, the child's own peak RSS in MB, its CPU seconds: user + system),
-    all from ``os.wait4``.
+    """Run once; (wall seconds, peak RSS in MB, CPU seconds: user + system) of the command.
 
+    Through GNU ``time`` when installed (``apt install time``), for the command's own peak RSS;
+    otherwise from ``os.wait4`` alone, whose peak RSS is at least this process's.
     Raises CommandFailed when the command exits non-zero (a fast failure is not a fast run).
     """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    if proc.returncode != 0:
-        raise CommandFailed(f"`{' '.join(argv)}` exited {proc.returncode}")
-    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime  # maxrss: KiB
+    report = None
+    if GNU_TIME:
+        fd, name = tempfile.mkstemp(prefix="fc-time-")
+        os.close(fd)
+        report = Path(name)
+        argv = ["/usr/bin/time", "-q", "-f", "%M", "-o", name, *argv]
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if proc.returncode != 0:
+            raise CommandFailed(f"`{' '.join(argv)}` exited {proc.returncode}")
+        # CPU time from the kernel, in microseconds: it includes the children our child waited
+        # for (the command under GNU time), and time's own fraction of a millisecond.
+        cpu = usage.ru_utime + usage.ru_stime
+        if report is None:
+            return elapsed, usage.ru_maxrss / 1024, cpu
+        return elapsed, int(report.read_text().split()[-1]) / 1024, cpu
+    finally:
+        if report is not None:
+            report.unlink(missing_ok=True)
 
 
 def measured_interleaved(
