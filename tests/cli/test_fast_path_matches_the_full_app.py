@@ -183,9 +183,8 @@ def test_socket_option_and_environment_variable(home: Path) -> None:
     ):
         fast, typer_loaded = both_ways(args, home, env)
         assert not typer_loaded, args
-    assert b"boom: disk on fire" in both_ways(["--socket", str(home / "bad.sock"), "status"], home)[
-        0
-    ].stderr
+    refused, _ = both_ways(["--socket", str(home / "bad.sock"), "status"], home)
+    assert b"boom: disk on fire" in refused.stderr
 
 
 def test_box_and_system_root_options(home: Path) -> None:
