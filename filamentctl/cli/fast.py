@@ -8,6 +8,8 @@ request itself. :func:`recognise` takes these command lines, after any of the ro
 - ``status [--json]``, ``read [--json] [--direct]``, ``heater status [--json]``,
   ``fan status [--json]``: run through :mod:`filamentctl.cli.readouts`, the functions the Typer
   commands run too;
+- ``web [--listen ADDRESS]``: the web gateway, a long-running process whose resident memory
+  Typer would add to (~2 MB of a 40 MB budget); it runs what the Typer command runs;
 - ``--help`` / ``-h`` alone, on a terminal at least 80 columns wide (or not a terminal): the root
   help Click renders at that width, generated into :mod:`filamentctl.cli.help_text` by
   ``scripts/gen_docs.py`` (a test fails when it drifts).
@@ -57,11 +59,12 @@ def apply_root_options(box: str | None, system: bool) -> None:
 
 def recognise(
     argv: Sequence[str], environ: Mapping[str, str] | None = None
-) -> Callable[[], None] | None:
+) -> Callable[[], int | None] | None:
     """What to run for ``argv`` without Typer, or None when the full app must answer.
 
     Pure: looks at the arguments and the environment, changes nothing. The returned function
-    raises what the command raises (UserError and its kinds; the entry point reports them).
+    raises what the command raises (UserError and its kinds; the entry point reports them) and
+    returns the exit code (None: 0).
     """
     env = os.environ if environ is None else environ
     if any(key.endswith("_COMPLETE") for key in env):  # shell completion is Click's
@@ -81,13 +84,13 @@ def recognise(
     if not _plain_socket(socket) or not _good_box(box):
         return None
     path = Path(socket) if socket is not None else None
-    command = _command(rest)
+    command = _command(rest, debug="--debug" in values)
     if command is None:
         return None
 
-    def run() -> None:
+    def run() -> int | None:
         apply_root_options(box, system)
-        command(path)
+        return command(path)
 
     return run
 
@@ -143,12 +146,17 @@ def _good_box(box: str | None) -> bool:
     return True
 
 
-def _command(rest: list[str]) -> Callable[[Path | None], None] | None:
-    """The read-only command ``rest`` names, with its flags; None for anything else."""
+def _command(rest: list[str], *, debug: bool) -> Callable[[Path | None], int | None] | None:
+    """The command ``rest`` names, with its flags; None for anything else."""
     from filamentctl.cli import readouts
 
     if not rest:
         return None
+    if rest[0] == "web":
+        plain, listen = _listen(rest[1:])
+        if not plain:
+            return None
+        return lambda socket: _web(listen, socket, debug)
     if rest[0] == "status" and _only(rest[1:], _JSON):
         json_ = _JSON in rest
         return lambda socket: readouts.show_status(socket, json_)
@@ -159,6 +167,29 @@ def _command(rest: list[str]) -> Callable[[Path | None], None] | None:
         name, json_ = rest[0], _JSON in rest
         return lambda socket: readouts.show_relay_status(socket, name, json_)
     return None
+
+
+def _listen(args: list[str]) -> tuple[bool, str | None]:
+    """(whether ``web``'s arguments are plain, the ``--listen`` value or None). Not plain:
+    anything Click should judge (another option, a missing or empty value, a repeat)."""
+    if not args:
+        return True, None
+    if len(args) == 1 and args[0].startswith("--listen="):
+        value = args[0].removeprefix("--listen=")
+    elif len(args) == 2 and args[0] == "--listen":
+        value = args[1]
+    else:
+        return False, None
+    return (True, value) if value and not value.startswith("-") else (False, None)
+
+
+def _web(listen: str | None, socket: Path | None, debug: bool) -> int:
+    """What ``filamentctl web`` runs (see :func:`filamentctl.cli.web.web`)."""
+    from filamentctl.gateways.web.main import run
+    from filamentctl.service import logs
+
+    logs.setup("info", "text", debug)
+    return run(listen, socket, debug)
 
 
 def _only(flags: list[str], *allowed: str) -> bool:

@@ -3,8 +3,8 @@
 Start-up time matters (scripts call ``status --json`` in loops, a Pi Zero is ~10x slower than a
 laptop), so :func:`main` takes the cheapest way that gives the same answer:
 
-1. the fast path (:mod:`filamentctl.cli.fast`): ``status``, ``read``, ``heater|fan status`` and
-   the root ``--help`` without importing Typer or Click;
+1. the fast path (:mod:`filamentctl.cli.fast`): ``status``, ``read``, ``heater|fan status``,
+   ``web`` and the root ``--help`` without importing Typer or Click;
 2. else the Typer app (:mod:`filamentctl.cli.root`) with only the command group the command line
    names, so neither the other modules nor Typer's conversion of the other 30-odd commands are
    paid for;
@@ -142,8 +142,7 @@ def main(argv: Sequence[str] | None = None, *, fast: bool = True) -> None:
     caught = _Caught() if quick is not None else _Caught(_click_exceptions())
     try:
         if quick is not None:
-            quick()
-            code: Any = 0
+            code: Any = quick()
         else:
             from filamentctl.cli.root import build_app
 

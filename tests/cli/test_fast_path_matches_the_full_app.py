@@ -245,3 +245,31 @@ def test_recognising_changes_nothing_and_refuses_completion() -> None:
     assert recognise(["status"], {"_FILAMENTCTL_COMPLETE": "bash_complete"}) is None
     assert recognise(["history"], {}) is None
     assert recognise(["read", "--direct", "--json"], {}) is not None
+
+
+def test_web_without_typer_and_what_it_leaves_to_click(home: Path) -> None:
+    """``web`` runs the gateway with no Typer (its resident memory counts against the gateway's
+    40 MB goal). The running gateway itself is tested through this path in tests/gateways; here,
+    with no service, its start-up error and Click's own errors must match the full app's (with
+    --debug a traceback shows where it came from, which differs by design)."""
+    missing = ["--socket", str(home / "missing.sock")]
+    for args in (
+        [*missing, "web"],
+        [*missing, "web", "--listen", "127.0.0.1:8780"],
+        [*missing, "web", "--listen=127.0.0.1:8780"],
+        ["--box", "b1", "web"],
+    ):
+        fast, typer_loaded = both_ways(args, home)
+        assert not typer_loaded, args
+        assert fast.returncode == 3, (args, fast.stderr)
+    for args in (
+        [*missing, "web", "--listen"],
+        [*missing, "web", "--listen="],
+        [*missing, "web", "--bogus"],
+        [*missing, "web", "--listen", "-x"],
+        [*missing, "web", "--listen", "127.0.0.1:1", "--listen", "127.0.0.1:2"],
+        [*missing, "web", "--help"],
+        [*missing, "web", "extra"],
+    ):
+        _, typer_loaded = both_ways(args, home)
+        assert typer_loaded, f"Click must judge: {args}"
