@@ -23,30 +23,9 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from filamentctl.cli.groups import GROUPS
 from filamentctl.errors import EXIT_FAILED, EXIT_USAGE, UserError
 
-# Command group -> (module under filamentctl.cli, how it joins the root app), in --help order.
-# "register" modules add their commands with register(app); the others are Typer sub-apps.
-GROUPS: dict[str, tuple[str, str]] = {
-    "run": ("service_cmds", "register"),
-    "demo": ("service_cmds", "register"),
-    "status": ("data", "register"),
-    "read": ("data", "register"),
-    "flush": ("data", "register"),
-    "history": ("data", "register"),
-    "heater": ("control", "register"),
-    "fan": ("control", "register"),
-    "dry": ("dry", "app"),
-    "tui": ("tui", "register"),
-    "web": ("web", "register"),
-    "mqtt": ("mqtt", "register"),
-    "sim": ("sim", "app"),
-    "config": ("config", "app"),
-    "notify": ("notify", "app"),
-    "service": ("service_unit", "app"),
-    "relays-off": ("relays", "register"),
-    "boxes": ("boxes", "register"),
-}
 # Root options that take a value (so their value is not mistaken for a command name).
 _VALUE_OPTIONS = ("--socket", "--box")
 

@@ -15,7 +15,7 @@ import typer
 from filamentctl import __version__
 from filamentctl.cli import common
 from filamentctl.cli.fast import apply_root_options
-from filamentctl.cli.main import GROUPS
+from filamentctl.cli.groups import GROUPS
 
 HELP = (
     "Keep 3D-printer filament dry: sample the box, keep its history, deliver it to your "
