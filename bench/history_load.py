@@ -16,6 +16,7 @@ service from 36 to 190 MB. Run: ``python -m bench.history_load [--quick]``. Linu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -41,9 +42,11 @@ def build_history(path: Path, n: int) -> None:
     """``n`` readings one second apart ending now, written with SQL (seconds, not minutes)."""
     from filamentctl.store.history import History
 
-    History(path, max_backlog=0, retention_days=0).open()  # creates the schema
+    schema = History(path, max_backlog=0, retention_days=0)
+    schema.open()  # creates the schema
+    schema.close()  # the service holds its history exclusively: let go before it starts
     end_ns = time.time_ns()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
             " INSERT INTO readings(seq, time_ns, temperature_c, humidity, pressure_hpa)"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._util import machine
+from bench._util import machine, stop, terminate
 from bench.service_footprint import _proc, _status
 
 GOAL_MB = 30.0
@@ -120,6 +120,8 @@ def measure(seconds: float, warmup: float, interval: float) -> dict[str, float]:
         if readings <= 0 or published <= 0:
             raise RuntimeError(f"nothing flowed: {readings} readings, {published} state messages")
         cpu = after["cpu_s"] - before["cpu_s"]
+        stop(gateway, "the MQTT gateway")
+        stop(service, "the service")
         return {
             "rss_mb": after["rss_mb"],
             "peak_rss_mb": after["hwm_mb"],
@@ -131,12 +133,7 @@ def measure(seconds: float, warmup: float, interval: float) -> dict[str, float]:
     finally:
         counter.loop_stop()
         for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
         broker.close()
         shutil.rmtree(work, ignore_errors=True)
 

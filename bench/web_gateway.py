@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._util import machine
+from bench._util import machine, terminate
+from bench._util import stop as check_stop
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE_GOAL_BYTES = 150_000
@@ -105,13 +106,7 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes], what: str, path: str) -
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, 20)
 
 
 def _seed_history(home: Path, hours: float = 24.0, every_s: float = 10.0) -> int:
@@ -244,6 +239,11 @@ def measure(seconds: float, streams: int) -> dict[str, Any]:
         rss, hwm = _rss(gateway.pid)
         alive = sum(t.is_alive() for t in threads)
         history_24h = len(_get(port, f"/api/history?since=86400&step={86400 // CHART_POINTS}"))
+        stop.set()  # the streams end first: the gateway then stops as it would for a user
+        for thread in threads:
+            thread.join(timeout=10)
+        check_stop(gateway, "the web gateway")
+        check_stop(service, "the service")
         return {
             "rss": rss,
             "hwm": hwm,

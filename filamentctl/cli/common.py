@@ -16,7 +16,6 @@ command, including ones added later):
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +25,11 @@ from typing import Any
 import typer
 import typer.core
 
-from filamentctl import display
+# The read-only commands' output lives in readouts (free of Typer, for the fast path); these
+# names stay importable from here for every other command.
+from filamentctl.cli.readouts import describe_reading as describe_reading
+from filamentctl.cli.readouts import print_json as print_json
+from filamentctl.cli.readouts import request
 from filamentctl.errors import UsageError
 
 
@@ -53,25 +56,9 @@ def call(
     *,
     names: Mapping[str, str] | None = None,
 ) -> Any:
-    """One request to the running service (raises ServiceNotRunning → exit 3).
-
-    ``names`` maps wire argument names to what the user typed (``{"for_s": "--for"}``): an
-    error reply that quotes a wire name is shown with the user's name instead.
-    """
-    from filamentctl.client import Client, ServiceError
-
-    try:
-        with Client.connect(ctx_of(ctx).socket, timeout=timeout) as client:
-            return client.call(op, args)
-    except ServiceError as exc:
-        if not names:
-            raise
-        message = str(exc)
-        for wire, shown in names.items():
-            message = message.replace(f"'{wire}'", shown).replace(f'"{wire}"', shown)
-        if message == str(exc):
-            raise
-        raise ServiceError(exc.code, message) from None
+    """One request to the running service (raises ServiceNotRunning → exit 3); see
+    :func:`filamentctl.cli.readouts.request` (``names``: wire argument → what the user typed)."""
+    return request(ctx_of(ctx).socket, op, args, timeout, names=names)
 
 
 def print_error(message: str) -> None:
@@ -81,10 +68,6 @@ def print_error(message: str) -> None:
     the entry point prints the same way).
     """
     sys.stderr.write(f"filamentctl: {message}\n")
-
-
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def parse_duration_option(option: str, text: str) -> float:
@@ -107,20 +90,6 @@ def parse_duration_option(option: str, text: str) -> float:
 def parse_since(text: str) -> float:
     """``--since`` as seconds (usage error otherwise)."""
     return parse_duration_option("--since", text)
-
-
-def describe_reading(r: dict[str, Any]) -> str:
-    """``21.3 °C (70.3 °F)  41.2 %RH  dew point 7.6 °C  abs 7.7 g/m³  1013.2 hPa``."""
-    num = display.num
-    text = (
-        f"{num(r.get('temperature_c'), 1, ' °C')} ({num(r.get('temperature_f'), 1, ' °F')})"
-        f"  {num(r.get('humidity'), 1, ' %RH')}"
-        f"  dew point {num(r.get('dew_point_c'), 1, ' °C')}"
-        f"  abs {num(r.get('absolute_humidity_g_m3'), 1, ' g/m³')}"
-    )
-    if r.get("pressure_hpa") is not None:
-        text += f"  {num(r.get('pressure_hpa'), 1, ' hPa')}"
-    return text
 
 
 # -- help conventions ----------------------------------------------------------------------------

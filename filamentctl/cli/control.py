@@ -7,13 +7,12 @@ the service's reason on one stderr line; an invalid argument exits 2; no service
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import typer
 
-from filamentctl import display
-from filamentctl.cli.common import call, examples, parse_duration_option, print_json, quiet_option
+from filamentctl.cli.common import call, ctx_of, examples, parse_duration_option, quiet_option
+from filamentctl.cli.readouts import show_relay, show_relay_status
 from filamentctl.errors import UsageError
 
 # What the user typed for each wire argument, so a refusal names the option, not the field.
@@ -55,7 +54,7 @@ def _set(
         if args["for_s"] <= 0:
             raise UsageError(f"invalid --for {for_!r}: the override must last longer than 0 s")
     state = call(ctx, f"{name}.set", args, names=OPTION_NAMES)
-    _show(name, state, json_, quiet)
+    show_relay(name, state, json_, quiet)
 
 
 def _add_mode_commands(sub: typer.Typer, name: str) -> None:
@@ -118,8 +117,7 @@ def _add_state_commands(sub: typer.Typer, name: str) -> None:
         json_: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Show on/off, pin level, mode, reason, thresholds and override expiry."""
-        state = call(ctx, "status", timeout=5.0).get(name)
-        _show(name, state, json_, False)
+        show_relay_status(ctx_of(ctx).socket, name, json_)
 
     @sub.command(
         "reset",
@@ -133,26 +131,4 @@ def _add_state_commands(sub: typer.Typer, name: str) -> None:
     ) -> None:
         """Clear a latched safety fault (refused while the cause is still present)."""
         state = call(ctx, f"{name}.reset")
-        _show(name, state, json_, quiet)
-
-
-def _show(name: str, state: dict[str, Any] | None, json_: bool, quiet: bool) -> None:
-    if json_:
-        print_json(state)
-        return
-    if quiet:
-        return
-    if not state or not state.get("enabled", True):
-        sys.stdout.write(f"{name}: disabled ({name}.enabled is false)\n")
-        return
-    until = f" until {state['override_until']}" if state.get("override_until") else ""
-    sys.stdout.write(
-        f"{name}: {'ON' if state.get('on') else 'off'} [{state.get('mode')}{until}], "
-        f"pin level {state.get('pin_level')} — {state.get('reason', '')}\n"
-    )
-    latched = display.latch(state)
-    if latched:
-        sys.stdout.write(f"  {latched} (clear with 'filamentctl {name} reset')\n")
-    th = state.get("thresholds") or {}
-    if th:
-        sys.stdout.write("  " + ", ".join(f"{k} {v}" for k, v in th.items()) + "\n")
+        show_relay(name, state, json_, quiet)

@@ -14,7 +14,6 @@ from filamentctl import display
 from filamentctl.cli.common import (
     call,
     ctx_of,
-    describe_reading,
     examples,
     parse_duration_option,
     parse_since,
@@ -22,6 +21,7 @@ from filamentctl.cli.common import (
     quiet_option,
     say,
 )
+from filamentctl.cli.readouts import render_status, show_reading, show_status
 from filamentctl.errors import EXIT_FAILED, ServiceNotRunning, UsageError, UserError
 
 JSON_HELP = "Print one JSON document on stdout (for scripts)."
@@ -118,8 +118,7 @@ def status(
         _check(call(ctx, "status", timeout=5.0), json_, quiet)
         return
     if not watch:
-        state = call(ctx, "status", timeout=5.0)
-        print_json(state) if json_ else sys.stdout.write(render_status(state))
+        show_status(ctx_of(ctx).socket, json_)
         return
     redraw = sys.stdout.isatty() and not json_
     first = True
@@ -161,93 +160,6 @@ def _compact_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), default=str)
 
 
-def render_status(s: dict[str, Any]) -> str:
-    """Human-readable status (plain text, works over SSH and without colours)."""
-    lines: list[str] = []
-    r = s.get("reading") or {}
-    sensor = s.get("sensor") or {}
-    lines.append(
-        f"filamentctl {s.get('version', '?')} — up {display.age(s.get('uptime_s'))}, "
-        + display.plural(s.get("readings_total") or 0, "reading")
-        + (" (simulated)" if s.get("simulated") else "")
-    )
-    if r:
-        age = display.age(r.get("age_s"))
-        lines.append(f"  reading   {describe_reading(r)}  — {age} old (#{r.get('seq')})")
-    else:
-        lines.append("  reading   none yet")
-    err = f", last error: {sensor.get('last_error')}" if sensor.get("last_error") else ""
-    lines.append(
-        f"  sensor    {sensor.get('type', '?')}: {sensor.get('health', '?')}, "
-        f"{sensor.get('errors', 0)} errors, {sensor.get('rejected', 0)} rejected{err}"
-    )
-    for name in ("heater", "fan"):
-        relay = s.get(name)
-        if not relay:
-            continue
-        if not relay.get("enabled", True):
-            lines.append(f"  {name:<9} disabled")
-            continue
-        state = "ON" if relay.get("on") else "off"
-        until = f" until {relay['override_until']}" if relay.get("override_until") else ""
-        lines.append(
-            f"  {name:<9} {state} [{relay.get('mode')}{until}] pin level "
-            f"{relay.get('pin_level')} — {relay.get('reason', '')}"
-        )
-        latched = display.latch(relay)
-        if latched:
-            lines.append(f"  {'':<9} {latched}; clear with 'filamentctl {name} reset'")
-    drying = s.get("drying")
-    if isinstance(drying, dict):
-        expected = drying.get("expected") or {}
-        target = display.num(drying.get("target_c"), 1, " °C")
-        elapsed, most = display.age(drying.get("elapsed_s")), display.age(drying.get("max_s"))
-        lines.append(
-            f"  drying    {drying.get('material')} at {target}, {elapsed} of {most}; expected to "
-            f"end ({expected.get('reason', '?')}) by {display.iso_clock(expected.get('at'))}"
-        )
-    st = s.get("storage") or {}
-    conn = "connected" if st.get("connected") else "not connected"
-    if st.get("backend") == "none":
-        conn = "local history only"
-    lines.append(
-        f"  storage   {st.get('backend', '?')} ({conn}): backlog {st.get('backlog', 0)}"
-        f" (oldest {display.age(st.get('oldest_unsent_age_s'))}), written {st.get('written', 0)},"
-        f" dropped {st.get('dropped', 0)}, rejected {st.get('rejected', 0)},"
-        f" dead-letter {st.get('dead_letter', 0)}"
-    )
-    if st.get("last_error"):
-        retry = st.get("next_retry_s")
-        lines.append(
-            f"            last error: {st['last_error']}"
-            + (f" — retry in {display.age(retry)}" if retry else "")
-        )
-    alert = st.get("alert")
-    if alert:
-        lines.append(f"  ALERT     {alert.get('kind')}: {alert.get('message')}")
-    lines.extend(_notifications_lines(s.get("notifications") or {}))
-    return "\n".join(lines) + "\n"
-
-
-def _notifications_lines(n: dict[str, Any]) -> list[str]:
-    """``notify    1 target(s): 3 sent, 1 pending, 4 held``; nothing while they are off."""
-    if not n.get("enabled"):
-        return [f"  notify    not started: {n['last_error']}"] if n.get("last_error") else []
-    held = sum((n.get("held") or {}).values())
-    targets = n.get("targets")
-    line = f"  notify    {'?' if targets is None else targets} target(s): {n.get('sent', 0)} sent"
-    line += f", {n['pending']} pending" if n.get("pending") else ""
-    line += f", {held} held" if held else ""
-    out = [line]
-    if n.get("last_error"):
-        retry = n.get("next_retry_s")
-        out.append(
-            f"            last error: {n['last_error']}"
-            + (f" — retry in {display.age(retry)}" if retry is not None else "")
-        )
-    return out
-
-
 # -- read -------------------------------------------------------------------------------------
 def read(
     ctx: typer.Context,
@@ -257,21 +169,7 @@ def read(
     ),
 ) -> None:
     """Take one reading: from the running service, else straight from the configured sensor."""
-    reading: dict[str, Any] | None = None
-    source = "service"
-    if not direct:
-        try:
-            reading = call(ctx, "read", timeout=5.0)
-        except ServiceNotRunning:
-            reading = None
-    if reading is None:
-        from filamentctl.service.direct import read_direct
-
-        reading, source = read_direct(), "direct"
-    if json_:
-        print_json({**reading, "source": source})
-        return
-    sys.stdout.write(f"{describe_reading(reading)}  ({source}, {reading.get('time')})\n")
+    show_reading(ctx_of(ctx).socket, json_, direct)
 
 
 # -- flush ------------------------------------------------------------------------------------

@@ -48,9 +48,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Literal, TypeVar
 
 from filamentctl.core.duration import format_duration, parse_duration
+from filamentctl.core.overrides import MAX_OVERRIDE_S as MAX_OVERRIDE_S
+from filamentctl.core.overrides import REQUEST_MODES as REQUEST_MODES
+from filamentctl.core.overrides import override_problem as override_problem
 
 Mode = Literal["auto", "manual", "fault"]
-REQUEST_MODES = ("auto", "on", "off")
 RESET_HINT = "run 'filamentctl heater reset'"
 #: Shortest rest after heater.max_on_s ended an ON period (longer when min_cycle_s is).
 MAX_ON_REST_S = 60.0
@@ -422,33 +424,6 @@ def _manual_reason(override: Override, now: float, fmt: UntilFormatter) -> str:
     if override.until is None:
         return f"manual {override.word}"
     return f"manual {override.word} {fmt(override.until, now)}"
-
-
-#: Longest manual override: a year is already "forever" for a dry box; larger values overflow
-#: the timestamps status shows.
-MAX_OVERRIDE_S = 366 * 86400.0
-
-
-def override_problem(mode: object, for_s: object, *, for_name: str = "for_s") -> str | None:
-    """Why ``mode``/``for_s`` (a request's raw values) is not a valid override, or None.
-
-    The one definition of the rule for every layer: the socket (``heater.set``) and the CLI
-    (which names the option, ``for_name="--for"``).
-    """
-    if mode not in REQUEST_MODES:
-        return "'mode' must be auto, on or off"
-    if for_s is None:
-        return None
-    if (
-        isinstance(for_s, bool)
-        or not isinstance(for_s, int | float)
-        or not math.isfinite(for_s)
-        or not 0 < for_s <= MAX_OVERRIDE_S
-    ):
-        return f"{for_name} must be a positive number of seconds, at most a year"
-    if mode == "auto":
-        return f"{for_name} applies to 'on' and 'off' only, not 'auto'"
-    return None
 
 
 def _check_request(mode: str, until: float | None, now: float) -> None:

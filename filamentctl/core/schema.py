@@ -544,7 +544,9 @@ _KEYS: tuple[Key, ...] = (
     _k(
         "storage.commit_interval",
         "float",
-        10.0,
+        # With writer.flush_interval's 30 s, one commit and one delivery per half minute: each
+        # commit costs the SD card about the same, whatever it holds (docs/delivery.md).
+        30.0,
         "Commit the local history at least this often (the most a hard crash can lose)",
         min=0.1,
         max=300,

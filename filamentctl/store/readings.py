@@ -196,23 +196,34 @@ class Readings:
     def downsample(self, since_ns: int, step_ns: int, limit: int) -> list[Reading]:
         """Averages over ``step_ns`` buckets since ``since_ns`` (charts of days of data).
 
-        Each bucket is one Reading: mean values, mean time, the bucket's first seq. Computed
-        by SQLite in one pass; the newest ``limit`` buckets, oldest first. Buffered (not yet
-        committed) readings are left out: at most one commit interval, finer than a bucket.
+        Each bucket is one Reading: mean values, mean time, the bucket's first seq; the newest
+        ``limit`` buckets, oldest first. Committed readings are averaged by SQLite in one pass;
+        buffered ones (up to one ``storage.commit_interval``, 30 s by default, which is several
+        buckets of a short chart) are folded in here, so a chart is as fresh as ``query``.
         Fails with ValueError when ``step_ns`` is not positive.
         """
         if step_ns <= 0:
             raise ValueError("step must be positive")
         sql = (
             # AVG is a double: average offsets from since_ns, not 19-digit timestamps.
-            "SELECT MIN(seq), ? + CAST(AVG(time_ns - ?) AS INTEGER), AVG(temperature_c),"
-            " AVG(humidity), AVG(pressure_hpa) FROM readings WHERE time_ns >= ?"
-            " GROUP BY time_ns / ? ORDER BY MIN(seq) DESC LIMIT ?"
+            "SELECT time_ns / ?, MIN(seq), COUNT(*), AVG(time_ns - ?), AVG(temperature_c),"
+            " AVG(humidity), COUNT(pressure_hpa), AVG(pressure_hpa) FROM readings"
+            " WHERE time_ns >= ? GROUP BY time_ns / ? ORDER BY MIN(seq) DESC LIMIT ?"
         )
-        args = (since_ns, since_ns, since_ns, step_ns, max(limit, 0))
+        args = (step_ns, since_ns, since_ns, step_ns, max(limit, 0))
         with self._db.lock:
             rows = self._db.connection().execute(sql, args).fetchall()
-        return [reading_from_row(row) for row in reversed(rows)]
+            buffered = [r for r in self._buffer if r.time_ns >= since_ns]
+        buckets: dict[int, _Bucket] = {}
+        for key, seq, n, offset, temperature, humidity, n_pressure, pressure in rows:
+            buckets[int(key)] = _Bucket(
+                int(seq), n, offset, temperature, humidity, n_pressure, pressure or 0.0
+            )
+        for r in buffered:
+            bucket = buckets.setdefault(r.time_ns // step_ns, _Bucket(r.seq))
+            bucket.add(float(r.time_ns - since_ns), r.temperature_c, r.humidity, r.pressure_hpa)
+        newest = sorted(buckets.values(), key=lambda b: b.seq)[-limit:] if limit > 0 else []
+        return [b.reading(since_ns) for b in newest]
 
     def iter_query(
         self, since_ns: int, limit: int, chunk: int = READ_CHUNK
@@ -261,27 +272,108 @@ class Readings:
         """:meth:`downsample` in chunks, from a read-only connection (see :meth:`iter_query`)."""
         if step_ns <= 0:
             raise ValueError("step must be positive")
+        limit = max(int(limit), 0)
         with self._db.lock:
             self._db.connection()
+            upto = self._last_committed
+            buffered = [r for r in self._buffer if r.time_ns >= since_ns]
+        fresh: dict[int, _Bucket] = {}  # the buffered readings' buckets, by key
+        for r in buffered:
+            bucket = fresh.setdefault(r.time_ns // step_ns, _Bucket(r.seq))
+            bucket.add(float(r.time_ns - since_ns), r.temperature_c, r.humidity, r.pressure_hpa)
         with self._db.reader() as conn:
-            # The newest `limit` buckets, oldest first: find where they start, then stream.
-            row = conn.execute(
-                "SELECT DISTINCT time_ns / ? AS bucket FROM readings WHERE time_ns >= ?"
-                " ORDER BY bucket DESC LIMIT 1 OFFSET ?",
-                (step_ns, since_ns, max(limit, 1) - 1),
-            ).fetchone()
-            start_ns = since_ns if row is None else max(since_ns, int(row[0]) * step_ns)
-            cursor = conn.execute(
-                "SELECT MIN(seq), ? + CAST(AVG(time_ns - ?) AS INTEGER), AVG(temperature_c),"
-                " AVG(humidity), AVG(pressure_hpa) FROM readings WHERE time_ns >= ?"
-                " GROUP BY time_ns / ? ORDER BY MIN(seq)",
-                (since_ns, since_ns, start_ns, step_ns),
-            )
-            while True:
-                got = cursor.fetchmany(max(int(chunk), 1))
-                if not got:
-                    break
-                yield [reading_from_row(row) for row in got]
+            # Buckets that committed readings share with buffered ones count once.
+            shared = {
+                key
+                for key in fresh
+                if conn.execute(
+                    "SELECT 1 FROM readings WHERE time_ns >= ? AND time_ns >= ? AND time_ns < ?"
+                    " AND seq <= ? LIMIT 1",
+                    (since_ns, key * step_ns, (key + 1) * step_ns, upto),
+                ).fetchone()
+            }
+            want = limit - (len(fresh) - len(shared))  # committed buckets still wanted
+            if want > 0:
+                # The newest `want` committed buckets, oldest first: find where they start.
+                row = conn.execute(
+                    "SELECT DISTINCT time_ns / ? AS bucket FROM readings WHERE time_ns >= ?"
+                    " AND seq <= ? ORDER BY bucket DESC LIMIT 1 OFFSET ?",
+                    (step_ns, since_ns, upto, want - 1),
+                ).fetchone()
+                start_ns = since_ns if row is None else max(since_ns, int(row[0]) * step_ns)
+                cursor = conn.execute(
+                    "SELECT time_ns / ?, MIN(seq), COUNT(*), AVG(time_ns - ?), AVG(temperature_c),"
+                    " AVG(humidity), COUNT(pressure_hpa), AVG(pressure_hpa) FROM readings"
+                    " WHERE time_ns >= ? AND seq <= ? GROUP BY time_ns / ? ORDER BY MIN(seq)",
+                    (step_ns, since_ns, start_ns, upto, step_ns),
+                )
+                while got := cursor.fetchmany(max(int(chunk), 1)):
+                    out = []
+                    for key, seq, n, offset, temperature, humidity, n_pressure, pressure in got:
+                        bucket = _Bucket(
+                            int(seq), n, offset, temperature, humidity, n_pressure, pressure or 0.0
+                        )
+                        bucket.join(fresh.pop(int(key), None))
+                        out.append(bucket.reading(since_ns))
+                    yield out
+        newest = sorted(fresh.values(), key=lambda b: b.seq)[-limit:] if limit else []
+        if newest:
+            yield [b.reading(since_ns) for b in newest]
+
+
+class _Bucket:
+    """One bucket of :meth:`Readings.downsample`: running means that more readings join."""
+
+    def __init__(
+        self,
+        seq: int,
+        n: float = 0.0,
+        offset: float = 0.0,
+        temperature_c: float = 0.0,
+        humidity: float = 0.0,
+        n_pressure: float = 0.0,
+        pressure_hpa: float = 0.0,
+    ) -> None:
+        self.seq, self.n, self.offset = seq, n, offset
+        self.temperature_c, self.humidity = temperature_c, humidity
+        self.n_pressure, self.pressure_hpa = n_pressure, pressure_hpa
+
+    def add(
+        self, offset: float, temperature_c: float, humidity: float, pressure: float | None
+    ) -> None:
+        self.n += 1
+        self.offset += (offset - self.offset) / self.n
+        self.temperature_c += (temperature_c - self.temperature_c) / self.n
+        self.humidity += (humidity - self.humidity) / self.n
+        if pressure is not None:
+            self.n_pressure += 1
+            self.pressure_hpa += (pressure - self.pressure_hpa) / self.n_pressure
+
+    def join(self, other: _Bucket | None) -> None:
+        """Fold ``other`` (later readings of the same bucket) into this one."""
+        if other is None or not other.n:
+            return
+        n = self.n + other.n
+        self.offset = (self.offset * self.n + other.offset * other.n) / n
+        self.temperature_c = (self.temperature_c * self.n + other.temperature_c * other.n) / n
+        self.humidity = (self.humidity * self.n + other.humidity * other.n) / n
+        if other.n_pressure:
+            n_p = self.n_pressure + other.n_pressure
+            self.pressure_hpa = (
+                self.pressure_hpa * self.n_pressure + other.pressure_hpa * other.n_pressure
+            ) / n_p
+            self.n_pressure = n_p
+        self.n = n
+        self.seq = min(self.seq, other.seq)
+
+    def reading(self, since_ns: int) -> Reading:
+        return Reading(
+            time_ns=since_ns + int(self.offset),
+            seq=self.seq,
+            temperature_c=self.temperature_c,
+            humidity=self.humidity,
+            pressure_hpa=self.pressure_hpa if self.n_pressure else None,
+        )
 
 
 def reading_from_row(row: Sequence[Any]) -> Reading:

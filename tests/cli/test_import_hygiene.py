@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from filamentctl.cli.main import GROUPS
+from filamentctl.cli.groups import GROUPS
 
 HEAVY = (
     "textual",

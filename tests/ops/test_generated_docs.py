@@ -47,7 +47,10 @@ def cli_commands() -> list[tuple[str, ...]]:
     return out
 
 
-GENERATED_FILES = ("docs/configuration.md",)  # beside docs written by hand
+GENERATED_FILES = (  # beside files written by hand
+    "docs/configuration.md",
+    "filamentctl/cli/help_text.py",
+)
 
 
 def files_under(base: Path) -> dict[str, bytes]:

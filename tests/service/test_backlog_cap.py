@@ -59,8 +59,8 @@ def test_the_backlog_never_exceeds_the_cap_and_drops_are_counted(
         storage__max_backlog=CAP,
         retry__backoff_base=1.0,
         retry__backoff_max=2.0,
+        storage__commit_interval=10.0,  # ~200 readings per commit: each one goes over the cap
     )
-    assert values["storage.commit_interval"] == 10.0  # the default: ~200 readings per commit
     backlogs: list[int] = []
     with caplog.at_level(logging.INFO), in_process_service(values) as service:
         socket_path = str(service.paths.socket)

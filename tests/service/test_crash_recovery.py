@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_kill9_loses_at_most_one_commit_interval_and_delivery_resumes_without_du
         last_seen = status_of(first)["reading"]["seq"]  # may still be only in memory
         first.kill9()
 
-        with sqlite3.connect(history_db(first)) as db:
+        # Closed before the next start: a running service holds its history exclusively.
+        with contextlib.closing(sqlite3.connect(history_db(first))) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             (last_saved,) = db.execute("SELECT MAX(seq) FROM readings").fetchone()
         # One commit interval of readings, plus the one sampled while the commit ran and those

@@ -12,6 +12,7 @@ it, and the service stays under 80 MB — not how fast the queries are (see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sqlite3
@@ -37,10 +38,12 @@ RSS_LIMIT_MB = 80.0
 
 def build_history(path: Path, n: int, interval_s: float = 1.0) -> None:
     """``n`` readings, one per ``interval_s``, ending now (SQL only: a second or two)."""
-    History(path, max_backlog=0, retention_days=0).open()  # schema
+    schema = History(path, max_backlog=0, retention_days=0)
+    schema.open()
+    schema.close()  # the service holds its history exclusively: nothing of ours may keep it open
     end_ns = time.time_ns()
     step = int(interval_s * 1e9)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
             " INSERT INTO readings(seq, time_ns, temperature_c, humidity, pressure_hpa)"

@@ -36,14 +36,47 @@ def test_iter_query_matches_query(tmp_path: Path, since_s: int, limit: int, buff
     h.close()
 
 
-@pytest.mark.parametrize(("step_s", "limit"), [(60, 10_000), (60, 4), (7, 50), (1000, 1)])
-def test_iter_downsample_matches_downsample(tmp_path: Path, step_s: int, limit: int) -> None:
-    h = _history(tmp_path, 2345, 0)
+@pytest.mark.parametrize(
+    ("step_s", "limit"), [(60, 10_000), (60, 4), (7, 50), (1000, 1), (1, 3), (1, 30), (2, 5)]
+)
+@pytest.mark.parametrize("buffered", [0, 7, 70])
+def test_iter_downsample_matches_downsample(
+    tmp_path: Path, step_s: int, limit: int, buffered: int
+) -> None:
+    h = _history(tmp_path, 2345, buffered)
     since_ns = 1000 * S + 10 * S
     streamed = [
         r for chunk in h.iter_downsample(since_ns, step_s * S, limit, chunk=3) for r in chunk
     ]
-    assert streamed == h.downsample(since_ns, step_s * S, limit)
+    plain = h.downsample(since_ns, step_s * S, limit)
+    assert [(r.seq, r.time_ns) for r in streamed] == [(r.seq, r.time_ns) for r in plain]
+    for a, b in zip(streamed, plain, strict=True):
+        assert a.temperature_c == pytest.approx(b.temperature_c, abs=1e-9)
+    h.close()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_chart_includes_readings_not_yet_committed(tmp_path: Path, streamed: bool) -> None:
+    """Commits come every 30 s by default: a chart of the last minute in 1 s or 7 s steps must
+    not lag by that much. A 7 s bucket straddles the commit: its mean counts both parts."""
+    h = _history(tmp_path, 100, 30)  # readings 1..100 committed, 101..130 buffered
+    since_ns = 1000 * S + 60 * S
+
+    def chart(step_s: int, limit: int) -> list[Reading]:
+        if streamed:
+            return [r for c in h.iter_downsample(since_ns, step_s * S, limit, chunk=4) for r in c]
+        return h.downsample(since_ns, step_s * S, limit)
+
+    ones = chart(1, 1000)
+    assert [r.seq for r in ones] == list(range(60, 131))
+    assert ones[-1].temperature_c == pytest.approx(20 + 130 / 100)
+    sevens = chart(7, 1000)
+    straddling = next(r for r in sevens if r.seq <= 100 < r.seq + 7)
+    members = [i for i in range(60, 131) if (1000 + i) // 7 == (1000 + straddling.seq) // 7]
+    assert any(i > 100 for i in members) and any(i <= 100 for i in members)
+    assert straddling.temperature_c == pytest.approx(20 + sum(members) / len(members) / 100)
+    assert straddling.time_ns == pytest.approx(1000 * S + sum(members) / len(members) * S, abs=1)
+    assert [r.seq for r in chart(1, 5)] == [126, 127, 128, 129, 130]
     h.close()
 
 

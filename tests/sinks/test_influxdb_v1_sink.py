@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from filamentctl.core.outcome import Outcome
 from filamentctl.core.reading import Reading
 from filamentctl.errors import ConfigError
+from filamentctl.service.delivery import DeliveryWorker
 from filamentctl.sinks import influxdb_v1
-from filamentctl.sinks.base import Sink, create_sink
+from filamentctl.sinks.base import PipelinedSink, Sink, create_sink
+from filamentctl.store.history import History
 from tests.faultproxy import FaultProxy, respond
 from tests.servers import InfluxV1Server, count_by_time, free_port, http
 from tests.sinks import _common as common
@@ -215,3 +219,43 @@ def test_missing_database_name_is_a_config_error() -> None:
         influxdb_v1.create(settings("", "db"))
     with pytest.raises(ConfigError, match="database.influxdb_v1.url"):
         influxdb_v1.create(settings("ftp://example.org", "db"))
+
+
+def test_a_backlog_drains_pipelined_into_a_database_that_did_not_exist(
+    influxdb_v1_server: InfluxV1Server,
+    unique_name: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The drain's pipelined path (batch N+1 encoded while N is stored): a database dropped
+    under the running service is created at the first answer, the batch resent, and every
+    reading lands exactly once."""
+    config = settings(
+        influxdb_v1_server.url,
+        unique_name,
+        **{
+            "writer.batch_size": 10,
+            "writer.flush_interval": 3600.0,
+            "retry.backoff_base": 0.01,
+            "retry.backoff_max": 0.05,
+            "retry.alert_threshold": 0,
+        },
+    )
+    sink = create_sink(config)
+    assert isinstance(sink, PipelinedSink)
+    history = History(tmp_path / "history.db", max_backlog=0, retention_days=0)
+    history.open()
+    try:
+        batch = [replace(r, seq=r.seq + 1) for r in readings(35)]  # seqs start at 1
+        for r in batch:
+            history.add(r)
+        history.commit()
+        worker = DeliveryWorker(history, sink, config, rng=lambda: 0.0)
+        with caplog.at_level(logging.WARNING):
+            assert worker.flush(30)["ok"]
+        assert "did not exist" in caplog.text and "created it" in caplog.text
+        points = influxdb_v1_server.points(unique_name, "environment")
+        assert count_by_time(points) == {r.time_ns: 1 for r in batch}
+    finally:
+        sink.close()
+        history.close()

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from filamentctl.core.control import override_problem
 from filamentctl.core.duration import parse_duration
+from filamentctl.core.overrides import override_problem
 from filamentctl.errors import UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:8780"
