@@ -104,3 +104,10 @@ def redact(text: str, secrets: Iterable[str], usernames: Iterable[str] = ()) -> 
     for secret in secrets:
         r.add(secret, users)
     return r(text)
+
+
+#: Every database secret of every sink built in this process, in all its forms (registered by
+#: :mod:`filamentctl.sinks.base`): the log handler masks them too (a sink's own log lines, a
+#: traceback). Here rather than in the sinks so that a process with no sink (a gateway) can
+#: use the log filter without loading them and the configuration schema (~4 MB).
+SECRETS = Redactor()

@@ -43,7 +43,7 @@ class SecretFilter(logging.Filter):
     and traceback, whatever logged it: the last line of defence before the journal."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from filamentctl.sinks.base import SECRETS
+        from filamentctl.core.redact import SECRETS
 
         try:
             message = record.getMessage()

@@ -14,12 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from filamentctl.core.outcome import WriteResult
 from filamentctl.core.reading import Reading, ReadingRow
+from filamentctl.core.redact import SECRETS as SECRETS
 from filamentctl.core.redact import Redactor
 from filamentctl.core.schema import DATABASE_BACKENDS
-
-#: Every database secret of every sink built in this process, in all its forms: the service's
-#: log handler masks them too (a sink's own log lines, a traceback).
-SECRETS = Redactor()
 
 
 class Sink(Protocol):

@@ -86,3 +86,28 @@ def test_detector_sees_a_heavy_import() -> None:
     """The check above can fail: importing the TUI does load textual."""
     loaded = _modules_after("import filamentctl.tui.app")
     assert "textual" in loaded
+
+
+def test_the_web_gateway_loads_neither_typer_nor_the_service_side() -> None:
+    """The web gateway's resident memory has a 40 MB goal (bench/web_gateway.py) and aiohttp alone
+    takes ~36: what ``filamentctl web`` runs, including a logged line (the log filter masks sink
+    secrets), must load no Typer, no sink, no configuration schema and no control state machine
+    (together ~6 MB)."""
+    code = (
+        "import logging, sys\n"
+        "from filamentctl.cli.fast import recognise\n"
+        "assert recognise(['web', '--listen', '127.0.0.1:1'], {}) is not None\n"
+        "from filamentctl.service import logs\n"
+        "logs.setup('info', 'text', False)\n"
+        "logging.getLogger('filamentctl.web').warning('a line through the secret filter')\n"
+        "import filamentctl.gateways.web.main, filamentctl.gateways.web.server, filamentctl.link\n"
+    )
+    loaded = _modules_after(code)
+    unwanted = ("typer", "click", "statistics")
+    ours = ("filamentctl.sinks", "filamentctl.core.schema", "filamentctl.core.control")
+    bad = sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in unwanted or any(m == o or m.startswith(o + ".") for o in ours)
+    )
+    assert bad == [], f"the web gateway loaded: {bad}"
