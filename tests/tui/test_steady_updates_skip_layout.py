@@ -55,3 +55,53 @@ def test_a_fixed_row_repaints_without_layout_and_others_still_lay_out() -> None:
             assert str(app.query_one("#line", Static).render()) == "read 1.4 s ago"
 
     asyncio.run(scenario())
+
+
+def test_a_changing_subtitle_repaints_one_row_not_the_screen() -> None:
+    """After a restart the service's uptime ("up 12 s") changes the top line every second.
+    Textual's Header and Screen.sub_title laid out and repainted the whole screen for it (in
+    tmux: ~1 % of a core of the dashboard's 3 % budget); the title bar repaints its own row:
+    no refresh of the whole screen, none of the bar with a layout pass. (Other panels may still
+    lay out now and then, e.g. the event log growing, so the screen's layouts are not counted.)"""
+    from textual.screen import Screen
+
+    from filamentctl.tui.widgets.titlebar import TitleBar
+    from tests.helpers import in_process_service, settings
+    from tests.tui.driving import dashboard, wait_for
+
+    values = settings(sensor__read_interval=0.5, sensor__type="simulated")
+
+    async def scenario() -> None:
+        with in_process_service(values) as service:
+            async with dashboard(service.paths.socket, status_every_s=0.2) as (app, pilot):
+                screen = app.dashboard
+                whole: list[str] = []
+                layouts: list[str] = []  # the title bar's refreshes with a layout pass
+                refresh = screen.refresh
+
+                def spy_refresh(*args, **kwargs):  # type: ignore[no-untyped-def]
+                    whole.append(f"refresh {args} {kwargs}")
+                    return refresh(*args, **kwargs)
+
+                bar = app.query_one(TitleBar)
+                bar_refresh = bar.refresh
+
+                def spy_bar(*args, **kwargs):  # type: ignore[no-untyped-def]
+                    if kwargs.get("layout"):
+                        layouts.append(repr((args, kwargs)))
+                    return bar_refresh(*args, **kwargs)
+
+                screen.refresh = spy_refresh  # type: ignore[method-assign]
+                bar.refresh = spy_bar  # type: ignore[method-assign]
+                shown: set[str] = set()
+
+                def seen() -> bool:
+                    shown.add(str(app.query_one(TitleBar).render()))
+                    return len(shown) >= 3
+
+                await wait_for(pilot, seen, "the uptime in the title bar changing twice", 15)
+                assert all(" — service " in text and " · up " in text for text in shown), shown
+                assert whole == [] and layouts == []
+                assert isinstance(screen, Screen)
+
+    asyncio.run(scenario())

@@ -61,7 +61,7 @@ def test_b_lists_the_boxes_and_switching_shows_the_other_box_only(
             a.socket, size=(100, 30), connect=False, box="a", status_every_s=0.2
         ) as (app, pilot):
             await wait_for(pilot, lambda: temperature(app) == 30.0, "box a's 30 °C reading")
-            assert "box a" in app.dashboard.sub_title
+            assert "box a" in app.dashboard.subtitle
             await pilot.press("b")
             await wait_for(pilot, lambda: isinstance(app.screen, BoxScreen), "the box list")
             listed = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
@@ -71,7 +71,7 @@ def test_b_lists_the_boxes_and_switching_shows_the_other_box_only(
             await wait_for(pilot, lambda: app.socket_path == b.socket, "the switch")
             # Nothing of box a is left on show while box b's data comes in.
             await wait_for(pilot, lambda: temperature(app) == 15.0, "box b's 15 °C reading")
-            assert app.box == "b" and "box b" in app.dashboard.sub_title
+            assert app.box == "b" and "box b" in app.dashboard.subtitle
             assert all(r.get("temperature_c") == 15.0 for r in app.dashboard.history[-3:])
             # Box a's link thread ends (cancelled, its stream interrupted); whatever it posted
             # before that is in the queue by then, and handled by the next pause.

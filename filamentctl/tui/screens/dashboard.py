@@ -15,6 +15,7 @@ with CSS, and the heater must not end up below a chart on a small screen.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,10 @@ from typing import Any
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Footer
 
 from filamentctl import display as fmt
 from filamentctl.paths import DEFAULT_BOX
@@ -43,6 +45,7 @@ from filamentctl.tui.widgets.eventlog import EventLog
 from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.relay import RelayPanel
 from filamentctl.tui.widgets.storage import StoragePanel
+from filamentctl.tui.widgets.titlebar import TitleBar
 
 #: Narrower than this, one column (the two columns need 38 + 40).
 NARROW_BELOW = 78
@@ -102,9 +105,10 @@ class DashboardScreen(Screen[None]):
         #: The chart's readings, oldest first, within ``chart_range_s`` of the newest.
         self.history: list[dict[str, Any]] = []
         self.chart_range_s = CHART_RANGES[0]
+        self.subtitle = ""  # what the top line shows after the title (see set_subtitle)
 
     def compose(self) -> ComposeResult:
-        yield Header(icon="")
+        yield TitleBar(id="title")
         yield ConnectionBanner(id="banner")
         with ScrollableContainer(id="main"):
             with Vertical(id="left"):
@@ -123,10 +127,17 @@ class DashboardScreen(Screen[None]):
         # Set here as well as on resize: in a real terminal the first Resize can reach the app
         # before this screen exists (Textual's own breakpoints then never apply).
         self._fit(self.app.size.width)
-        self.sub_title = "connecting…"
+        self.set_subtitle("connecting…")
         self.query_one(ConnectionBanner).message = "Connecting to the service…"
         self.set_interval(self.tick_s, self._on_tick)
         self.post_message(self.Ready())
+
+    def set_subtitle(self, text: str) -> None:
+        """What the top line shows after the title. Not Screen.sub_title: setting that repaints
+        the whole screen, and the uptime in it changes every second after a restart."""
+        self.subtitle = text
+        with contextlib.suppress(NoMatches):
+            self.query_one(TitleBar).show(self.app.title, text)
 
     def on_dashboard_screen_box_switched(self, message: BoxSwitched) -> None:
         """Forget the old box's data, so none of it is shown as the new box's."""
@@ -141,7 +152,7 @@ class DashboardScreen(Screen[None]):
         for chart in self._charts():
             chart.readings = []
         self.query_one(ConnectionBanner).message = f"Connecting to box {message.name}…"
-        self.sub_title = f"box {message.name} · connecting…"
+        self.set_subtitle(f"box {message.name} · connecting…")
         self.note(f"showing box {message.name}")
         self.tick()
 
@@ -227,7 +238,7 @@ class DashboardScreen(Screen[None]):
             f"DISCONNECTED — retrying in {message.retry_in_s:.0f} s (attempt {message.attempt}):"
             f" {message.reason}"
         )
-        self.sub_title = "disconnected"
+        self.set_subtitle("disconnected")
         self.tick()
 
     def on_reading_received(self, message: ReadingReceived) -> None:
@@ -324,4 +335,4 @@ class DashboardScreen(Screen[None]):
             parts.append("simulated")
         if isinstance(st.get("uptime_s"), (int, float)):
             parts.append(f"up {fmt.age(st['uptime_s'])}")
-        self.sub_title = " · ".join(parts)
+        self.set_subtitle(" · ".join(parts))
