@@ -9,11 +9,16 @@ gets its layout pass.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 
+from filamentctl.tui.widgets.readings import ReadingsPanel
 from filamentctl.tui.widgets.text import fixed_size, set_text
+from tests.tui.driving import dashboard, screen_text
+from tests.tui.fakeserver import READING, FakeService
 
 
 class Rows(App[None]):
@@ -67,7 +72,7 @@ def test_a_changing_subtitle_repaints_one_row_not_the_screen() -> None:
 
     from filamentctl.tui.widgets.titlebar import TitleBar
     from tests.helpers import in_process_service, settings
-    from tests.tui.driving import dashboard, wait_for
+    from tests.tui.driving import wait_for
 
     values = settings(sensor__read_interval=0.5, sensor__type="simulated")
 
@@ -103,5 +108,30 @@ def test_a_changing_subtitle_repaints_one_row_not_the_screen() -> None:
                 assert all(" — service " in text and " · up " in text for text in shown), shown
                 assert whole == [] and layouts == []
                 assert isinstance(screen, Screen)
+
+    asyncio.run(scenario())
+
+
+def test_a_reading_younger_than_a_tick_keeps_its_age_at_receipt(
+    service: FakeService, socket_path: Path
+) -> None:
+    """At one reading a second the tick aged the newest reading between readings, a second
+    repaint of the panel every second; it now ages only a reading at least a tick old (when
+    readings come slowly or stop, the age still counts up)."""
+    now = [1000.0]
+
+    async def scenario() -> None:
+        async with dashboard(socket_path, clock=lambda: now[0], tick_s=1.0) as (app, pilot):
+            screen = app.dashboard
+            panel = screen.query_one(ReadingsPanel)
+            assert panel.age_s == READING["age_s"]  # shown as it arrived
+            now[0] += 0.5
+            screen.tick()
+            assert panel.age_s == READING["age_s"]
+            now[0] += 1.0
+            screen.tick()
+            assert panel.age_s == pytest.approx(READING["age_s"] + 1.5)
+            await pilot.pause()
+            assert f"read {READING['age_s'] + 1.5:.1f} s ago" in screen_text(app)
 
     asyncio.run(scenario())

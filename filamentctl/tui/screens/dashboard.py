@@ -309,8 +309,12 @@ class DashboardScreen(Screen[None]):
         if self.reading is None:
             panel.stale = not self.connected
             return
-        age = self.reading_age_at_receipt + max(0.0, self.clock() - self.reading_received_at)
-        panel.age_s = round(age, 1)
+        since = max(0.0, self.clock() - self.reading_received_at)
+        age = self.reading_age_at_receipt + since
+        if since >= self.tick_s:
+            # A reading younger than a tick already shows its age at receipt: at one reading a
+            # second, aging it here too would repaint the panel twice a second for nothing.
+            panel.age_s = round(age, 1)
         panel.stale = not self.connected or age > self._stale_after()
 
     def _stale_after(self) -> float:
@@ -325,7 +329,9 @@ class DashboardScreen(Screen[None]):
         self.reading = reading
         self.reading_received_at = self.clock()
         self.reading_age_at_receipt = age_s
-        self.query_one(ReadingsPanel).reading = reading
+        panel = self.query_one(ReadingsPanel)
+        panel.reading = reading
+        panel.age_s = round(age_s, 1)
 
     def _show_subtitle(self) -> None:
         st = self.status
