@@ -347,6 +347,9 @@ def test_the_gateway_survives_the_service_going_away_and_coming_back() -> None:
     try:
         with web.events(timeout=30) as stream:
             assert stream.next()[0] == "status"
+            # Readings flow only once the gateway's link is up: its "connected" event (sent when
+            # the link came up after this stream began) is then behind us.
+            assert stream.until("reading")["temperature_c"] is not None
             service.stop()
             link = stream.until("link")
             assert link["connected"] is False and link["reason"]
