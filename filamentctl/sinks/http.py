@@ -18,12 +18,13 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from filamentctl.core.lineprotocol import LineEncoder, LineProtocolError
-from filamentctl.core.outcome import Outcome, WriteResult, classify_http, parse_retry_after
+from filamentctl.core.outcome import ACKED, Outcome, WriteResult, classify_http, parse_retry_after
+from filamentctl.core.reading import ReadingRow
 from filamentctl.core.redact import Redactor
 from filamentctl.errors import ConfigError
 
@@ -384,3 +385,40 @@ def client_from_settings(
             f"database.tls_ca_file cannot be used ({exc.strerror or exc}): "
             "point it at a readable PEM file"
         ) from exc
+
+
+class PipelinedLineWrites:
+    """The ``PipelinedSink`` half of a line-protocol sink over :class:`HttpClient`: the backlog
+    drain encodes batch N+1 while the server stores N. A sink mixes it in and has ``encoder``,
+    ``client`` and ``write_path``; :meth:`_answered` is the hook its plain ``write`` applies to
+    an answer too (InfluxDB 1.x creates a missing database there)."""
+
+    encoder: LineEncoder
+    client: HttpClient
+    write_path: str
+    _sent_empty = False  # send_prepared() had nothing to send: receive() acks at once
+
+    def prepare(self, rows: Sequence[ReadingRow]) -> bytes:
+        """The line-protocol body for ``rows`` (the same bytes ``write`` would send)."""
+        return self.encoder.encode_rows(rows)
+
+    def send_prepared(self, body: bytes) -> None:
+        """POST ``body`` without waiting for the answer (an empty body is not sent at all)."""
+        self._sent_empty = not body
+        if body:
+            self.client.start_write(self.write_path, body)
+
+    def receive(self) -> WriteResult:
+        """The outcome of the body :meth:`send_prepared` sent, as ``write`` gives it."""
+        if self._sent_empty:
+            self._sent_empty = False
+            return ACKED
+        return self._answered(self.client.finish_write())
+
+    def abort(self) -> None:
+        """Drop the unanswered request (the connection is closed)."""
+        self._sent_empty = False
+        self.client.abort_request()
+
+    def _answered(self, result: WriteResult) -> WriteResult:
+        return result

@@ -20,10 +20,11 @@ from typing import Any
 
 from filamentctl.core.lineprotocol import LineEncoder
 from filamentctl.core.outcome import ACKED, Outcome, WriteResult
-from filamentctl.core.reading import Reading, ReadingRow
+from filamentctl.core.reading import Reading
 from filamentctl.errors import ConfigError
 from filamentctl.sinks.http import (
     HttpClient,
+    PipelinedLineWrites,
     Response,
     TransportError,
     client_from_settings,
@@ -39,7 +40,7 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-class InfluxDBv1Sink:
+class InfluxDBv1Sink(PipelinedLineWrites):
     """Writes batches to one InfluxDB 1.x database; see the module docstring."""
 
     name = "influxdb_v1"
@@ -51,7 +52,6 @@ class InfluxDBv1Sink:
         query = urllib.parse.urlencode({"db": database, "precision": "ns"})
         self.write_path = f"/write?{query}"
         self._create_logged = False
-        self._sent_empty = False  # send_prepared() had nothing to send: receive() acks at once
 
     def open(self) -> None:
         """Create the database if the server lets us; log the outcome once, never raise."""
@@ -92,30 +92,6 @@ class InfluxDBv1Sink:
         if not body:  # nothing representable (e.g. all values non-finite): nothing to send
             return ACKED
         return self._answered(self.client.write(self.write_path, body))
-
-    # -- PipelinedSink: the backlog drain encodes batch N+1 while InfluxDB stores N ------------
-
-    def prepare(self, rows: Sequence[ReadingRow]) -> bytes:
-        """The line-protocol body for ``rows`` (the same bytes :meth:`write` would send)."""
-        return self.encoder.encode_rows(rows)
-
-    def send_prepared(self, body: bytes) -> None:
-        """POST ``body`` without waiting for the answer (an empty body is not sent at all)."""
-        self._sent_empty = not body
-        if body:
-            self.client.start_write(self.write_path, body)
-
-    def receive(self) -> WriteResult:
-        """The outcome of the body :meth:`send_prepared` sent, as :meth:`write` gives it."""
-        if self._sent_empty:
-            self._sent_empty = False
-            return ACKED
-        return self._answered(self.client.finish_write())
-
-    def abort(self) -> None:
-        """Drop the unanswered request (the connection is closed)."""
-        self._sent_empty = False
-        self.client.abort_request()
 
     def _answered(self, result: WriteResult) -> WriteResult:
         """A write's result, after creating the database when the server says it is missing."""

@@ -19,10 +19,11 @@ from typing import Any
 
 from filamentctl.core.lineprotocol import LineEncoder
 from filamentctl.core.outcome import ACKED, WriteResult
-from filamentctl.core.reading import Reading, ReadingRow
+from filamentctl.core.reading import Reading
 from filamentctl.errors import ConfigError
 from filamentctl.sinks.http import (
     HttpClient,
+    PipelinedLineWrites,
     TransportError,
     client_from_settings,
     encoder_from_settings,
@@ -34,7 +35,7 @@ log = logging.getLogger("filamentctl.sinks.victoriametrics")
 _TENANT = re.compile(r"^\d{1,10}(:\d{1,10})?$")
 
 
-class VictoriaMetricsSink:
+class VictoriaMetricsSink(PipelinedLineWrites):
     """Writes batches to VictoriaMetrics; see the module docstring for the URL layout."""
 
     name = "victoriametrics"
@@ -44,7 +45,6 @@ class VictoriaMetricsSink:
         self.encoder = encoder
         self.tenant = tenant
         self.write_path = f"/insert/{tenant}/influx/write" if tenant else "/write"
-        self._sent_empty = False  # send_prepared() had nothing to send: receive() acks at once
 
     def open(self) -> None:
         """Check ``/health`` once and log what was found; never raises, never fatal."""
@@ -67,30 +67,6 @@ class VictoriaMetricsSink:
         if not body:  # nothing representable (e.g. all values non-finite): nothing to send
             return ACKED
         return self.client.write(self.write_path, body)
-
-    # -- PipelinedSink: the backlog drain encodes batch N+1 while VictoriaMetrics stores N ------
-
-    def prepare(self, rows: Sequence[ReadingRow]) -> bytes:
-        """The line-protocol body for ``rows`` (the same bytes :meth:`write` would send)."""
-        return self.encoder.encode_rows(rows)
-
-    def send_prepared(self, body: bytes) -> None:
-        """POST ``body`` without waiting for the answer (an empty body is not sent at all)."""
-        self._sent_empty = not body
-        if body:
-            self.client.start_write(self.write_path, body)
-
-    def receive(self) -> WriteResult:
-        """The outcome of the body :meth:`send_prepared` sent."""
-        if self._sent_empty:
-            self._sent_empty = False
-            return ACKED
-        return self.client.finish_write()
-
-    def abort(self) -> None:
-        """Drop the unanswered request (the connection is closed)."""
-        self._sent_empty = False
-        self.client.abort_request()
 
     def describe(self) -> str:
         where = f"victoriametrics {self.client.describe()}"
