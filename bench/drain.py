@@ -15,9 +15,11 @@ goal ≥ 0.8), and the CPU time each side used (ours: this process; the server: 
 curl: its own rusage), from which the arithmetic in docs/performance.md is computed. Every curl
 must exit 0 and the drain must deliver every reading, or the benchmark fails.
 
-Then the same two again with the server pinned to one core and the senders to the other
-(``taskset``), when the machine has two cores or more: on two shared cores the server and the
-sender take CPU from each other, which this second figure takes out.
+Then ours again with the Python encoder (``LineEncoder(compiled=False)``: what an install
+without a C compiler runs; reported, no goal), and the same two again with the server pinned to
+one core and the senders to the other (``taskset``), when the machine has two cores or more: on
+two shared cores the server and the sender take CPU from each other, which this second figure
+takes out.
 
 Run: ``python -m bench.drain [--readings N] [--batch B] [--url URL]``. Needs ``curl`` and
 (without ``--url``) the ``victoria-metrics`` binary; the pinned figure needs ``taskset``.
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._util import machine
+from filamentctl.core import lineprotocol
 from filamentctl.core.lineprotocol import LineEncoder
 from filamentctl.core.reading import Reading
 from filamentctl.service.delivery import DeliveryWorker
@@ -115,8 +118,12 @@ def curl_one_post(url: str, workdir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def ours(url: str, history: History, batch: int, run: str) -> tuple[float, dict[str, Any]]:
+def ours(
+    url: str, history: History, batch: int, run: str, *, compiled: bool = True
+) -> tuple[float, dict[str, Any]]:
     sink = victoriametrics.create(settings(url, run, batch))
+    if not compiled:
+        sink.encoder = LineEncoder("environment", {"run": run}, compiled=False)
     worker = DeliveryWorker(history, sink, settings(url, run, batch))
     t0 = time.perf_counter()
     result = worker.flush(timeout=3600)
@@ -192,6 +199,25 @@ def _drain_both(
     return size
 
 
+def _drain_python_encoder(
+    url: str, built: Path, work: Path, batch: int, server_pid: int | None, out: dict[str, float]
+) -> None:
+    """Ours with the Python encoder (an install without a C compiler), against the shared curl
+    figure; into ``out`` as ``python ...``."""
+    (work / "python").mkdir()
+    history = _fresh_copy(built, work / "python" / "history.db")
+    try:
+        with cpu_used(server_pid, out, "python ours"):
+            out["python ours_s"], result = ours(
+                url, history, batch, f"python{time.time_ns()}", compiled=False
+            )
+        if not result["ok"] or result["delivered"] != len(history.query(None)):
+            sys.exit(f"the drain did not deliver everything: {result}")
+    finally:
+        history.close()
+    out["python ratio"] = out["shared curl_s"] / out["python ours_s"]
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Returns ``{"ours_s", "curl_s", "ratio", "pinned ratio", "... cpu_s", ...}``."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -230,6 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
         size = _drain_both(url, built, work, args.batch, "shared", server_pid, out)
         one_s = curl_one_post(url, work / "shared")
+        _drain_python_encoder(url, built, work, args.batch, server_pid, out)
         if pin and server_pid is not None:
             # The server on the last core, this process and curl on the others.
             subprocess.run(
@@ -252,6 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     n = args.readings
     print(f"machine: {machine()}")
+    print(f"encoder: {'compiled (_lineenc)' if lineprotocol.COMPILED else 'Python (not built)'}")
     print(
         f"{n:,} readings, batches of {args.batch}, {size / 1e6:.1f} MB of line protocol "
         f"(history built in {build_s:.1f} s)"
@@ -260,6 +288,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     rows = [
         ("filamentctl DeliveryWorker.flush", "shared ours"),
         ("curl, same batches, 1 connection", "shared curl"),
+        ("filamentctl, Python encoder (no C compiler)", "python ours"),
     ]
     if "pinned ratio" in out:
         rows += [
@@ -291,6 +320,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             "curl_s": out["shared curl_s"],
             "curl_one_s": one_s,
             "ratio": ratio,
+            "compiled encoder": float(lineprotocol.COMPILED),
         }
     )
     return out

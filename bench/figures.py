@@ -180,6 +180,12 @@ def _drain_figures() -> list[Figure]:
             met=lambda v, b: v >= 0.8,
         ),
         Figure(
+            "the same with the Python encoder (no C compiler at install)",
+            "×",
+            key("python ratio"),
+            goal="(reported)",
+        ),
+        Figure(
             "drain CPU per reading, filamentctl",
             "µs",
             cpu_us("shared ours own_cpu_s"),
@@ -191,6 +197,12 @@ def _drain_figures() -> list[Figure]:
             "server CPU per reading, curl's drain",
             "µs",
             cpu_us("shared curl server_cpu_s"),
+            goal="(reported)",
+        ),
+        Figure(
+            "drain CPU per reading, Python encoder",
+            "µs",
+            cpu_us("python ours own_cpu_s"),
             goal="(reported)",
         ),
     ]

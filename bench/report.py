@@ -204,14 +204,15 @@ def drain_budget(r: Result) -> str:
     server_curl = r["shared curl server_cpu_s"]
     curl_wall, ours_wall = r["shared curl_s"], r["shared ours_s"]
     cores = int(r.get("cores", 2))
+    encoder = "the compiled encoder" if r.get("compiled encoder") else "in Python"
     # On one spare core everything is serial: both sides' CPU time adds up; with all cores
     # free and perfect overlap the slower side sets the pace.
     serial = curl_wall / ((ours + server_ours) or math.inf)
     overlap = curl_wall / (max(ours, server_ours) or math.inf)
     lines = [
         f"- {n:,.0f} readings. filamentctl used {_num(ours)} CPU-s "
-        f"({_num(ours / n * 1e6)} µs per reading: SQLite fetch, derived values, `%.3f` "
-        f"formatting, HTTP); the server used {_num(server_ours)} CPU-s for it and "
+        f"({_num(ours / n * 1e6)} µs per reading: SQLite fetch, derived values and line "
+        f"protocol ({encoder}), HTTP); the server used {_num(server_ours)} CPU-s for it and "
         f"{_num(server_curl)} CPU-s for curl's identical batches; curl itself "
         f"{_num(r['shared curl curl_cpu_s'])} CPU-s.",
         f"- curl took {_num(curl_wall)} s and filamentctl {_num(ours_wall)} s: "
@@ -220,6 +221,12 @@ def drain_budget(r: Result) -> str:
         f"and perfect overlap, about {_num(overlap)}×. This machine has {cores} cores, shared "
         "with other work, so a run lands in between.",
     ]
+    if "python ours own_cpu_s" in r:
+        lines.append(
+            f"- With the Python encoder (an install without a C compiler): "
+            f"{_num(r['python ours_s'])} s, {_num(r['python ratio'])}× curl's speed, "
+            f"{_num(r['python ours own_cpu_s'] / n * 1e6)} µs of CPU per reading."
+        )
     if "pinned ratio" in r:
         lines.append(
             f"- With the server pinned to one core and the senders to the other (`taskset`): "

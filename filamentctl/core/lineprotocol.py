@@ -17,12 +17,14 @@ refused when the encoder is built (see :func:`problems`), so a bad tag is a conf
 and never a batch the server rejects.
 
 Pure: no I/O. The measurement+tags prefix is built once; :meth:`LineEncoder.encode` turns a batch
-into one ``bytes``.
+into one ``bytes``. A backlog drain's batches (:meth:`LineEncoder.encode_rows`) go through the
+compiled ``_lineenc`` module when it was built (``setup.py``; optional): the same bytes, checked
+against the Python path at import (:data:`COMPILED` says whether it is in use).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat, starmap
 from math import isfinite
 from operator import add, attrgetter, mul
@@ -30,6 +32,21 @@ from typing import Any
 
 from filamentctl.core import psychro
 from filamentctl.core.reading import FIELDS, Reading, ReadingRow
+
+_CompiledEncode = Callable[[tuple[bytes, ...], Sequence[ReadingRow]], bytes | None]
+
+
+def _load_compiled() -> _CompiledEncode | None:
+    """The compiled encoder's ``encode``, or None where setup.py could not build it (no C compiler):
+    the Python path then writes the same bytes, more slowly."""
+    try:
+        from filamentctl.core._lineenc import encode
+    except ImportError:
+        return None
+    return encode
+
+
+_compiled_encode = _load_compiled()
 
 DEFAULT_MEASUREMENT = "environment"
 
@@ -120,11 +137,16 @@ class LineEncoder:
     the line, and a reading left with no field at all is skipped.
     """
 
-    __slots__ = ("measurement", "tags", "_prefix", "_templates")
+    __slots__ = ("measurement", "tags", "_prefix", "_templates", "_compiled", "_parts")
 
     def __init__(
-        self, measurement: str = DEFAULT_MEASUREMENT, tags: Mapping[str, str] | None = None
+        self,
+        measurement: str = DEFAULT_MEASUREMENT,
+        tags: Mapping[str, str] | None = None,
+        *,
+        compiled: bool = True,
     ) -> None:
+        """``compiled=False`` keeps :meth:`encode_rows` on the Python path (tests, benchmarks)."""
         tags = dict(tags or {})
         found = problems(measurement, tags)
         if found:
@@ -137,6 +159,16 @@ class LineEncoder:
         # One %-template per set of field names (with and without pressure): formatting a tuple
         # into a prepared template is the cheapest way through a backlog of a million readings.
         self._templates: dict[tuple[str, ...], str] = {}
+        self._compiled = _compiled_encode if compiled and COMPILED else None
+        # What the compiled encoder writes around the values: without and with pressure.
+        self._parts = tuple(
+            (
+                (self._prefix + names[0] + "=").encode(),
+                *(f",{name}=".encode() for name in names[1:]),
+                b" ",
+            )
+            for names in (_FIELDS_WITHOUT_PRESSURE, _FIELDS_WITH_PRESSURE)
+        )
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> LineEncoder:
@@ -183,10 +215,16 @@ class LineEncoder:
     def encode_rows(self, rows: Sequence[ReadingRow]) -> bytes:
         """:meth:`encode` for readings given as :data:`ReadingRow` tuples; the same bytes.
 
-        The backlog drain's path: it skips building a :class:`Reading` per row.
+        The backlog drain's path: it skips building a :class:`Reading` per row, and takes the
+        compiled encoder when there is one; a batch it calls unusual (see ``_lineenc.c``: a
+        non-finite value, pressure on only some rows...) comes back None and goes the Python way.
         """
         if not rows:
             return b""
+        if self._compiled is not None:
+            body = self._compiled(self._parts[rows[0][4] is not None], rows)
+            if body is not None:
+                return body
         times, _seqs, temperatures, humidities, pressures = zip(*rows, strict=True)
         body = self._encode_columns(times, temperatures, humidities, pressures)
         return self._encode_each(starmap(Reading, rows)) if body is None else body
@@ -235,3 +273,70 @@ class LineEncoder:
             if fields:
                 lines.append(self._template(tuple(fields)) % (*fields.values(), reading.time_ns))
         return "".join(lines).encode()
+
+
+# Values that exercise every branch of the compiled "%.3f": ties at the third decimal (exact and
+# nearly), negatives rounding to zero, signed zero, integers, and values too large for its fast
+# path; with typical readings around them, with and without pressure.
+# The last six are temperatures whose Fahrenheit value a fused multiply-add (t * 1.8 + 32.0 in one
+# rounding) writes differently: the one contraction the derived values' formulas allow.
+_PROBE_VALUES = (
+    21.3456,
+    0.0625,
+    2.0625,
+    1.0005,
+    20.0005,
+    -0.0001,
+    -0.0005,
+    -0.0,
+    0.0,
+    40,
+    -40.0,
+    85.0,
+    999999.9995,
+    1e6,
+    123456789.0125,
+    0.01,
+    99.9994999,
+    35.12345678901234,
+    1e-9,
+    -17.5,
+    -32.6575,
+    -14.500277777777777,
+    68.81916666666666,
+    65.60305555555556,
+    34.4375,
+    -37.0325,
+)
+
+
+def _compiled_agrees() -> bool:
+    """Whether the compiled encoder writes, for the probe values, the Python path's bytes.
+
+    It must (the same operations, the same C library); a build that fused multiply-adds or a C
+    library that rounds otherwise would not, and is then left unused rather than trusted.
+    """
+    if _compiled_encode is None:
+        return False
+    encoder = LineEncoder("probe", {"k": "v %"}, compiled=False)
+    values = _PROBE_VALUES
+    rows: list[ReadingRow] = [
+        (1_700_000_000_000_000_000 + i, i + 1, t, abs(h) % 100.0, None)
+        for i, (t, h) in enumerate(zip(values, values[3:] + values[:3], strict=True))
+    ]
+    for batch in (rows, [(*row[:4], 1000.0 + row[2] % 50.0) for row in rows]):
+        for row in batch:  # one at a time too: a row the Python path writes alone must agree
+            expected = encoder.encode_rows([row])
+            if expected and _compiled_encode(encoder._parts[row[4] is not None], [row]) not in (
+                None,
+                expected,
+            ):
+                return False
+        expected = encoder.encode_rows(batch)
+        if _compiled_encode(encoder._parts[batch[0][4] is not None], batch) != expected:
+            return False
+    return True
+
+
+#: True when :meth:`LineEncoder.encode_rows` uses the compiled encoder (built and agreeing).
+COMPILED = _compiled_agrees()

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -32,7 +33,14 @@ import pytest
 from filamentctl import __version__
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE", "MANIFEST.in")
+PROJECT_FILES = (
+    "pyproject.toml",
+    "setup.py",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+    "MANIFEST.in",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +58,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     src, out = base / "src", base / "dist"
     out.mkdir()
     shutil.copytree(
-        REPO / "filamentctl", src / "filamentctl", ignore=shutil.ignore_patterns("__pycache__")
+        REPO / "filamentctl",
+        src / "filamentctl",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so"),  # the checkout's in-place build
     )
     for name in PROJECT_FILES:
         if (REPO / name).exists():
@@ -62,11 +72,46 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"sdist": sdist, "wheel": wheel, "base": base}
 
 
+def wheel_tag() -> str:
+    """This interpreter's tag for a wheel with a compiled module: cp311-cp311-linux_x86_64..."""
+    impl = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    return f"{impl}-{impl}-{sysconfig.get_platform().replace('-', '_').replace('.', '_')}"
+
+
+def venv_with_wheel(wheel: Path, venv: Path, base: Path) -> Path:
+    """A fresh venv with ``wheel`` installed and this interpreter's packages on its path."""
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base)
+    python = venv / "bin" / "python"
+    run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
+        + ["--no-index", str(wheel)],
+        base,
+    )
+    purelib = Path(
+        run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base
+        ).strip()
+    )
+    # Dependencies from the development environment, so nothing is downloaded (see above).
+    (purelib / "zz_filamentctl_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+COMPILED = "from filamentctl.core import lineprotocol as lp; print(lp.COMPILED, lp.__file__)"
+
+
 def test_sdist_and_wheel_carry_the_single_source_version(dists: dict[str, Path]) -> None:
     assert dists["sdist"].name == f"filamentctl-{__version__}.tar.gz"
-    assert dists["wheel"].name == f"filamentctl-{__version__}-py3-none-any.whl"
+    # A platform wheel: it carries the compiled line-protocol encoder (gcc is on this machine).
+    assert dists["wheel"].name == f"filamentctl-{__version__}-{wheel_tag()}.whl"
     with zipfile.ZipFile(dists["wheel"]) as whl:
         names = whl.namelist()
+    assert any(n.startswith("filamentctl/core/_lineenc.") and n.endswith(".so") for n in names)
+    assert "filamentctl/core/_lineenc.pyi" in names
+    with tarfile.open(dists["sdist"]) as sdist:
+        in_sdist = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    assert {"setup.py", "filamentctl/core/_lineenc.c"} <= in_sdist
+    with zipfile.ZipFile(dists["wheel"]) as whl:
         meta = whl.read(f"filamentctl-{__version__}.dist-info/METADATA").decode()
         entry_points = whl.read(f"filamentctl-{__version__}.dist-info/entry_points.txt").decode()
     assert "filamentctl/py.typed" in names
@@ -80,20 +125,7 @@ def test_sdist_and_wheel_carry_the_single_source_version(dists: dict[str, Path])
 def test_wheel_installs_into_a_fresh_venv_and_the_command_runs(dists: dict[str, Path]) -> None:
     base = dists["base"]
     venv = base / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], base)
-    python = venv / "bin" / "python"
-    run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
-        + ["--no-index", str(dists["wheel"])],
-        base,
-    )
-    purelib = Path(
-        run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], base
-        ).strip()
-    )
-    # Dependencies from the development environment, so nothing is downloaded (see above).
-    (purelib / "zz_filamentctl_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = venv_with_wheel(dists["wheel"], venv, base)
 
     assert run([str(venv / "bin" / "filamentctl"), "--version"], base).strip() == (
         f"filamentctl {__version__}"
@@ -101,6 +133,37 @@ def test_wheel_installs_into_a_fresh_venv_and_the_command_runs(dists: dict[str, 
     where = run([str(python), "-c", "import filamentctl; print(filamentctl.__file__)"], base)
     assert Path(where.strip()).is_relative_to(venv)
     assert "Usage" in run([str(venv / "bin" / "filamentctl"), "--help"], base)
+    compiled, module = run([str(python), "-c", COMPILED], base).split()
+    assert compiled == "True" and Path(module).is_relative_to(venv)
+
+
+def test_without_a_c_compiler_the_install_goes_on_with_the_python_encoder(
+    dists: dict[str, Path],
+) -> None:
+    """A Raspberry Pi without build-essential: the compiled encoder is optional (setup.py)."""
+    base = dists["base"]
+    out = base / "nocc"
+    out.mkdir()
+    env = {**os.environ, "CC": "/bin/false", "LDSHARED": "/bin/false"}
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
+    proc = subprocess.run(
+        [*pip_wheel, str(dists["sdist"])],
+        cwd=base,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        assert not [n for n in whl.namelist() if n.endswith(".so")]
+    python = venv_with_wheel(wheel, base / "nocc-venv", base)
+    compiled, _module = run([str(python), "-c", COMPILED], base).split()
+    assert compiled == "False"
+    assert run([str(base / "nocc-venv" / "bin" / "filamentctl"), "--version"], base).strip() == (
+        f"filamentctl {__version__}"
+    )
 
 
 def test_the_wheel_runs_with_the_runtime_lock_alone(dists: dict[str, Path]) -> None:
