@@ -13,7 +13,8 @@
  *   The values per line, in this order: temperature_c, temperature_f, humidity, dew_point_c,
  *   absolute_humidity_g_m3[, pressure_hpa] (core.reading.FIELDS), each written as "%.3f" is, then
  *   the timestamp as "%d" and a newline.
- *   None when anything is unusual (a value that is not a number, a non-finite input or result, a
+ *   None when anything is unusual (a row that is not exactly a tuple, a value that is not exactly
+ *   a float or int, a non-finite input or result, a
  *   row of the wrong shape, pressure on only some rows, a timestamp beyond 64 bits): the caller
  *   then takes its Python path, which handles every such case. Never raises for bad rows; raises
  *   only MemoryError, and TypeError for parts that are not as described.
@@ -133,15 +134,16 @@ put_fixed3(Buffer *buf, double x)
 }
 
 /* A float or int as a double, as Python's float arithmetic would take it; 0 when it is neither
- * (or an int too large for a double). */
+ * (or an int too large for a double). Exact types only: a subclass may override the arithmetic
+ * or __float__ that the Python path would call, so it goes that way. */
 static int
 number(PyObject *obj, double *out)
 {
-    if (PyFloat_Check(obj)) {
+    if (PyFloat_CheckExact(obj)) {
         *out = PyFloat_AS_DOUBLE(obj);
         return 1;
     }
-    if (PyLong_Check(obj)) {
+    if (PyLong_CheckExact(obj)) {
         double v = PyLong_AsDouble(obj);
         if (v == -1.0 && PyErr_Occurred()) {
             PyErr_Clear();
@@ -185,13 +187,13 @@ encode(PyObject *Py_UNUSED(module), PyObject *args)
     double values[6];
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *row = items[i];
-        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 5) {
+        if (!PyTuple_CheckExact(row) || PyTuple_GET_SIZE(row) != 5) {
             goto unusual;
         }
         PyObject *time_obj = PyTuple_GET_ITEM(row, 0);
         PyObject *pressure_obj = PyTuple_GET_ITEM(row, 4);
         double t, h, p = 0.0;
-        if (!PyLong_Check(time_obj) || !number(PyTuple_GET_ITEM(row, 2), &t)
+        if (!PyLong_CheckExact(time_obj) || !number(PyTuple_GET_ITEM(row, 2), &t)
             || !number(PyTuple_GET_ITEM(row, 3), &h)) {
             goto unusual;
         }

@@ -61,6 +61,7 @@ _TIME_NS = attrgetter("time_ns")
 _TEMPERATURE = attrgetter("temperature_c")
 _HUMIDITY = attrgetter("humidity")
 _PRESSURE = attrgetter("pressure_hpa")
+_ROW_LENGTH = 5  # a ReadingRow: (time_ns, seq, temperature_c, humidity, pressure_hpa)
 # InfluxDB 1.x drops points whose tag key is "time" ("invalid tag key").
 _RESERVED_TAG_KEYS = frozenset({"time"})
 
@@ -72,6 +73,10 @@ class LineProtocolError(ValueError):
 def _name_problem(value: str, what: str) -> str | None:
     if not value:
         return f"{what} is empty"
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate (e.g. from undecodable bytes)
+        return f"{what} {value!r} is not valid UTF-8 text"
     if "\n" in value or "\r" in value:
         return f"{what} {value!r} contains a line break"
     for i, ch in enumerate(value):
@@ -221,7 +226,7 @@ class LineEncoder:
         """
         if not rows:
             return b""
-        if self._compiled is not None:
+        if self._compiled is not None and len(rows[0]) == _ROW_LENGTH:
             body = self._compiled(self._parts[rows[0][4] is not None], rows)
             if body is not None:
                 return body
@@ -318,6 +323,13 @@ def _compiled_agrees() -> bool:
     """
     if _compiled_encode is None:
         return False
+    try:
+        return _probe(_compiled_encode)
+    except Exception:  # e.g. a stale build with another calling convention: not trusted either
+        return False
+
+
+def _probe(compiled: _CompiledEncode) -> bool:
     encoder = LineEncoder("probe", {"k": "v %"}, compiled=False)
     values = _PROBE_VALUES
     rows: list[ReadingRow] = [
@@ -327,13 +339,13 @@ def _compiled_agrees() -> bool:
     for batch in (rows, [(*row[:4], 1000.0 + row[2] % 50.0) for row in rows]):
         for row in batch:  # one at a time too: a row the Python path writes alone must agree
             expected = encoder.encode_rows([row])
-            if expected and _compiled_encode(encoder._parts[row[4] is not None], [row]) not in (
+            if expected and compiled(encoder._parts[row[4] is not None], [row]) not in (
                 None,
                 expected,
             ):
                 return False
         expected = encoder.encode_rows(batch)
-        if _compiled_encode(encoder._parts[batch[0][4] is not None], batch) != expected:
+        if compiled(encoder._parts[batch[0][4] is not None], batch) != expected:
             return False
     return True
 

@@ -115,6 +115,21 @@ def test_a_large_realistic_batch_goes_the_compiled_way_and_matches() -> None:
     assert body.count(b"\n") == 5000
 
 
+class Celsius(float):
+    """A float subclass may change the arithmetic the Python path would run: not the C path's."""
+
+    def __mul__(self, other: object) -> float:
+        return 0.0
+
+
+class Nanos(int):
+    pass
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    pass
+
+
 @pytest.mark.parametrize(
     "rows",
     [
@@ -127,6 +142,10 @@ def test_a_large_realistic_batch_goes_the_compiled_way_and_matches() -> None:
         [[T0, 1, 21.0, 40.0, None]],
         [(float(T0), 1, 21.0, 40.0, None)],
         [(T0, 1, -243.12, 40.0, None)],
+        [(T0, 1, Celsius(21.0), 40.0, None)],
+        [(T0, 1, 21.0, True, None)],
+        [(Nanos(T0), 1, 21.0, 40.0, None)],
+        [Row((T0, 1, 21.0, 40.0, None))],
     ],
     ids=[
         "nan",
@@ -138,6 +157,10 @@ def test_a_large_realistic_batch_goes_the_compiled_way_and_matches() -> None:
         "list-row",
         "float-time",
         "zero-divisor",
+        "float-subclass",
+        "bool",
+        "int-subclass-time",
+        "tuple-subclass",
     ],
 )
 def test_an_unusual_batch_is_handed_back_to_the_python_path(rows: list[object]) -> None:
@@ -173,3 +196,22 @@ def test_an_encoder_that_disagrees_with_the_python_path_is_not_used(
     assert not lineprotocol._compiled_agrees()  # 0.0625 is a probe value: an exact tie
     monkeypatch.setattr(lineprotocol, "_compiled_encode", None)
     assert not lineprotocol._compiled_agrees()
+
+
+def test_a_probe_that_raises_leaves_the_compiled_encoder_unused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stale build with another calling convention must not break the import of lineprotocol."""
+
+    def stale(parts: tuple[bytes, ...], rows: object) -> bytes | None:
+        raise TypeError("encode() takes exactly 3 arguments (2 given)")
+
+    monkeypatch.setattr(lineprotocol, "_compiled_encode", stale)
+    assert lineprotocol._compiled_agrees() is False
+
+
+def test_a_short_row_fails_as_it_does_on_the_python_path() -> None:
+    rows = [(T0, 1, 21.0, 40.0)]
+    for enc in (LineEncoder(), LineEncoder(compiled=False)):
+        with pytest.raises(ValueError):
+            enc.encode_rows(rows)  # type: ignore[list-item]

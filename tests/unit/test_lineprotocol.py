@@ -252,3 +252,12 @@ def test_column_derived_values_are_bit_for_bit_the_single_ones(
     # repr compares NaNs and signed zeros too: the same bits, not just equal values.
     assert [repr(v) for v in dew] == [repr(d) for d, _ in singles]
     assert [repr(v) for v in absolute] == [repr(a) for _, a in singles]
+
+
+def test_a_tag_that_is_not_valid_utf8_is_refused_with_the_setting_named() -> None:
+    bad = b"dryer\x80".decode("utf-8", "surrogateescape")  # what undecodable bytes become
+    assert problems("environment", {"box": bad}) == [
+        f"data.tags value of 'box' {bad!r} is not valid UTF-8 text"
+    ]
+    with pytest.raises(LineProtocolError, match="not valid UTF-8"):
+        LineEncoder(bad)
