@@ -59,7 +59,12 @@ def state(svc: ServiceProcess, name: str) -> dict[str, Any]:
 
 
 def reading(svc: ServiceProcess) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(svc.cli("read", "--json").stdout)
+    result = svc.cli("read", "--json")
+    assert result.returncode == 0, (
+        f"read --json exited {result.returncode}: {result.stderr}\n"
+        f"service log (end):\n{svc.log()[-3000:]}"
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
     return data
 
 
