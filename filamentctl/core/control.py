@@ -256,6 +256,9 @@ class Override:
         return "on" if self.on else "off"
 
 
+WAITING_FOR_FIRST_READING = "waiting for the first reading"
+
+
 @dataclass(frozen=True, slots=True)
 class RelayState:
     """What every relay's controller remembers between steps."""
@@ -263,7 +266,7 @@ class RelayState:
     started_at: float
     on: bool = False
     mode: Mode = "auto"
-    reason: str = "starting: OFF until the first reading"
+    reason: str = WAITING_FOR_FIRST_READING  # the same words the first decision gives
     override: Override | None = None
     last_value: float | None = None
     reading_at: float | None = None
@@ -546,7 +549,7 @@ def decide_heater(
         return _heater_switch(st, False, "fault", _latched_reason(st.fault), now)
     problem, waiting = _input_problem(st, s.stale_after_s, now)
     if waiting:
-        return _heater_switch(st, False, "auto", "waiting for the first reading", now)
+        return _heater_switch(st, False, "auto", WAITING_FOR_FIRST_READING, now)
     if problem is not None or value is None:
         return _heater_switch(st, False, "fault", f"safety: {problem}", now)
 
@@ -773,7 +776,7 @@ def decide_fan(
         want = st.override.on
         why = _manual_reason(st.override, now, format_until)
     elif waiting or value is None:
-        want, why = False, "waiting for the first reading"
+        want, why = False, WAITING_FOR_FIRST_READING
     elif s.schedule is not None:
         want, why = s.schedule
     elif value > s.max_humidity:

@@ -32,6 +32,8 @@ ENV = {
 def box() -> Iterator[ServiceProcess]:
     svc = ServiceProcess(env=ENV).start()
     try:
+        # A reading to read, and the heater's decision on it (not on the wait for one).
+        wait_until(lambda: svc.cli("read", "--json").returncode == 0, what="a first reading")
         wait_until(lambda: state(svc, "heater")["reason"] != "waiting for the first reading")
         yield svc
     finally:
@@ -43,12 +45,12 @@ def back_to_auto(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "box" in request.fixturenames:
         svc: ServiceProcess = request.getfixturevalue("box")
-        svc.cli("sim", "set", "--temperature", "20", "--humidity", "50")
+        for args in (("sim", "set", "--temperature", "20", "--humidity", "50"),):
+            assert svc.cli(*args).returncode == 0, args
         wait_until(lambda: reading(svc)["temperature_c"] == 20.0, what="20 °C")
-        svc.cli("heater", "reset")
-        svc.cli("heater", "auto")
-        svc.cli("fan", "auto")
-        svc.cli("sim", "clear")
+        for args in (("heater", "reset"), ("heater", "auto"), ("fan", "auto"), ("sim", "clear")):
+            result = svc.cli(*args)
+            assert result.returncode == 0, f"{args}: {result.stderr}"
 
 
 def state(svc: ServiceProcess, name: str) -> dict[str, Any]:
