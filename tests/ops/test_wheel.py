@@ -46,8 +46,8 @@ PROJECT_FILES = (
 pytestmark = pytest.mark.slow
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{cmd}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 
@@ -149,15 +149,7 @@ def test_without_a_c_compiler_the_install_goes_on_with_the_python_encoder(
     out.mkdir()
     env = {**os.environ, "CC": "/bin/false", "LDSHARED": "/bin/false"}
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out)]
-    proc = subprocess.run(
-        [*pip_wheel, str(dists["sdist"])],
-        cwd=base,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run([*pip_wheel, str(dists["sdist"])], base, env)
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as whl:
         assert not [n for n in whl.namelist() if n.endswith(".so")]
@@ -189,14 +181,5 @@ def test_the_wheel_runs_with_the_runtime_lock_alone(dists: dict[str, Path]) -> N
         "FILAMENTCTL_HOME": str(base / "home"),
         "FILAMENTCTL_SENSOR__TYPE": "simulated",
     }
-    proc = subprocess.run(
-        [command, "read", "--direct", "--json"],
-        cwd=base,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    reading = json.loads(proc.stdout)
+    reading = json.loads(run([command, "read", "--direct", "--json"], base, env))
     assert -40 <= reading["temperature_c"] <= 85 and 0 <= reading["humidity"] <= 100
